@@ -1,0 +1,21 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { ApiModule } from './api/api.module.js';
+import { ConfigModule } from './config/config.module.js';
+import type { Config } from './config/config.js';
+import { GatewayModule } from './gateway/gateway.module.js';
+import { PrismaModule } from './prisma/prisma.module.js';
+import { RedisModule } from './redis/redis.module.js';
+
+/**
+ * The controller: one service layer, two thin entry points. ApiModule is what operators call
+ * (REST); GatewayModule is what agents talk to (gRPC) plus the time-driven work (BullMQ).
+ */
+@Module({})
+export class AppModule {
+  static forRoot(config: Config): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [ConfigModule.forRoot(config), PrismaModule, RedisModule, GatewayModule, ApiModule],
+    };
+  }
+}

@@ -1,0 +1,100 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { describeIssues, fieldIssues } from '@ibex/spec';
+
+const port = (def: number) =>
+  z.coerce
+    .number({ message: 'must be a port number' })
+    .int('must be a whole number')
+    .min(0, 'must be 0-65535')
+    .max(65535, 'must be 0-65535')
+    .default(def);
+const ms = (def: number, min = 1) => z.coerce.number({ message: 'must be a number of milliseconds' }).int().min(min, `must be at least ${min} ms`).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** Every setting, read once from the environment (see README "Configuration"). */
+const envSchema = z
+  .object({
+    DATABASE_URL: z.string().startsWith('postgres', 'must be a postgresql:// URL').default('postgresql://postgres@127.0.0.1:5432/ibex'),
+    REDIS_URL: z.string().startsWith('redis', 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+    IBEX_REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-"').default('ibex'),
+    IBEX_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+    IBEX_HTTP_PORT: port(8080),
+    IBEX_GRPC_HOST: z.string().min(1).default('0.0.0.0'),
+    IBEX_GRPC_PORT: port(9090),
+    IBEX_GRPC_TLS_CERT: z.string().min(1).optional(),
+    IBEX_GRPC_TLS_KEY: z.string().min(1).optional(),
+    /** Bootstrap admin token: used instead of generating one on first start. */
+    IBEX_ADMIN_TOKEN: z.string().regex(/^ibx_[A-Za-z0-9]{20,128}$/, 'must look like ibx_ followed by 20-128 letters or digits').optional(),
+    IBEX_HEARTBEAT_INTERVAL_MS: ms(15_000, 100),
+    IBEX_PRESENCE_FLUSH_MS: ms(1_000, 50),
+    /** A device whose last heartbeat is older than this is offline (default 3 heartbeats + a flush). */
+    IBEX_OFFLINE_AFTER_MS: z.coerce.number().int().min(100).optional(),
+    IBEX_JOB_DEFAULT_EXPIRY_MS: ms(24 * 3600_000, 1000),
+    IBEX_REPLICA_ID: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/).optional(),
+    IBEX_MIGRATE_ON_START: bool(true),
+    IBEX_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+  })
+  .superRefine((e, ctx) => {
+    if (!!e.IBEX_GRPC_TLS_CERT !== !!e.IBEX_GRPC_TLS_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['IBEX_GRPC_TLS_KEY'], message: 'IBEX_GRPC_TLS_CERT and IBEX_GRPC_TLS_KEY go together: set both or neither' });
+    }
+  });
+
+export interface Config {
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  http: { host: string; port: number };
+  grpc: { host: string; port: number; tls?: { certFile: string; keyFile: string } };
+  adminToken?: string;
+  heartbeatIntervalMs: number;
+  presenceFlushMs: number;
+  offlineAfterMs: number;
+  jobDefaultExpiryMs: number;
+  replicaId: string;
+  migrateOnStart: boolean;
+  logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  version: string;
+}
+
+export const CONTROLLER_VERSION = '0.1.0';
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the configuration; the error names each bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const r = envSchema.safeParse(env);
+  if (!r.success) {
+    throw new ConfigError(`invalid configuration: ${describeIssues(fieldIssues(r.error))}`);
+  }
+  const e = r.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.IBEX_REDIS_PREFIX,
+    http: { host: e.IBEX_HTTP_HOST, port: e.IBEX_HTTP_PORT },
+    grpc: {
+      host: e.IBEX_GRPC_HOST,
+      port: e.IBEX_GRPC_PORT,
+      ...(e.IBEX_GRPC_TLS_CERT && e.IBEX_GRPC_TLS_KEY ? { tls: { certFile: e.IBEX_GRPC_TLS_CERT, keyFile: e.IBEX_GRPC_TLS_KEY } } : {}),
+    },
+    ...(e.IBEX_ADMIN_TOKEN ? { adminToken: e.IBEX_ADMIN_TOKEN } : {}),
+    heartbeatIntervalMs: e.IBEX_HEARTBEAT_INTERVAL_MS,
+    presenceFlushMs: e.IBEX_PRESENCE_FLUSH_MS,
+    offlineAfterMs: e.IBEX_OFFLINE_AFTER_MS ?? 3 * e.IBEX_HEARTBEAT_INTERVAL_MS + e.IBEX_PRESENCE_FLUSH_MS,
+    jobDefaultExpiryMs: e.IBEX_JOB_DEFAULT_EXPIRY_MS,
+    replicaId: e.IBEX_REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    migrateOnStart: e.IBEX_MIGRATE_ON_START,
+    logLevel: e.IBEX_LOG_LEVEL,
+    version: CONTROLLER_VERSION,
+  };
+}
+
+/** Injection token for the Config object. */
+export const CONFIG = Symbol('CONFIG');

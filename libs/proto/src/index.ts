@@ -1,0 +1,1 @@
+export * from './gen/ibex/agent/v1/agent.js';

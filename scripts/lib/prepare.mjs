@@ -1,0 +1,39 @@
+// Shared by `npm start` and `npm test`: make a fresh checkout ready (install, generate, build).
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, step } from './run.mjs';
+
+export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function checkNode() {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major !== 24) {
+    console.error(
+      `Ibex needs Node 24 LTS; this is Node ${process.versions.node}.\n` +
+        `Install it without root: npm i --prefix "$HOME/.node24" node@24 && export PATH="$HOME/.node24/node_modules/node/bin:$PATH"`,
+    );
+    process.exit(1);
+  }
+}
+
+function newer(a, b) {
+  return existsSync(a) && (!existsSync(b) || statSync(a).mtimeMs > statSync(b).mtimeMs);
+}
+
+export async function prepare({ quiet = false } = {}) {
+  checkNode();
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const marker = join(repo, 'node_modules', '.package-lock.json');
+  if (!existsSync(marker) || newer(join(repo, 'package-lock.json'), marker)) {
+    step('installing npm packages (npm ci)');
+    await run(npm, ['ci', '--no-audit', '--no-fund'], { cwd: repo });
+  }
+  if (!quiet) step('generating code (proto, Prisma client) and compiling TypeScript');
+  await run(process.execPath, [join(repo, 'scripts', 'gen.mjs')], { cwd: repo });
+  await run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'tsconfig.build.json'], { cwd: repo });
+}
+
+export function packageVersion() {
+  return JSON.parse(readFileSync(join(repo, 'apps', 'agent', 'package.json'), 'utf8')).version;
+}

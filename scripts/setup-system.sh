@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite drives for real (root, Debian 12).
+# Idempotent: does nothing when everything is present.
+set -euo pipefail
+packages=(
+  iproute2            # network namespaces and veth for end-to-end tests
+  xz-utils            # compressed agent binaries
+  qemu-user-static    # runs the arm64 agent under emulation
+  libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross
+  postgresql-client   # pg_isready
+  redis-tools         # redis-cli
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing Debian packages: ${missing[*]}; run as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "==> installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
