@@ -1,5 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ApiModule } from './api/api.module.js';
+import { AuditModule } from './audit/audit.module.js';
+import { CommonModule } from './common/common.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { Config } from './config/config.js';
 import { GatewayModule } from './gateway/gateway.module.js';
@@ -15,7 +17,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), PrismaModule, RedisModule, GatewayModule, ApiModule],
+      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, RedisModule, AuditModule, GatewayModule, ApiModule],
     };
   }
 }
