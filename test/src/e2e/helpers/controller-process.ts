@@ -1,0 +1,104 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { waitFor } from './exec.js';
+import { controllerMain } from './repo.js';
+
+export async function freePort(host = '0.0.0.0'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ControllerProcessOptions {
+  databaseUrl: string;
+  redisPrefix?: string;
+  env?: Record<string, string>;
+}
+
+/**
+ * The controller as a real process (`node apps/controller/dist/main.js`), REST on loopback and
+ * gRPC on all addresses (so agents in test namespaces reach it through their veth).
+ * Ports stay the same across restart().
+ */
+export class ControllerProcess {
+  readonly adminToken = `ibx_${randomBytes(24).toString('hex')}`;
+  readonly redisPrefix: string;
+  httpPort = 0;
+  grpcPort = 0;
+  private child?: ChildProcess;
+  logs = '';
+
+  constructor(private readonly opts: ControllerProcessOptions) {
+    this.redisPrefix = opts.redisPrefix ?? `ibex-e2e-${randomBytes(5).toString('hex')}`;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  async start(): Promise<void> {
+    if (!this.httpPort) this.httpPort = await freePort('127.0.0.1');
+    if (!this.grpcPort) this.grpcPort = await freePort();
+    const child = spawn(process.execPath, [controllerMain], {
+      env: {
+        ...process.env,
+        DATABASE_URL: this.opts.databaseUrl,
+        IBEX_REDIS_PREFIX: this.redisPrefix,
+        IBEX_HTTP_HOST: '127.0.0.1',
+        IBEX_HTTP_PORT: String(this.httpPort),
+        IBEX_GRPC_HOST: '0.0.0.0',
+        IBEX_GRPC_PORT: String(this.grpcPort),
+        IBEX_ADMIN_TOKEN: this.adminToken,
+        ...this.opts.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stdout?.on('data', (d) => (this.logs += d));
+    child.stderr?.on('data', (d) => (this.logs += d));
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    await waitFor('the controller to report ready on /readyz', async () => {
+      if (exited) throw new Error(`controller exited during start:\n${this.logs}`);
+      const r = await fetch(`${this.baseUrl}/readyz`).catch(() => undefined);
+      return r?.ok;
+    }, 60_000, 200).catch((err: Error) => {
+      throw new Error(`${err.message}\ncontroller output:\n${this.logs}`);
+    });
+  }
+
+  /** Sends a signal and waits for the process to be gone. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(signal);
+    await gone;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  api(path: string, init: { method?: string; json?: unknown; token?: string | null } = {}): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (init.token !== null) headers['authorization'] = `Bearer ${init.token ?? this.adminToken}`;
+    if (init.json !== undefined) headers['content-type'] = 'application/json';
+    return fetch(`${this.baseUrl}${path}`, { method: init.method ?? 'GET', headers, ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}) });
+  }
+
+  /** api() that expects success and returns the JSON body. */
+  async json<T = any>(path: string, init: { method?: string; json?: unknown } = {}): Promise<T> {
+    const r = await this.api(path, init);
+    const text = await r.text();
+    if (!r.ok) throw new Error(`${init.method ?? 'GET'} ${path} -> ${r.status}: ${text}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+}
