@@ -1,5 +1,25 @@
 import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { AdminTokenBootstrap } from './api-tokens/admin-token-bootstrap.service.js';
+import { ApiTokensController } from './api-tokens/api-tokens.controller.js';
+import { ApiTokensService } from './api-tokens/api-tokens.service.js';
+import { ApiAuthGuard } from './auth/api-auth.guard.js';
 
-/** Operator-facing REST API. (Scaffold: feature modules are added here.) */
-@Module({})
+export const apiControllers = [
+  ApiTokensController,
+];
+
+/**
+ * Operator-facing REST API under /api/v1 (plus /healthz and /readyz). Controllers are thin;
+ * services hold the logic and throw DomainErrors, which the one filter set up in
+ * configure-http.ts renders. Every route needs an API token unless it is @Public().
+ */
+@Module({
+  controllers: apiControllers,
+  providers: [
+    { provide: APP_GUARD, useClass: ApiAuthGuard },
+    AdminTokenBootstrap,
+    ApiTokensService,
+  ],
+})
 export class ApiModule {}
