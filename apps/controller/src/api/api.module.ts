@@ -4,9 +4,12 @@ import { AdminTokenBootstrap } from './api-tokens/admin-token-bootstrap.service.
 import { ApiTokensController } from './api-tokens/api-tokens.controller.js';
 import { ApiTokensService } from './api-tokens/api-tokens.service.js';
 import { ApiAuthGuard } from './auth/api-auth.guard.js';
+import { HealthController } from './health/health.controller.js';
+import { HealthService } from './health/health.service.js';
 
 export const apiControllers = [
   ApiTokensController,
+  HealthController,
 ];
 
 /**
@@ -20,6 +23,7 @@ export const apiControllers = [
     { provide: APP_GUARD, useClass: ApiAuthGuard },
     AdminTokenBootstrap,
     ApiTokensService,
+    HealthService,
   ],
 })
 export class ApiModule {}
