@@ -4,12 +4,15 @@ import { AdminTokenBootstrap } from './api-tokens/admin-token-bootstrap.service.
 import { ApiTokensController } from './api-tokens/api-tokens.controller.js';
 import { ApiTokensService } from './api-tokens/api-tokens.service.js';
 import { ApiAuthGuard } from './auth/api-auth.guard.js';
+import { DevicesController } from './devices/devices.controller.js';
+import { DevicesService } from './devices/devices.service.js';
 import { HealthController } from './health/health.controller.js';
 import { HealthService } from './health/health.service.js';
 
 export const apiControllers = [
   ApiTokensController,
   HealthController,
+  DevicesController,
 ];
 
 /**
@@ -24,6 +27,9 @@ export const apiControllers = [
     AdminTokenBootstrap,
     ApiTokensService,
     HealthService,
+    DevicesService,
   ],
+  // Services the gateway may reuse (one service layer, two entry points).
+  exports: [DevicesService],
 })
 export class ApiModule {}
