@@ -6,6 +6,8 @@ import { ApiTokensService } from './api-tokens/api-tokens.service.js';
 import { ApiAuthGuard } from './auth/api-auth.guard.js';
 import { DevicesController } from './devices/devices.controller.js';
 import { DevicesService } from './devices/devices.service.js';
+import { EnrollmentTokensController } from './enrollment-tokens/enrollment-tokens.controller.js';
+import { EnrollmentTokensService } from './enrollment-tokens/enrollment-tokens.service.js';
 import { HealthController } from './health/health.controller.js';
 import { HealthService } from './health/health.service.js';
 
@@ -13,6 +15,7 @@ export const apiControllers = [
   ApiTokensController,
   HealthController,
   DevicesController,
+  EnrollmentTokensController,
 ];
 
 /**
@@ -28,6 +31,7 @@ export const apiControllers = [
     ApiTokensService,
     HealthService,
     DevicesService,
+    EnrollmentTokensService,
   ],
   // Services the gateway may reuse (one service layer, two entry points).
   exports: [DevicesService],
