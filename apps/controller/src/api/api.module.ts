@@ -4,6 +4,8 @@ import { AdminTokenBootstrap } from './api-tokens/admin-token-bootstrap.service.
 import { ApiTokensController } from './api-tokens/api-tokens.controller.js';
 import { ApiTokensService } from './api-tokens/api-tokens.service.js';
 import { ApiAuthGuard } from './auth/api-auth.guard.js';
+import { DesiredStateController } from './desired-state/desired-state.controller.js';
+import { DesiredStateService } from './desired-state/desired-state.service.js';
 import { DevicesController } from './devices/devices.controller.js';
 import { DevicesService } from './devices/devices.service.js';
 import { EnrollmentTokensController } from './enrollment-tokens/enrollment-tokens.controller.js';
@@ -16,6 +18,7 @@ export const apiControllers = [
   HealthController,
   DevicesController,
   EnrollmentTokensController,
+  DesiredStateController,
 ];
 
 /**
@@ -32,8 +35,9 @@ export const apiControllers = [
     HealthService,
     DevicesService,
     EnrollmentTokensService,
+    DesiredStateService,
   ],
   // Services the gateway may reuse (one service layer, two entry points).
-  exports: [DevicesService],
+  exports: [DevicesService, DesiredStateService],
 })
 export class ApiModule {}
