@@ -12,13 +12,16 @@ import { EnrollmentTokensController } from './enrollment-tokens/enrollment-token
 import { EnrollmentTokensService } from './enrollment-tokens/enrollment-tokens.service.js';
 import { HealthController } from './health/health.controller.js';
 import { HealthService } from './health/health.service.js';
+import { JobsController } from './jobs/jobs.controller.js';
+import { JobsService } from './jobs/jobs.service.js';
 
 export const apiControllers = [
-  ApiTokensController,
   HealthController,
-  DevicesController,
+  ApiTokensController,
   EnrollmentTokensController,
+  DevicesController,
   DesiredStateController,
+  JobsController,
 ];
 
 /**
@@ -32,12 +35,13 @@ export const apiControllers = [
     { provide: APP_GUARD, useClass: ApiAuthGuard },
     AdminTokenBootstrap,
     ApiTokensService,
-    HealthService,
-    DevicesService,
     EnrollmentTokensService,
+    DevicesService,
     DesiredStateService,
+    JobsService,
+    HealthService,
   ],
   // Services the gateway may reuse (one service layer, two entry points).
-  exports: [DevicesService, DesiredStateService],
+  exports: [DevicesService, DesiredStateService, JobsService],
 })
 export class ApiModule {}
