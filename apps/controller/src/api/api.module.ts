@@ -3,6 +3,8 @@ import { APP_GUARD } from '@nestjs/core';
 import { AdminTokenBootstrap } from './api-tokens/admin-token-bootstrap.service.js';
 import { ApiTokensController } from './api-tokens/api-tokens.controller.js';
 import { ApiTokensService } from './api-tokens/api-tokens.service.js';
+import { AuditLogController } from './audit-log/audit-log.controller.js';
+import { AuditLogService } from './audit-log/audit-log.service.js';
 import { ApiAuthGuard } from './auth/api-auth.guard.js';
 import { DesiredStateController } from './desired-state/desired-state.controller.js';
 import { DesiredStateService } from './desired-state/desired-state.service.js';
@@ -22,6 +24,7 @@ export const apiControllers = [
   DevicesController,
   DesiredStateController,
   JobsController,
+  AuditLogController,
 ];
 
 /**
@@ -39,6 +42,7 @@ export const apiControllers = [
     DevicesService,
     DesiredStateService,
     JobsService,
+    AuditLogService,
     HealthService,
   ],
   // Services the gateway may reuse (one service layer, two entry points).
