@@ -12,6 +12,8 @@ export async function createApp(config: Config): Promise<INestApplication> {
   const app = await NestFactory.create(AppModule.forRoot(config), {
     logger: levels.slice(0, levels.indexOf(config.logLevel) + 1),
     bufferLogs: false,
+    // configure-http.ts registers the only body parser: JSON, 2 MiB.
+    bodyParser: false,
   });
   app.enableShutdownHooks();
   configureHttp(app, config);

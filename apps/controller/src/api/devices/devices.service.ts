@@ -1,0 +1,143 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { z } from 'zod';
+import { labelsSchema } from '@ibex/spec';
+import { AuditService } from '../../audit/audit.service.js';
+import { Clock } from '../../common/clock.js';
+import { NotFound, Unavailable, ValidationFailed } from '../../common/errors.js';
+import { CONFIG, type Config } from '../../config/config.js';
+import { AGENT_DELIVERY, type AgentDelivery } from '../../delivery/agent-delivery.port.js';
+import { type Device, Prisma } from '../../generated/prisma/client.js';
+import { PrismaService } from '../../prisma/prisma.service.js';
+import { decodeCursor, encodeCursor, type Page } from '../http/pagination.js';
+import type { Caller } from '../http/request-context.js';
+import { isUuid } from '../http/schemas.js';
+import { schemaIssues } from '../http/schema-validation.pipe.js';
+import { deviceIdsQuery } from './device-filter.js';
+import { labelsOf, toDeviceView } from './device-view.js';
+import type { DeviceView, ListDevicesQuery, PatchDeviceBody } from './devices.dto.js';
+
+type Tx = Prisma.TransactionClient;
+const nameCursor = z.object({ name: z.string() });
+
+/** Devices as operators see and change them. Enrollment and presence are the gateway's. */
+@Injectable()
+export class DevicesService {
+  private readonly log = new Logger('Devices');
+
+  constructor(
+    private readonly prisma: PrismaService,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(AGENT_DELIVERY) private readonly delivery: AgentDelivery,
+  ) {}
+
+  view(d: Device): DeviceView {
+    return toDeviceView(d, this.clock.now(), this.config.offlineAfterMs);
+  }
+
+  /** A device by id (uuid) or name. */
+  async find(ref: string, tx: Tx = this.prisma): Promise<Device> {
+    const d = (isUuid(ref) ? await tx.device.findUnique({ where: { id: ref.toLowerCase() } }) : null) ?? (await tx.device.findUnique({ where: { name: ref } }));
+    if (!d) throw new NotFound(`device "${ref}" not found (give its id or name); list devices with GET /api/v1/devices`);
+    return d;
+  }
+
+  /** Like find, and holds the row lock until the transaction ends (serialises changes to one device). */
+  async findForUpdate(tx: Tx, ref: string): Promise<Device> {
+    const found = await this.find(ref, tx);
+    await tx.$queryRaw`SELECT id FROM device WHERE id = ${found.id}::uuid FOR UPDATE`;
+    const d = await tx.device.findUnique({ where: { id: found.id } });
+    if (!d) throw new NotFound(`device "${ref}" was deleted meanwhile`);
+    return d;
+  }
+
+  async list(q: ListDevicesQuery): Promise<Page<DeviceView>> {
+    const filter = {
+      terms: q.selector ?? [],
+      status: q.status,
+      onlineSince: new Date(this.clock.now().getTime() - this.config.offlineAfterMs),
+      afterName: q.cursor ? decodeCursor(nameCursor, q.cursor).name : undefined,
+    };
+    const keys = await this.prisma.$queryRaw<Array<{ id: string }>>(deviceIdsQuery(filter, q.limit + 1));
+    const pageKeys = keys.slice(0, q.limit);
+    const rows = await this.prisma.device.findMany({ where: { id: { in: pageKeys.map((k) => k.id) } }, orderBy: { name: 'asc' } });
+    const last = rows[rows.length - 1];
+    return { items: rows.map((d) => this.view(d)), nextCursor: keys.length > q.limit && last ? encodeCursor({ name: last.name }) : null };
+  }
+
+  async get(ref: string): Promise<DeviceView> {
+    return this.view(await this.find(ref));
+  }
+
+  /** Merges labels (null removes one); the result must still be a valid label set. */
+  async patch(caller: Caller, ref: string, body: PatchDeviceBody): Promise<DeviceView> {
+    const d = await this.prisma.$transaction(async (tx) => {
+      const before = await this.findForUpdate(tx, ref);
+      const labels = labelsOf(before.labels);
+      const set: Record<string, string> = {};
+      const removed: string[] = [];
+      for (const [k, v] of Object.entries(body.labels)) {
+        if (v === null) {
+          if (Object.hasOwn(labels, k)) removed.push(k);
+          delete labels[k];
+        } else {
+          set[k] = v;
+          labels[k] = v;
+        }
+      }
+      const checked = labelsSchema.safeParse(labels);
+      if (!checked.success) {
+        const issues = schemaIssues(checked.error.issues, 'labels');
+        throw new ValidationFailed(`device "${before.name}" would get invalid labels: ${issues.map((i) => i.message).join('; ')}`, issues);
+      }
+      const after = await tx.device.update({ where: { id: before.id }, data: { labels: checked.data } });
+      await this.audit.record({ actor: caller.actor, action: 'device.update', target: { type: 'device', id: before.id }, data: { name: before.name, set, removed }, requestId: caller.requestId }, tx);
+      return after;
+    });
+    return this.view(d);
+  }
+
+  /**
+   * Revokes the device and all its credentials, then closes its stream. Revoking again changes
+   * nothing but still asks for the stream to be closed.
+   */
+  async revoke(caller: Caller, ref: string): Promise<DeviceView> {
+    const now = this.clock.now();
+    const d = await this.prisma.$transaction(async (tx) => {
+      const before = await this.findForUpdate(tx, ref);
+      if (before.revokedAt) return before;
+      const after = await tx.device.update({ where: { id: before.id }, data: { revokedAt: now } });
+      const creds = await tx.deviceCredential.updateMany({ where: { deviceId: before.id, revokedAt: null }, data: { revokedAt: now } });
+      await this.audit.record(
+        { actor: caller.actor, action: 'device.revoke', target: { type: 'device', id: before.id }, data: { name: before.name, credentialsRevoked: creds.count }, requestId: caller.requestId },
+        tx,
+      );
+      return after;
+    });
+    await this.disconnect(d, 'revoked', caller);
+    return this.view(d);
+  }
+
+  /** Deletes the device with its revisions, states and jobs, then closes its stream. */
+  async remove(caller: Caller, ref: string): Promise<void> {
+    const d = await this.prisma.$transaction(async (tx) => {
+      const d = await this.findForUpdate(tx, ref);
+      await tx.device.delete({ where: { id: d.id } });
+      await this.audit.record({ actor: caller.actor, action: 'device.delete', target: { type: 'device', id: d.id }, data: { name: d.name, labels: labelsOf(d.labels) }, requestId: caller.requestId }, tx);
+      return d;
+    });
+    await this.disconnect(d, 'deleted', caller);
+  }
+
+  // The change is committed either way (a revoked credential cannot reconnect), but an open
+  // stream stays open until this succeeds: say so, so the operator retries.
+  private async disconnect(d: Device, change: 'revoked' | 'deleted', caller: Caller): Promise<void> {
+    try {
+      await this.delivery.disconnect(d.id, `device ${change} by ${caller.actor.name}`);
+    } catch (err) {
+      this.log.error(`closing the stream of device ${d.name} (${d.id}) failed: ${(err as Error).message}`);
+      throw new Unavailable(`device "${d.name}" is ${change}, but closing its open stream failed (${(err as Error).message}); retry the request`);
+    }
+  }
+}
