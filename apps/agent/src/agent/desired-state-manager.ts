@@ -124,6 +124,7 @@ export class DesiredStateManager {
       const planned = await this.deps.engine.plan(spec.value);
       const last = new Map(this.deps.state.revision === d.revision ? this.deps.state.sections.map((s) => [s.section, s.state]) : []);
       const drifted = planned.filter((p) => p.state === 'pending' && last.get(p.section) === 'in_sync').map((p) => ({ ...p, state: 'drifted' as const }));
+      this.deps.log.debug('drift check', { revision: d.revision, drifted: drifted.length, outOfSync: planned.filter((p) => p.state === 'pending').length });
       for (const p of drifted) this.deps.log.warn('drift detected', { section: p.section, steps: p.steps.map((s) => s.text).join('; ') });
       if (this.deps.healDrift) {
         if (!planned.some((p) => p.state === 'pending')) return;

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readFile, readlink, rename, rmdir, symlink, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rmdir, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { ExecOptions, ExecResult, SystemAdapter, WriteOptions } from './system-adapter.js';
+import { type ExecOptions, type ExecResult, type SystemAdapter, type WriteOptions, tempNameOf } from './system-adapter.js';
 
 async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
@@ -14,7 +14,7 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 function tmpBeside(path: string): string {
-  return join(dirname(path), `.${basename(path)}.ibex-${randomBytes(4).toString('hex')}.tmp`);
+  return join(dirname(path), tempNameOf(path, randomBytes(4).toString('hex')));
 }
 
 const MAX_OUTPUT = 1 << 20;
@@ -60,6 +60,15 @@ export class NodeSystemAdapter implements SystemAdapter {
 
   readlink(path: string): Promise<string> {
     return readlink(path);
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    try {
+      return await readdir(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
   }
 
   async writeFileAtomic(path: string, data: Uint8Array, opts: WriteOptions): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Stats } from 'node:fs';
+import { basename } from 'node:path';
 
 export interface ExecResult {
   code: number | null;
@@ -31,6 +32,8 @@ export interface SystemAdapter {
   lstat(path: string): Promise<Stats | undefined>;
   readFile(path: string): Promise<Buffer>;
   readlink(path: string): Promise<string>;
+  /** Names in a directory; empty when it does not exist. */
+  readdir(path: string): Promise<string[]>;
   /** Temp file beside `path`, write, fchmod, fsync, rename over `path` (replacing a symlink, not following it), fsync dir. */
   writeFileAtomic(path: string, data: Uint8Array, opts: WriteOptions): Promise<void>;
   /** Creates (or replaces) a symlink atomically. */
@@ -41,4 +44,14 @@ export interface SystemAdapter {
   mkdir(path: string, mode: number): Promise<void>;
   /** Removes an empty directory; false when it is not empty or missing. */
   rmdirIfEmpty(path: string): Promise<boolean>;
+}
+
+/** Atomic writes go through a temp file `.<name>.ibex-<random>.tmp` beside the target. */
+export function tempNameOf(target: string, random: string): string {
+  return `.${basename(target)}.ibex-${random}.tmp`;
+}
+
+/** Whether `name` is a temp file an atomic write of `target` left behind (after a crash). */
+export function isTempFileOf(name: string, target: string): boolean {
+  return name.startsWith(`.${basename(target)}.ibex-`) && name.endsWith('.tmp');
 }

@@ -1,8 +1,9 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type FilesSection, filesSectionSchema } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
+import { isTempFileOf } from '../../system/system-adapter.js';
 import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
 import { type FileActual, type FilesActual, type FilesStep, planFiles, sha256, summarizeFilesStep } from './files-plan.js';
 
@@ -95,6 +96,8 @@ export const filesCapability: Capability<FilesSection, FilesActual, FilesStep, F
 
   async revert(ctx, backup) {
     for (const b of [...backup.entries].reverse()) {
+      // A write interrupted by a crash leaves its temp file beside the target.
+      for (const name of await ctx.sys.readdir(dirname(b.host))) if (isTempFileOf(name, b.host)) await ctx.sys.unlink(join(dirname(b.host), name));
       if (b.kind === 'absent') await ctx.sys.unlink(b.host);
       else if (b.kind === 'symlink') await ctx.sys.symlinkAtomic(b.target, b.host);
       else await ctx.sys.writeFileAtomic(b.host, await ctx.sys.readFile(join(ctx.backupDir, b.copy)), { mode: b.mode });
