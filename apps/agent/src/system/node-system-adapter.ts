@@ -41,6 +41,8 @@ export class NodeSystemAdapter implements SystemAdapter {
       });
       child.on('error', (err) => reject(new Error(`${cmd} could not run: ${err.message}`, { cause: err })));
       child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+      // A program that exits (or never starts) before reading its input closes the pipe: not our error.
+      child.stdin.on('error', () => {});
       child.stdin.end(opts.input ?? '');
     });
   }
