@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { status as grpcStatus } from '@grpc/grpc-js';
+import { ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import { factsSchema } from '@ibex/spec';
-import { runAgent } from '../testing/agent-process.js';
+import { AgentProcess, runAgent, scratchRoot } from '../testing/agent-process.js';
+import { ScriptedController } from '../testing/scripted-controller.js';
 import { type AgentFixture, agentFixture } from '../testing/fixtures.js';
 import { waitFor } from '../testing/wait.js';
 import { AGENT_VERSION } from '../version.js';
@@ -92,5 +94,30 @@ describe('agent <-> controller stream', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /not enrolled .*ibex-agent enroll --controller URL --token TOKEN/);
     assert.throws(() => readFileSync(join(fx!.root, 'elsewhere', 'status.json')));
+  });
+
+  it('enrolls and connects over TLS (grpcs://) trusting the CA given with --ca', async (t) => {
+    const scratch = scratchRoot('ibex-agent-tls-');
+    const key = join(scratch.root, 'key.pem');
+    const cert = join(scratch.root, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=ibex-test', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const server = await ScriptedController.start({ credentials: ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(cert), private_key: readFileSync(key) }], false) });
+    let agent: AgentProcess | undefined;
+    t.after(async () => {
+      await agent?.kill();
+      await server.stop();
+      scratch.cleanup();
+    });
+    const url = `grpcs://127.0.0.1:${server.port}`;
+    const untrusted = await runAgent(['enroll', '--controller', url, '--token', 'ibxe_t', '--root', scratch.root]);
+    assert.equal(untrusted.code, 1, 'a certificate nobody vouched for is refused');
+    assert.match(untrusted.stderr, /cannot reach the controller .*--ca/);
+    const enrolled = await runAgent(['enroll', '--controller', url, '--token', 'ibxe_t', '--ca', cert, '--root', scratch.root]);
+    assert.equal(enrolled.code, 0, enrolled.stderr);
+    // `run` finds the controller and the CA in the credential.
+    agent = AgentProcess.start(['run', '--root', scratch.root]);
+    const s = await server.waitForSession();
+    assert.equal(s.authorization, 'Bearer ibxd_dev-1_secret');
+    await agent.waitForLine(/connected to the controller/);
   });
 });
