@@ -59,9 +59,10 @@ describe('desired state', () => {
     assert.deepEqual(status.sections, [{ section: 'files', state: 'in_sync' }]);
   });
 
-  it('detects a file edited by hand as drift and heals it', async () => {
+  /** Applies `spec` with drift checks every second, edits /etc/motd by hand, waits for the DRIFTED report. */
+  const driftAfterHandEdit = async (extraArgs: string[] = []) => {
     fx = await agentFixture();
-    const agent = fx.startAgent(['--drift-check-interval-sec', '1']);
+    const agent = fx.startAgent(['--drift-check-interval-sec', '1', ...extraArgs]);
     await fx.controller.waitForSession();
     fx.controller.send(desired(1, spec));
     await finalReport(1);
@@ -70,6 +71,11 @@ describe('desired state', () => {
     const drifted = await fx.controller.waitFor('a DRIFTED report', () =>
       fx!.controller.stateReports().slice(before).find((r) => sectionOf(r, 'files')?.state === SectionState.SECTION_STATE_DRIFTED),
     );
+    return { fx, agent, drifted };
+  };
+
+  it('detects a file edited by hand as drift and heals it', async () => {
+    const { fx, agent, drifted } = await driftAfterHandEdit();
     assert.deepEqual(stepsOf(drifted, 'files').map((s) => s.text), ['write /etc/motd (16 bytes, mode 0644; replaces the file)']);
     const healed = await finalReport(1, fx.controller.stateReports().findIndex((r) => r.reportId === drifted.reportId) + 1);
     assert.equal(sectionOf(healed, 'files')?.state, SectionState.SECTION_STATE_IN_SYNC);
@@ -78,17 +84,7 @@ describe('desired state', () => {
   });
 
   it('only reports drift when healDrift is off', async () => {
-    fx = await agentFixture();
-    const agent = fx.startAgent(['--drift-check-interval-sec', '1', '--no-heal-drift']);
-    await fx.controller.waitForSession();
-    fx.controller.send(desired(1, spec));
-    await finalReport(1);
-    const before = fx.controller.stateReports().length;
-    writeFileSync(join(fx.root, 'etc/motd'), 'edited by hand\n');
-    const drifted = await fx.controller.waitFor('a DRIFTED report', () =>
-      fx!.controller.stateReports().slice(before).find((r) => sectionOf(r, 'files')?.state === SectionState.SECTION_STATE_DRIFTED),
-    );
-    assert.ok(drifted);
+    const { fx, agent } = await driftAfterHandEdit(['--no-heal-drift']);
     const count = fx.controller.stateReports().length;
     // Two more drift checks: the file stays edited and the same drift is not reported again.
     const checks = agent.count(/drift check/);
