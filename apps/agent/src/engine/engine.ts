@@ -5,7 +5,7 @@ import { errorMessage } from '../common/errors.js';
 import { failpoint } from '../common/failpoints.js';
 import type { Logger } from '../common/log.js';
 import type { DataDir } from '../journal/data-dir.js';
-import { readJsonSync, removeDurableSync, writeJsonAtomicSync } from '../journal/atomic-file.js';
+import { ensureDirSync, readJsonSync, removeDurableSync, writeJsonAtomicSync } from '../journal/atomic-file.js';
 import type { SystemAdapter } from '../system/system-adapter.js';
 import type { AnyCapability, CapabilityContext, CapabilityRegistry, Step } from './capability.js';
 import type { SectionResult, StepSummary } from './section-result.js';
@@ -197,6 +197,7 @@ export class Engine {
   private resetBackupDir(section: string): void {
     const dir = this.deps.dataDir.backupOf(section);
     rmSync(dir, { recursive: true, force: true });
+    ensureDirSync(this.deps.dataDir.path);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 

@@ -82,6 +82,9 @@ describe('ibex-agent CLI', () => {
     assert.equal(apply.code, 0, apply.stderr);
     assert.match(apply.stdout, /^files: in sync \(2 step\(s\) applied\)/);
     assert.equal(readFileSync(join(root, 'etc/issue'), 'utf8'), 'Ibex\n');
+    // The data dir (intents, backups) is private; the directories above it stay readable.
+    assert.equal(statSync(join(root, 'var/lib/ibex-agent')).mode & 0o777, 0o700);
+    assert.equal(statSync(join(root, 'var/lib')).mode & 0o777, 0o755);
     assert.equal(existsSync(join(root, 'etc/old')), false);
 
     const again = await runAgent(['apply', '--spec', specFile, '--root', root, '--json']);

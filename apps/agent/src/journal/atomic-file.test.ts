@@ -10,12 +10,13 @@ describe('atomic journal files', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('writes with the requested mode, creating the directory, and leaves no temp file', () => {
-    const path = join(dir, 'sub', 'credential.json');
+    const path = join(dir, 'var/lib/sub', 'credential.json');
     writeJsonAtomicSync(path, { a: 1 });
     assert.equal(statSync(path).mode & 0o777, 0o600);
-    assert.equal(statSync(join(dir, 'sub')).mode & 0o777, 0o700);
+    assert.equal(statSync(join(dir, 'var/lib/sub')).mode & 0o777, 0o700);
+    assert.equal(statSync(join(dir, 'var/lib')).mode & 0o777, 0o755);
     assert.deepEqual(readJsonSync(path), { a: 1 });
-    assert.deepEqual(readdirSync(join(dir, 'sub')), ['credential.json']);
+    assert.deepEqual(readdirSync(join(dir, 'var/lib/sub')), ['credential.json']);
   });
 
   it('replaces an existing file whole', () => {

@@ -11,9 +11,25 @@ import { basename, dirname, join } from 'node:path';
  */
 let tmpCounter = 0;
 
+/**
+ * Creates `dir` (mode 0700: the journal holds the credential) if missing. Missing ancestors get
+ * 0755, so a data dir under a scratch --root does not make `<root>/var` unreadable.
+ */
+export function ensureDirSync(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT') throw err;
+    mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { mode: 0o700 });
+  }
+}
+
 export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  ensureDirSync(dir);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++tmpCounter}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
   try {

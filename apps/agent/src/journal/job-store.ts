@@ -1,7 +1,7 @@
-import { mkdirSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobUpdate, UnfinishedJob } from '@ibex/proto';
-import { readJsonSync, removeDurableSync, writeJsonAtomicSync } from './atomic-file.js';
+import { ensureDirSync, readJsonSync, removeDurableSync, writeJsonAtomicSync } from './atomic-file.js';
 
 export type JobPhase = 'accepted' | 'running' | 'finished';
 export type UpdateBody = NonNullable<JobUpdate['update']>;
@@ -61,7 +61,7 @@ export class JobStore {
   ) {}
 
   load(): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    ensureDirSync(this.dir);
     for (const name of readdirSync(this.dir)) {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
       const rec = readJsonSync(join(this.dir, name)) as JobRecord | undefined;
