@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { desiredStateSchema, describeIssues, fieldIssues } from '@ibex/spec';
 import { UsageError, errorMessage } from '../common/errors.js';
+import { processAlive, readStatusFile } from '../agent/status-file.js';
 import { createLogger } from '../common/log.js';
 import { Engine } from '../engine/engine.js';
 import { defaultRegistry } from '../engine/registry.js';
@@ -55,8 +56,15 @@ async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): 
   const cfg = configFrom(flags, io);
   const specPath = isAbsolute(flags.spec as string) ? (flags.spec as string) : resolve(io.cwd, flags.spec as string);
   const spec = readSpecFile(specPath);
+  const dataDir = new DataDir(cfg.dataDir);
+  const st = verb === 'apply' ? readStatusFile(dataDir.status) : undefined;
+  if (st?.running && processAlive(st.pid)) {
+    // Two engines on one data dir would share intents and backups.
+    io.err(`ibex-agent apply: an agent (pid ${st.pid}) is running with data dir ${cfg.dataDir}; stop it first, or have the controller run a state.apply job\n`);
+    return 1;
+  }
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
-  const engine = new Engine({ registry: defaultRegistry(), sys: new NodeSystemAdapter(), log, root: cfg.root, dataDir: new DataDir(cfg.dataDir), agentVersion: AGENT_VERSION });
+  const engine = new Engine({ registry: defaultRegistry(), sys: new NodeSystemAdapter(), log, root: cfg.root, dataDir, agentVersion: AGENT_VERSION });
   let results: SectionResult[];
   if (verb === 'plan') {
     results = await engine.plan(spec);

@@ -93,6 +93,26 @@ describe('desired state', () => {
     assert.equal(fx.controller.stateReports().length, count);
   });
 
+  it('re-sends an unacknowledged state report after reconnecting, and refuses a local apply meanwhile', async () => {
+    fx = await agentFixture();
+    fx.controller.autoAck = false;
+    fx.startAgent();
+    const s1 = await fx.controller.waitForSession();
+    fx.controller.send(desired(1, spec));
+    const report = await finalReport(1);
+    const specFile = join(fx.root, 'local.json');
+    writeFileSync(specFile, JSON.stringify(spec));
+    const local = await runAgent(['apply', '--spec', specFile, '--root', fx.root]);
+    assert.equal(local.code, 1);
+    assert.match(local.stderr, /an agent \(pid \d+\) is running with data dir/);
+    fx.controller.endCurrent();
+    const s2 = await fx.controller.waitForSession(s1.index);
+    assert.equal(s2.hello!.lastAppliedRevision, 1);
+    const again = await fx.controller.waitFor('the report again', () => fx!.controller.stateReports().find((r) => r.session === s2.index));
+    assert.equal(again.reportId, report.reportId);
+    assert.deepEqual(again.sections, report.sections);
+  });
+
   it('reports a section it has no capability for as unsupported, applying the others', async () => {
     fx = await agentFixture();
     fx.startAgent();
