@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-import { AGENT_VERSION } from './version.js';
+// Entry point of ibex-agent. Bundled to CommonJS for the single executable: no import.meta, no
+// top-level await here or in anything it imports.
+import { runCli } from './cli/cli.js';
 
-// Scaffold: the CLI (enroll, run, plan, apply, status, version) replaces this.
-const [cmd] = process.argv.slice(2);
-if (cmd === 'version') {
-  console.log(`ibex-agent ${AGENT_VERSION} (node ${process.versions.node}, ${process.arch})`);
-} else {
-  console.error('usage: ibex-agent version');
-  process.exitCode = 2;
-}
+runCli(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`ibex-agent: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,45 @@
+/**
+ * Failpoints for crash tests. With `IBEX_AGENT_FAILPOINTS=name1,name2` in the environment the
+ * agent SIGKILLs itself when it reaches one of the named points, so a test can prove that what
+ * was journaled before the point survives and nothing is done twice after a restart. Without
+ * the variable every point is inert (one Set lookup).
+ *
+ *   job-accepted           a job's `accepted` phase is fsync'd, before `started` is sent or the job runs
+ *   job-result-journaled   a job's result is fsync'd in jobs/<id>.json, before it is sent
+ *   desired-written        a received DesiredState is fsync'd in desired.json, before reconciling
+ *   intent-written         a section's backup + intent are fsync'd, before its first step runs
+ *   files-before-rename    the files capability wrote and fsync'd a temp file, before renaming it into place
+ *   state-report-journaled a StateReport is fsync'd in state.json, before it is sent
+ */
+export const failpointNames = [
+  'job-accepted',
+  'job-result-journaled',
+  'desired-written',
+  'intent-written',
+  'files-before-rename',
+  'state-report-journaled',
+] as const;
+export type FailpointName = (typeof failpointNames)[number];
+
+let armed: ReadonlySet<string> | undefined;
+
+function armedSet(): ReadonlySet<string> {
+  armed ??= new Set(
+    (process.env.IBEX_AGENT_FAILPOINTS ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  return armed;
+}
+
+export function failpoint(name: FailpointName): void {
+  if (!armedSet().has(name)) return;
+  process.stderr.write(`failpoint ${name}: killing the agent (SIGKILL)\n`);
+  process.kill(process.pid, 'SIGKILL');
+}
+
+/** Names in IBEX_AGENT_FAILPOINTS that are not failpoints (a typo would make a crash test pass vacuously). */
+export function unknownFailpoints(): string[] {
+  return [...armedSet()].filter((n) => !(failpointNames as readonly string[]).includes(n));
+}

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { filesCapability } from '../capabilities/files/files-capability.js';
+import { silentLogger } from '../common/log.js';
+import { DataDir } from '../journal/data-dir.js';
+import { writeJsonAtomicSync } from '../journal/atomic-file.js';
+import { NodeSystemAdapter } from '../system/node-system-adapter.js';
+import type { SystemAdapter } from '../system/system-adapter.js';
+import { CapabilityRegistry } from './capability.js';
+import { Engine, orderSections } from './engine.js';
+import { defaultRegistry } from './registry.js';
+
+describe('reconcile engine with the files capability', () => {
+  const base = mkdtempSync(join(tmpdir(), 'ibex-engine-'));
+  after(() => rmSync(base, { recursive: true, force: true }));
+  let n = 0;
+  const setup = (sys: SystemAdapter = new NodeSystemAdapter(), registry = defaultRegistry()) => {
+    const root = join(base, `root-${++n}`);
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    const dataDir = new DataDir(join(root, 'var/lib/ibex-agent'));
+    return { root, dataDir, engine: new Engine({ registry, sys, log: silentLogger, root, dataDir, agentVersion: '9.9.9' }) };
+  };
+  const spec = { files: { entries: [{ path: '/etc/motd', content: 'new\n', mode: '0640' }, { path: '/etc/conf.d/a', content: 'a' }, { path: '/etc/old', ensure: 'absent' }] } };
+
+  it('applies, verifies, leaves no intent behind, and a second apply runs no step', async () => {
+    const { root, dataDir, engine } = setup();
+    writeFileSync(join(root, 'etc/old'), 'bye');
+    const [r] = await engine.apply(spec);
+    assert.equal(r!.state, 'in_sync', r!.error);
+    assert.equal(r!.steps.length, 3);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n');
+    assert.equal(statSync(join(root, 'etc/motd')).mode & 0o777, 0o640);
+    assert.equal(existsSync(join(root, 'etc/old')), false);
+    assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
+    const again = await engine.apply(spec);
+    assert.deepEqual(again.map((x) => [x.section, x.state, x.steps.length]), [['files', 'in_sync', 0]]);
+  });
+
+  it('reverts everything when verify fails, restoring content, modes, symlinks and removing created dirs', async () => {
+    // An adapter whose chmod silently does nothing: the files are written but verify sees the wrong mode.
+    const real = new NodeSystemAdapter();
+    const broken: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, { chmod: async () => {} });
+    const liar: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
+      writeFileAtomic: (p: string, d: Uint8Array, o: { mode: number }) => real.writeFileAtomic(p, d, { ...o, mode: o.mode === 0o600 ? 0o644 : o.mode }),
+    });
+    for (const sys of [broken, liar]) {
+      const { root, dataDir, engine } = setup(sys);
+      writeFileSync(join(root, 'etc/motd'), 'old motd\n', { mode: 0o644 });
+      symlinkSync('/etc/motd', join(root, 'etc/link'));
+      writeFileSync(join(root, 'etc/gone'), 'keep me');
+      writeFileSync(join(root, 'etc/mode'), 'm', { mode: 0o644 });
+      const s = {
+        files: {
+          entries: [
+            { path: '/etc/motd', content: 'new\n' },
+            { path: '/etc/link', content: 'replaces the link' },
+            { path: '/etc/gone', ensure: 'absent' },
+            { path: '/etc/deep/dir/secret', content: 's', mode: '0600' },
+            { path: '/etc/mode', content: 'm', mode: '0600' },
+          ],
+        },
+      };
+      const [r] = await engine.apply(s);
+      assert.equal(r!.state, 'reverted');
+      assert.match(r!.error!, /^verify failed: after applying, 1 step\(s\) would still run: chmod \/etc\/(deep\/dir\/secret|mode) 0600.*; the previous state was restored$/);
+      assert.equal(statSync(join(root, 'etc/mode')).mode & 0o777, 0o644);
+      assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old motd\n');
+      assert.equal(readFileSync(join(root, 'etc/gone'), 'utf8'), 'keep me');
+      assert.equal(readlinkSync(join(root, 'etc/link')), '/etc/motd', 'the symlink is back');
+      assert.equal(existsSync(join(root, 'etc/deep')), false, 'created directories are removed');
+      assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
+    }
+  });
+
+  it('reverts when a step fails midway, and reports which step', async () => {
+    const real = new NodeSystemAdapter();
+    const failing: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
+      unlink: async (p: string) => {
+        if (p.endsWith('/etc/b')) throw Object.assign(new Error('EBUSY: resource busy'), { code: 'EBUSY' });
+        return real.unlink(p);
+      },
+    });
+    const { root, engine } = setup(failing);
+    writeFileSync(join(root, 'etc/b'), 'b');
+    const [r] = await engine.apply({ files: { entries: [{ path: '/etc/a', content: 'a' }, { path: '/etc/b', ensure: 'absent' }] } });
+    assert.equal(r!.state, 'reverted');
+    assert.match(r!.error!, /^step 2 of 2 \(remove \/etc\/b \(a file\)\) failed: EBUSY/);
+    assert.equal(existsSync(join(root, 'etc/a')), false);
+  });
+
+  it('reverts an interrupted apply found on start (its intent is on disk)', async () => {
+    const { root, dataDir, engine } = setup();
+    writeFileSync(join(root, 'etc/motd'), 'before');
+    mkdirSync(dataDir.backupOf('files'), { recursive: true });
+    writeFileSync(join(dataDir.backupOf('files'), '0'), 'before');
+    writeFileSync(join(root, 'etc/motd'), 'half-applied');
+    writeFileSync(join(root, 'etc/new'), 'created by the interrupted apply');
+    writeJsonAtomicSync(join(dataDir.intents, 'files.json'), {
+      section: 'files',
+      startedAtMs: 1,
+      backup: {
+        entries: [
+          { path: '/etc/motd', host: join(root, 'etc/motd'), kind: 'file', mode: 0o644, copy: '0' },
+          { path: '/etc/new', host: join(root, 'etc/new'), kind: 'absent' },
+        ],
+        createdDirs: [],
+      },
+    });
+    assert.deepEqual(await engine.recover(), ['files']);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'before');
+    assert.equal(existsSync(join(root, 'etc/new')), false);
+    assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
+    assert.deepEqual(await engine.recover(), []);
+  });
+
+  it('plans without changing anything', async () => {
+    const { root, engine } = setup();
+    const [r] = await engine.plan(spec);
+    assert.equal(r!.state, 'pending');
+    assert.deepEqual(r!.steps.map((s) => s.action), ['write', 'write']);
+    assert.equal(existsSync(join(root, 'etc/motd')), false);
+  });
+
+  it('reports sections without a capability as unsupported and invalid sections as failed, in a fixed order', async () => {
+    const { engine } = setup(new NodeSystemAdapter(), new CapabilityRegistry());
+    const results = await engine.apply({ zeta: {}, files: { entries: [] }, alpha: 1 });
+    assert.deepEqual(results.map((r) => [r.section, r.state, r.error]), [
+      ['files', 'unsupported', "this agent (ibex-agent 9.9.9) has no capability for section 'files'"],
+      ['alpha', 'unsupported', "this agent (ibex-agent 9.9.9) has no capability for section 'alpha'"],
+      ['zeta', 'unsupported', "this agent (ibex-agent 9.9.9) has no capability for section 'zeta'"],
+    ]);
+    const withFiles = setup(new NodeSystemAdapter(), new CapabilityRegistry().register(filesCapability)).engine;
+    const [bad] = await withFiles.apply({ files: { entries: [{ path: 'relative', content: 'x' }] } });
+    assert.equal(bad!.state, 'failed');
+    assert.match(bad!.error!, /invalid section: files\.entries\[0\]\.path: must be an absolute path/);
+    assert.deepEqual(orderSections(['z', 'files', 'a']), ['files', 'a', 'z']);
+  });
+});

@@ -1,0 +1,7 @@
+import { filesCapability } from '../capabilities/files/files-capability.js';
+import { CapabilityRegistry } from './capability.js';
+
+/** The capabilities this agent build has. */
+export function defaultRegistry(): CapabilityRegistry {
+  return new CapabilityRegistry().register(filesCapability);
+}

@@ -1,0 +1,182 @@
+import { type JobAssignment, type JobCancellation, JobOutcome, type JobResult, type JobUpdate } from '@ibex/proto';
+import { type JobType, describeIssues, fieldIssues, isJobType, jobTypeNames, jobTypes } from '@ibex/spec';
+import { errorMessage, isTransient } from '../common/errors.js';
+import { failpoint } from '../common/failpoints.js';
+import type { Logger } from '../common/log.js';
+import { type JobStore, type UpdateBody, toJobUpdate } from '../journal/job-store.js';
+import { type JobContext, JobFailure, type JobHandlers } from './job-handlers.js';
+
+export const INTERRUPTED_ERROR = 'interrupted: the agent restarted while the job was running';
+
+export interface JobRunnerDeps {
+  store: JobStore;
+  handlers: JobHandlers;
+  bootId: string;
+  agentVersion: string;
+  /** Sends an update if connected; the journal keeps it either way. */
+  send: (u: JobUpdate) => void;
+  log: Logger;
+  now?: () => number;
+}
+
+type AbortReason = { kind: 'cancel'; reason: string } | { kind: 'timeout'; ms: number } | { kind: 'shutdown' };
+
+interface Running {
+  attempt: number;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * Runs job assignments exactly once per (job_id, attempt), as protocol.md says: the journal
+ * decides between running, re-sending a stored result and ignoring a duplicate.
+ */
+export class JobRunner {
+  private readonly running = new Map<string, Running>();
+  /** Cancellations for jobs not (yet) seen in this process: their assignment finishes CANCELLED unrun. */
+  private readonly cancelledEarly = new Map<string, string>();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: JobRunnerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Finishes, without running them again, the jobs a previous process accepted and never finished. */
+  finishInterrupted(): number {
+    const list = this.deps.store.interrupted(this.deps.bootId);
+    for (const { jobId, attempt } of list) {
+      this.deps.log.warn('job was interrupted by an agent restart; reporting it failed, not running it again', { jobId, attempt: attempt.attempt });
+      this.finish(jobId, attempt.attempt, { outcome: JobOutcome.JOB_OUTCOME_FAILED, error: INTERRUPTED_ERROR, retryable: true });
+    }
+    return list.length;
+  }
+
+  assign(a: JobAssignment): void {
+    const { store, log } = this.deps;
+    const known = store.get(a.jobId, a.attempt);
+    if (known) {
+      if (this.running.get(a.jobId)?.attempt === a.attempt) {
+        log.debug('duplicate assignment of a running job ignored', { jobId: a.jobId, attempt: a.attempt });
+      } else if (known.phase === 'finished') {
+        const result = store.requeueResult(a.jobId, a.attempt);
+        log.info('job already finished: result re-sent, not run again', { jobId: a.jobId, attempt: a.attempt });
+        if (result) this.deps.send(toJobUpdate(a.jobId, a.attempt, result));
+      } else {
+        // Accepted by an earlier process (finishInterrupted normally got it first).
+        this.finish(a.jobId, a.attempt, { outcome: JobOutcome.JOB_OUTCOME_FAILED, error: INTERRUPTED_ERROR, retryable: true });
+      }
+      return;
+    }
+
+    const reject = (error: string) => {
+      log.warn('job rejected', { jobId: a.jobId, attempt: a.attempt, type: a.type, error });
+      store.accept(a.jobId, a.attempt, a.type, this.deps.bootId);
+      this.finish(a.jobId, a.attempt, { outcome: JobOutcome.JOB_OUTCOME_REJECTED, error, retryable: false });
+    };
+    const highest = store.highestAttempt(a.jobId);
+    if (a.attempt < highest) return reject(`attempt ${a.attempt} is older than attempt ${highest} this agent already has`);
+    if (!isJobType(a.type)) return reject(`unknown job type "${a.type}"; this agent (ibex-agent ${this.deps.agentVersion}) runs: ${jobTypeNames.join(', ')}`);
+    let raw: unknown;
+    try {
+      raw = a.paramsJson.trim() === '' ? {} : JSON.parse(a.paramsJson);
+    } catch (err) {
+      return reject(`params: not valid JSON (${errorMessage(err)})`);
+    }
+    const parsed = jobTypes[a.type].params.safeParse(raw);
+    if (!parsed.success) return reject(`invalid params: ${describeIssues(fieldIssues(parsed.error, 'params'))}`);
+
+    store.accept(a.jobId, a.attempt, a.type, this.deps.bootId);
+    failpoint('job-accepted');
+    const early = this.cancelledEarly.get(a.jobId);
+    if (early !== undefined) {
+      this.cancelledEarly.delete(a.jobId);
+      this.finish(a.jobId, a.attempt, { outcome: JobOutcome.JOB_OUTCOME_CANCELLED, error: `cancelled before it started: ${early}`, retryable: false });
+      return;
+    }
+    this.update(a.jobId, a.attempt, { $case: 'started', value: { startedAtMs: this.now() } }, 'running');
+    const abort = new AbortController();
+    const run: Running = { attempt: a.attempt, abort, done: Promise.resolve() };
+    this.running.set(a.jobId, run);
+    run.done = this.execute(a, a.type, parsed.data, abort).finally(() => {
+      if (this.running.get(a.jobId) === run) this.running.delete(a.jobId);
+    });
+  }
+
+  cancel(c: JobCancellation): void {
+    const r = this.running.get(c.jobId);
+    if (r) {
+      this.deps.log.info('cancelling job', { jobId: c.jobId, reason: c.reason });
+      r.abort.abort({ kind: 'cancel', reason: c.reason || 'cancelled by the controller' } satisfies AbortReason);
+      return;
+    }
+    if (this.deps.store.highestAttempt(c.jobId) > 0) return; // already finished: the result stands
+    this.cancelledEarly.set(c.jobId, c.reason || 'cancelled by the controller');
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Waits up to `graceMs` for running jobs, then aborts them; returns when all are journaled. */
+  async stop(graceMs: number): Promise<void> {
+    if (!this.running.size) return;
+    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+    if ((await Promise.race([all(), timer])) === 'timeout') {
+      for (const r of this.running.values()) r.abort.abort({ kind: 'shutdown' } satisfies AbortReason);
+      await Promise.race([all(), new Promise((r) => setTimeout(r, 5000).unref())]);
+    }
+  }
+
+  private async execute(a: JobAssignment, type: JobType, params: unknown, abort: AbortController): Promise<void> {
+    const { log } = this.deps;
+    const timeout = a.timeoutMs > 0 ? setTimeout(() => abort.abort({ kind: 'timeout', ms: a.timeoutMs } satisfies AbortReason), a.timeoutMs) : undefined;
+    const ctx: JobContext = {
+      signal: abort.signal,
+      progress: (percent, message) =>
+        this.update(a.jobId, a.attempt, { $case: 'progress', value: { percent: Math.max(0, Math.min(100, Math.round(percent))), message } }),
+      log: (level, text) => this.update(a.jobId, a.attempt, { $case: 'log', value: { lines: [{ tsMs: this.now(), level, text }] } }),
+    };
+    log.info('job running', { jobId: a.jobId, attempt: a.attempt, type });
+    let result: Partial<JobResult>;
+    try {
+      const handler = this.deps.handlers[type] as (p: unknown, c: JobContext) => Promise<unknown>;
+      const output = await handler(params, ctx);
+      abort.signal.throwIfAborted();
+      result = { outcome: JobOutcome.JOB_OUTCOME_SUCCEEDED, outputJson: JSON.stringify(output) };
+    } catch (err) {
+      result = this.failureResult(err, abort.signal);
+    } finally {
+      clearTimeout(timeout);
+    }
+    this.finish(a.jobId, a.attempt, result);
+  }
+
+  private failureResult(err: unknown, signal: AbortSignal): Partial<JobResult> {
+    const output = err instanceof JobFailure ? JSON.stringify(err.output) : '';
+    if (signal.aborted) {
+      const reason = signal.reason as AbortReason;
+      if (reason.kind === 'cancel') return { outcome: JobOutcome.JOB_OUTCOME_CANCELLED, error: `cancelled: ${reason.reason}`, outputJson: output };
+      if (reason.kind === 'timeout') return { outcome: JobOutcome.JOB_OUTCOME_FAILED, error: `timed out after ${reason.ms} ms`, retryable: true, outputJson: output };
+      return { outcome: JobOutcome.JOB_OUTCOME_FAILED, error: 'interrupted: the agent was stopped while the job was running', retryable: true, outputJson: output };
+    }
+    const retryable = err instanceof JobFailure ? err.retryable : isTransient(err);
+    return { outcome: JobOutcome.JOB_OUTCOME_FAILED, error: errorMessage(err), retryable, outputJson: output };
+  }
+
+  /** Journals the result (fsync), then sends it. */
+  private finish(jobId: string, attempt: number, r: Partial<JobResult>): void {
+    const value: JobResult = { outcome: r.outcome ?? JobOutcome.JOB_OUTCOME_FAILED, outputJson: r.outputJson ?? '', error: r.error ?? '', retryable: r.retryable ?? false, finishedAtMs: this.now() };
+    const u = this.deps.store.addUpdate(jobId, attempt, { $case: 'result', value });
+    this.deps.log.info('job finished', { jobId, attempt, outcome: JobOutcome[value.outcome], error: value.error || undefined });
+    failpoint('job-result-journaled');
+    this.deps.send(toJobUpdate(jobId, attempt, u));
+  }
+
+  private update(jobId: string, attempt: number, body: UpdateBody, phase?: 'running'): void {
+    // A handler that logs after it was cancelled must not add updates after the result.
+    if (this.deps.store.get(jobId, attempt)?.phase === 'finished') return;
+    const u = this.deps.store.addUpdate(jobId, attempt, body, phase);
+    this.deps.send(toJobUpdate(jobId, attempt, u));
+  }
+}
