@@ -26,8 +26,10 @@ export async function prepare({ quiet = false } = {}) {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const marker = join(repo, 'node_modules', '.package-lock.json');
   if (!existsSync(marker) || newer(join(repo, 'package-lock.json'), marker)) {
-    step('installing npm packages (npm ci)');
-    await run(npm, ['ci', '--no-audit', '--no-fund'], { cwd: repo });
+    // Not `npm ci`: the registry mirror here lacks buf's darwin/win32 optional packages, so the
+    // lock file cannot list them and `npm ci` refuses it as out of sync; install honours it.
+    step('installing npm packages');
+    await run(npm, ['install', '--no-audit', '--no-fund'], { cwd: repo });
   }
   if (!quiet) step('generating code (proto, Prisma client) and compiling TypeScript');
   await run(process.execPath, [join(repo, 'scripts', 'gen.mjs')], { cwd: repo });
