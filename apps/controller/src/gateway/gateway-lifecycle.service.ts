@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AgentStreams } from './connect/agent-streams.service.js';
 import { GrpcServer } from './grpc-server.service.js';
+import { JobSweeper } from './jobs/job-sweeper.service.js';
 import { JobTimerQueue } from './jobs/job-timer.queue.js';
 import { JobTimerWorker } from './jobs/job-timer.worker.js';
 import { PresenceService } from './presence/presence.service.js';
@@ -22,12 +23,14 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnModuleDestroy
     private readonly presence: PresenceService,
     private readonly timerQueue: JobTimerQueue,
     private readonly timerWorker: JobTimerWorker,
+    private readonly sweeper: JobSweeper,
     private readonly routing: DeviceRouting,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     this.presence.start();
     this.timerWorker.start();
+    this.sweeper.start();
     this.streams.start();
     await this.grpc.start();
   }
@@ -39,6 +42,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnModuleDestroy
     await step('ending agent streams', () => this.streams.stop());
     await step('stopping the gRPC server', () => this.grpc.stop());
     await step('flushing presence', () => this.presence.stop());
+    await step('stopping the job sweeper', () => this.sweeper.stop());
     await step('closing the job timer worker', () => this.timerWorker.close());
     await step('closing the job timer queue', () => this.timerQueue.close());
     await step('closing the routing subscriber', () => this.routing.close());

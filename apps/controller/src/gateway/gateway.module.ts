@@ -9,6 +9,7 @@ import { SessionRegistry } from './connect/session-registry.service.js';
 import { EnrollmentRedemption } from './enroll/enrollment-redemption.service.js';
 import { GatewayLifecycle } from './gateway-lifecycle.service.js';
 import { GrpcServer } from './grpc-server.service.js';
+import { JobSweeper } from './jobs/job-sweeper.service.js';
 import { JobTimerHandlers } from './jobs/job-timer.handlers.js';
 import { JobTimerQueue } from './jobs/job-timer.queue.js';
 import { JobTimerWorker } from './jobs/job-timer.worker.js';
@@ -33,6 +34,7 @@ import { StateReports } from './state/state-reports.service.js';
     JobTimerQueue,
     JobTimerWorker,
     JobTimerHandlers,
+    JobSweeper,
     JobUpdates,
     StateReports,
     RoutedAgentDelivery,

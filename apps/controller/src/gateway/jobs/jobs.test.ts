@@ -6,6 +6,7 @@ import { FakeAgent, sampleFacts } from '../../testing/fake-agent.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { waitFor } from '../../testing/wait-for.js';
 import { connectedDevice, createJob, enrollDevice } from '../testing/fixtures.js';
+import { JobSweeper } from './job-sweeper.service.js';
 
 const BACKOFF_MS = 200;
 
@@ -225,5 +226,35 @@ describe('jobs', () => {
     agents.push(agent);
     await agent.next('assign', (x) => x.jobId === fresh.id);
     assert.equal(agent.all('assign').filter((x) => x.jobId === j.id).length, 0, 'an expired job is never delivered');
+  });
+});
+
+describe('the job sweeper', () => {
+  let c: TestController;
+  let agent: FakeAgent | undefined;
+  before(async () => {
+    c = await startTestController({ env: { IBEX_OFFLINE_AFTER_MS: '60000' } });
+  });
+  after(async () => {
+    agent?.close();
+    await c?.close();
+  });
+
+  it('fires the timers Redis lost: expiry of an undelivered job, timeout of a delivered one', async () => {
+    const offline = await enrollDevice(c, 'sweep-offline');
+    const online = await connectedDevice(c, 'sweep-online');
+    agent = online.agent;
+    const long = Date.now() - 120_000;
+    // Rows as if their BullMQ timers were lost: created without JOB_SCHEDULER.
+    const unexpired = await c.prisma.job.create({ data: { deviceId: offline.deviceId, type: 'facts.collect', timeoutMs: 1000, expiresAt: new Date(long) } });
+    const stuck = await c.prisma.job.create({
+      data: { deviceId: online.device.deviceId, type: 'facts.collect', timeoutMs: 1000, expiresAt: new Date(Date.now() + 3600_000), status: 'running', attempt: 1, deliveredAt: new Date(long), maxAttempts: 1 },
+    });
+
+    assert.deepEqual(await c.app.get(JobSweeper).sweep(), { expired: 1, timedOut: 1, kicked: 0 });
+    assert.equal((await c.prisma.job.findUniqueOrThrow({ where: { id: unexpired.id } })).status, 'expired');
+    assert.equal((await c.prisma.job.findUniqueOrThrow({ where: { id: stuck.id } })).status, 'timed_out');
+    assert.match((await agent.next('cancel', (x) => x.jobId === stuck.id)).reason, /timed out/);
+    assert.deepEqual(await c.app.get(JobSweeper).sweep(), { expired: 0, timedOut: 0, kicked: 0 }, 'nothing left to sweep');
   });
 });
