@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import pg from 'pg';
 import { Clock } from '../../common/clock.js';
 import { CONFIG, type Config } from '../../config/config.js';
-import { PrismaService } from '../../prisma/prisma.service.js';
 
 /** Rows per UPDATE statement (2 bind parameters each; Postgres allows 65535). */
 const CHUNK = 1000;
@@ -19,6 +19,10 @@ export interface PresenceStats {
  * Last-seen times (protocol.md "Heartbeats and presence"): a heartbeat only sets a number in
  * memory; every IBEX_PRESENCE_FLUSH_MS the pending times go to Postgres in one
  * `UPDATE ... FROM (VALUES ...)` per 1000 devices. Never one write per heartbeat.
+ *
+ * Flushes use their own Postgres connection: in a reconnect storm the shared Prisma pool is
+ * queued with thousands of connects, and last-seen writes must not wait behind them
+ * (measured: 5-9 s late through the shared pool with 2000 agents reconnecting).
  */
 @Injectable()
 export class PresenceService {
@@ -26,13 +30,16 @@ export class PresenceService {
   private pending = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
+  private readonly db: pg.Pool;
   readonly stats: PresenceStats = { flushes: 0, statements: 0, rows: 0 };
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
-    private readonly prisma: PrismaService,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.db = new pg.Pool({ connectionString: config.databaseUrl, max: 1, idleTimeoutMillis: 0, application_name: 'ibex-presence' });
+    this.db.on('error', (err) => this.log.error(`presence database connection: ${err.message}`));
+  }
 
   /** The device was heard from now. */
   touch(deviceId: string): void {
@@ -43,11 +50,12 @@ export class PresenceService {
     this.timer ??= setInterval(() => void this.flush(), this.config.presenceFlushMs);
   }
 
-  /** Stops the timer and writes what is pending. */
+  /** Stops the timer, writes what is pending and closes the connection. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.flush();
+    await this.db.end();
   }
 
   /** Writes the pending last-seen times; flushes never overlap. */
@@ -61,6 +69,7 @@ export class PresenceService {
     const batch = [...this.pending];
     this.pending = new Map();
     this.stats.flushes++;
+    const started = Date.now();
     for (let i = 0; i < batch.length; i += CHUNK) {
       const rows = batch.slice(i, i + CHUNK);
       try {
@@ -72,16 +81,19 @@ export class PresenceService {
         return;
       }
     }
+    const took = Date.now() - started;
+    if (took > this.config.presenceFlushMs) this.log.warn(`writing last-seen times for ${batch.length} devices took ${took} ms (flush interval ${this.config.presenceFlushMs} ms)`);
+    else this.log.debug(`wrote last-seen times for ${batch.length} devices in ${took} ms`);
   }
 
   private async write(rows: [string, number][]): Promise<void> {
     const values = rows.map((_, i) => `($${2 * i + 1}::uuid, $${2 * i + 2}::timestamptz AT TIME ZONE 'UTC')`).join(', ');
     const params = rows.flatMap(([id, at]) => [id, new Date(at).toISOString()]);
     // lastSeenAt only moves forward: another replica may have written a newer time.
-    await this.prisma.$executeRawUnsafe(
+    await this.db.query(
       `UPDATE device AS d SET "lastSeenAt" = v.ts FROM (VALUES ${values}) AS v(id, ts)
        WHERE d.id = v.id AND (d."lastSeenAt" IS NULL OR d."lastSeenAt" < v.ts)`,
-      ...params,
+      params,
     );
     this.stats.statements++;
     this.stats.rows += rows.length;
