@@ -107,9 +107,8 @@ export class AgentStreams {
       if (cleanedUp) return;
       cleanedUp = true;
       clearTimeout(helloTimer);
-      if (!session) return;
-      const s = session;
-      const done = chain.then(() => this.closeSession(s));
+      // After the message in flight: a Hello being handled may still register a session.
+      const done = chain.then(() => (session ? this.closeSession(session) : undefined));
       this.cleanups.add(done);
       void done.finally(() => this.cleanups.delete(done));
     };
@@ -135,8 +134,8 @@ export class AgentStreams {
   private async open(call: AgentCall, device: AuthenticatedDevice, hello: HelloInput): Promise<AgentSession> {
     const now = this.clock.now();
     const session = new AgentSession(device, now, call, hello.lastReceivedRevision, (s) => this.runPass(s));
-    await this.registry.register(session);
     try {
+      await this.registry.register(session);
       await this.prisma.device.update({
         where: { id: device.id },
         data: {
@@ -151,7 +150,8 @@ export class AgentStreams {
         },
       });
     } catch (err) {
-      await this.registry.unregister(session);
+      // Not registered half-way: the stream ends and nothing routes to it.
+      await this.registry.unregister(session).catch(() => {});
       throw err;
     }
     session.send({
