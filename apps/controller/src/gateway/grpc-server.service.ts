@@ -22,12 +22,14 @@ export class GrpcServer {
   ) {}
 
   async start(): Promise<void> {
-    // Keepalive pings find dead connections; agents may ping every 20 s.
     const server = new Server({
+      // Keepalive pings find dead connections; agents may ping every 20 s.
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 20_000,
+      // The largest messages validation allows (64 sections x 256 KiB of detail) must arrive.
+      'grpc.max_receive_message_length': 32 * 1024 * 1024,
     });
     const handlers: AgentServiceServer = {
       enroll: (call, callback) => void this.enroll(call, callback),

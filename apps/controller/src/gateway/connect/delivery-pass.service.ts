@@ -3,12 +3,10 @@ import { status } from '@grpc/grpc-js';
 import { Clock } from '../../common/clock.js';
 import type { Job } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
-import { CLOCK_SLACK_MS, JobTimerHandlers, recordControllerEvent } from '../jobs/job-timer.handlers.js';
+import { CLOCK_SLACK_MS, JobTimerHandlers, OPERATOR_CANCEL } from '../jobs/job-timer.handlers.js';
 import { JobTimerQueue } from '../jobs/job-timer.queue.js';
 import type { AgentSession } from './agent-session.js';
 import { CREDENTIAL_REFUSED } from './device-auth.service.js';
-
-export const OPERATOR_CANCEL = 'cancelled by an operator';
 
 /**
  * The delivery pass (protocol.md "Connect" step 4): reads Postgres, never the event that
@@ -54,7 +52,7 @@ export class DeliveryPass {
   /** A queued job becomes attempt + 1, `delivered`, with its timeout armed, then is sent. */
   private async deliverQueued(session: AgentSession, job: Job): Promise<void> {
     const now = this.clock.now();
-    if (job.cancelRequestedAt) return this.cancelUndelivered(job);
+    if (job.cancelRequestedAt) return this.timerHandlers.cancelUndelivered(job);
     if (job.attempt === 0 && job.expiresAt <= now) return this.timerHandlers.expire(job.id);
     if (job.notBefore && job.notBefore.getTime() > now.getTime() + CLOCK_SLACK_MS) return; // a retry's kick comes later
     const attempt = job.attempt + 1;
@@ -78,14 +76,5 @@ export class DeliveryPass {
     });
     // Idempotent (deterministic id); re-arming on a new stream heals a timer lost with Redis.
     if (sent && job.deliveredAt) await this.timers.schedule({ name: 'timeout', jobId: job.id, attempt: job.attempt }, new Date(job.deliveredAt.getTime() + job.timeoutMs));
-  }
-
-  /** Cancelled while waiting for (re)delivery: the agent does not have it, so it just ends. */
-  private async cancelUndelivered(job: Job): Promise<void> {
-    const now = this.clock.now();
-    await this.prisma.$transaction(async (tx) => {
-      const r = await tx.job.updateMany({ where: { id: job.id, status: 'queued', attempt: job.attempt }, data: { status: 'cancelled', finishedAt: now, error: OPERATOR_CANCEL } });
-      if (r.count) await recordControllerEvent(tx, job.id, job.attempt, 'cancelled', { status: 'cancelled', error: OPERATOR_CANCEL });
-    });
   }
 }

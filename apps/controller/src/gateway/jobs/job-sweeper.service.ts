@@ -1,6 +1,5 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../../common/clock.js';
-import { AGENT_DELIVERY, type AgentDelivery } from '../../delivery/agent-delivery.port.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import { JobTimerHandlers } from './job-timer.handlers.js';
 
@@ -14,7 +13,8 @@ const BATCH = 500;
 export interface SweepResult {
   expired: number;
   timedOut: number;
-  kicked: number;
+  /** Retries whose backoff is over (kicked, or cancelled when that was requested). */
+  retried: number;
 }
 
 /**
@@ -32,7 +32,6 @@ export class JobSweeper {
     private readonly prisma: PrismaService,
     private readonly clock: Clock,
     private readonly handlers: JobTimerHandlers,
-    @Inject(AGENT_DELIVERY) private readonly delivery: AgentDelivery,
   ) {}
 
   start(): void {
@@ -62,13 +61,13 @@ export class JobSweeper {
         AND "deliveredAt" + "timeoutMs" * interval '1 millisecond' < (${cutoff}::timestamptz AT TIME ZONE 'UTC') LIMIT ${BATCH}`;
     for (const j of overdue) await this.handlers.timeout(j.id, j.attempt);
 
-    const retries = await this.prisma.$queryRaw<{ deviceId: string }[]>`
-      SELECT DISTINCT "deviceId" FROM job WHERE status = 'queued' AND attempt > 0
+    const retries = await this.prisma.$queryRaw<{ id: string; attempt: number }[]>`
+      SELECT id, attempt FROM job WHERE status = 'queued' AND attempt > 0
         AND "notBefore" < (${cutoff}::timestamptz AT TIME ZONE 'UTC') LIMIT ${BATCH}`;
-    for (const d of retries) await this.delivery.kick(d.deviceId);
+    for (const j of retries) await this.handlers.retry(j.id, j.attempt);
 
-    const result = { expired: expiring.length, timedOut: overdue.length, kicked: retries.length };
-    if (result.expired || result.timedOut || result.kicked) this.log.warn(`swept overdue job timers: ${JSON.stringify(result)}`);
+    const result = { expired: expiring.length, timedOut: overdue.length, retried: retries.length };
+    if (result.expired || result.timedOut || result.retried) this.log.warn(`swept overdue job timers: ${JSON.stringify(result)}`);
     return result;
   }
 }

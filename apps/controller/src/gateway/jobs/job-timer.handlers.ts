@@ -9,6 +9,8 @@ import { DeviceRouting } from '../routing/device-routing.service.js';
 import { JobTimerQueue } from './job-timer.queue.js';
 import { ACTIVE_STATUSES, failAttempt, type JobChange } from './job-transitions.js';
 
+export const OPERATOR_CANCEL = 'cancelled by an operator';
+
 /** Replica clocks differ a little; a timer this early still counts as due. */
 export const CLOCK_SLACK_MS = 1000;
 
@@ -48,6 +50,7 @@ export class JobTimerHandlers {
   async expire(jobId: string): Promise<void> {
     const job = await this.prisma.job.findUnique({ where: { id: jobId } });
     if (!job || job.status !== 'queued' || job.attempt !== 0) return;
+    if (job.cancelRequestedAt) return this.cancelUndelivered(job);
     const now = this.due(job.expiresAt);
     const error = `not delivered before it expired at ${job.expiresAt.toISOString()} (the device did not connect in time)`;
     await this.change(job, { data: { status: 'expired', finishedAt: now, error } }, ['queued'], 'expired');
@@ -72,8 +75,15 @@ export class JobTimerHandlers {
 
   /** A retry's backoff is over: the holder of the device's stream delivers the next attempt. */
   async retry(jobId: string, attempt: number): Promise<void> {
-    const job = await this.prisma.job.findUnique({ where: { id: jobId }, select: { deviceId: true, status: true, attempt: true } });
-    if (job?.status === 'queued' && job.attempt === attempt) await this.delivery.kick(job.deviceId);
+    const job = await this.prisma.job.findUnique({ where: { id: jobId } });
+    if (job?.status !== 'queued' || job.attempt !== attempt) return;
+    if (job.cancelRequestedAt) return this.cancelUndelivered(job);
+    await this.delivery.kick(job.deviceId);
+  }
+
+  /** A queued job whose cancellation was requested: the agent does not have it, so it just ends. */
+  async cancelUndelivered(job: Job): Promise<void> {
+    await this.change(job, { data: { status: 'cancelled', finishedAt: this.clock.now(), error: OPERATOR_CANCEL } }, ['queued'], 'cancelled');
   }
 
   /** Now, or NotDueYet when `dueAt` is still ahead by more than the clock slack. */

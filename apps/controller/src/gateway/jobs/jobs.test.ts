@@ -240,21 +240,25 @@ describe('the job sweeper', () => {
     await c?.close();
   });
 
-  it('fires the timers Redis lost: expiry of an undelivered job, timeout of a delivered one', async () => {
+  it('fires the timers Redis lost: expiry, timeout, and a retry whose backoff is over', async () => {
     const offline = await enrollDevice(c, 'sweep-offline');
     const online = await connectedDevice(c, 'sweep-online');
     agent = online.agent;
-    const long = Date.now() - 120_000;
+    const long = new Date(Date.now() - 120_000);
+    const base = { type: 'facts.collect', timeoutMs: 1000, expiresAt: new Date(Date.now() + 3600_000), maxAttempts: 3 };
     // Rows as if their BullMQ timers were lost: created without JOB_SCHEDULER.
-    const unexpired = await c.prisma.job.create({ data: { deviceId: offline.deviceId, type: 'facts.collect', timeoutMs: 1000, expiresAt: new Date(long) } });
-    const stuck = await c.prisma.job.create({
-      data: { deviceId: online.device.deviceId, type: 'facts.collect', timeoutMs: 1000, expiresAt: new Date(Date.now() + 3600_000), status: 'running', attempt: 1, deliveredAt: new Date(long), maxAttempts: 1 },
-    });
+    const unexpired = await c.prisma.job.create({ data: { ...base, deviceId: offline.deviceId, expiresAt: long } });
+    const stuck = await c.prisma.job.create({ data: { ...base, deviceId: online.device.deviceId, status: 'running', attempt: 1, deliveredAt: long, maxAttempts: 1 } });
+    const retrying = await c.prisma.job.create({ data: { ...base, deviceId: online.device.deviceId, attempt: 1, notBefore: long } });
+    const unwanted = await c.prisma.job.create({ data: { ...base, deviceId: offline.deviceId, attempt: 1, notBefore: long, cancelRequestedAt: long } });
 
-    assert.deepEqual(await c.app.get(JobSweeper).sweep(), { expired: 1, timedOut: 1, kicked: 0 });
-    assert.equal((await c.prisma.job.findUniqueOrThrow({ where: { id: unexpired.id } })).status, 'expired');
-    assert.equal((await c.prisma.job.findUniqueOrThrow({ where: { id: stuck.id } })).status, 'timed_out');
+    assert.deepEqual(await c.app.get(JobSweeper).sweep(), { expired: 1, timedOut: 1, retried: 2 });
+    const status = async (id: string) => (await c.prisma.job.findUniqueOrThrow({ where: { id } })).status;
+    assert.equal(await status(unexpired.id), 'expired');
+    assert.equal(await status(stuck.id), 'timed_out');
+    assert.equal(await status(unwanted.id), 'cancelled', 'a cancelled retry ends even while its device is offline');
     assert.match((await agent.next('cancel', (x) => x.jobId === stuck.id)).reason, /timed out/);
-    assert.deepEqual(await c.app.get(JobSweeper).sweep(), { expired: 0, timedOut: 0, kicked: 0 }, 'nothing left to sweep');
+    assert.equal((await agent.next('assign', (x) => x.jobId === retrying.id)).attempt, 2);
+    assert.deepEqual(await c.app.get(JobSweeper).sweep(), { expired: 0, timedOut: 0, retried: 0 }, 'nothing left to sweep');
   });
 });
