@@ -33,6 +33,8 @@ export class AgentStreams {
   private readonly log = new Logger('AgentStreams');
   private accepting = true;
   private readonly cleanups = new Set<Promise<void>>();
+  /** Hellos being handled: shutdown waits for them, so no session registers after it looked. */
+  private readonly opening = new Set<Promise<unknown>>();
   private idleTimer?: NodeJS.Timeout;
 
   constructor(
@@ -75,6 +77,7 @@ export class AgentStreams {
   async stop(): Promise<void> {
     this.accepting = false;
     clearInterval(this.idleTimer);
+    await Promise.allSettled([...this.opening]);
     const sessions = this.registry.all();
     for (const s of sessions) s.close(SHUTTING_DOWN);
     await Promise.allSettled([...this.cleanups]);
@@ -97,7 +100,15 @@ export class AgentStreams {
       if (!session) {
         clearTimeout(helloTimer);
         if (m.msg?.$case !== 'hello') throw firstMessageNotHello(m);
-        session = await this.open(call, device, parseAgentInput(helloSchema, m.msg.value, 'Hello'));
+        const hello = parseAgentInput(helloSchema, m.msg.value, 'Hello');
+        if (!this.accepting) return endCall(call, SHUTTING_DOWN);
+        const opening = this.open(call, device, hello);
+        this.opening.add(opening);
+        try {
+          session = await opening;
+        } finally {
+          this.opening.delete(opening);
+        }
         return;
       }
       await this.onMessage(session, m);
