@@ -14,7 +14,7 @@ describe('Connect', () => {
   const track = (a: FakeAgent): FakeAgent => (agents.push(a), a);
 
   before(async () => {
-    c = await startTestController({ env: { IBEX_HELLO_TIMEOUT_MS: '300', IBEX_HEARTBEAT_INTERVAL_MS: '200', IBEX_PRESENCE_FLUSH_MS: '100' } });
+    c = await startTestController({ env: { IBEX_HELLO_TIMEOUT_MS: '300', IBEX_HEARTBEAT_INTERVAL_MS: '200', IBEX_PRESENCE_FLUSH_MS: '100', IBEX_OFFLINE_AFTER_MS: '60000' } });
   });
   after(async () => {
     for (const a of agents) a.close();
@@ -110,11 +110,16 @@ describe('Connect', () => {
   });
 
   it('ends a stream that has gone quiet, so a vanished agent does not hold a session', async () => {
-    const { agent } = await connectedDevice(c, 'quiet');
-    track(agent);
-    // offlineAfterMs = 3 heartbeats + a flush = 700 ms here; the agent sends nothing.
-    const end = await agent.ended;
-    assert.equal(end.code, status.UNAVAILABLE);
-    assert.match(end.details, /no message from the agent/);
+    const quiet = await startTestController({ env: { IBEX_HEARTBEAT_INTERVAL_MS: '100', IBEX_OFFLINE_AFTER_MS: '400' } });
+    let agent: FakeAgent | undefined;
+    try {
+      ({ agent } = await connectedDevice(quiet, 'quiet'));
+      const end = await agent.ended; // it sends nothing after Hello
+      assert.equal(end.code, status.UNAVAILABLE);
+      assert.match(end.details, /no message from the agent for 400 ms/);
+    } finally {
+      agent?.close();
+      await quiet.close();
+    }
   });
 });

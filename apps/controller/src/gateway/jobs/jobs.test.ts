@@ -8,7 +8,8 @@ import { waitFor } from '../../testing/wait-for.js';
 import { connectedDevice, createJob, enrollDevice } from '../testing/fixtures.js';
 import { JobSweeper } from './job-sweeper.service.js';
 
-const BACKOFF_MS = 200;
+// Long enough that the test reads the job while it waits for its retry, even on a busy machine.
+const BACKOFF_MS = 1000;
 
 /** Sends a JobUpdate with the agent's deterministic id `<job>:<attempt>:<kind>:<seq>`; returns the id. */
 function sendUpdate(agent: FakeAgent, jobId: string, attempt: number, update: NonNullable<JobUpdate['update']>, seq = 0): string {
