@@ -42,6 +42,6 @@ import { StateReports } from './state/state-reports.service.js';
     { provide: AGENT_DELIVERY, useExisting: RoutedAgentDelivery },
     { provide: JOB_SCHEDULER, useExisting: BullmqJobScheduler },
   ],
-  exports: [GrpcServer, AGENT_DELIVERY, JOB_SCHEDULER, PresenceService, SessionRegistry],
+  exports: [GrpcServer, AGENT_DELIVERY, JOB_SCHEDULER],
 })
 export class GatewayModule {}
