@@ -36,6 +36,10 @@ const envSchema = z
     /** A device whose last heartbeat is older than this is offline (default 3 heartbeats + a flush). */
     IBEX_OFFLINE_AFTER_MS: z.coerce.number().int().min(100).optional(),
     IBEX_JOB_DEFAULT_EXPIRY_MS: ms(24 * 3600_000, 1000),
+    /** How long a new agent stream may take to send its Hello (protocol.md: 10 s). */
+    IBEX_HELLO_TIMEOUT_MS: ms(10_000, 100),
+    /** First retry delay of a failed job; doubles per attempt, at most 5 minutes (protocol.md: 5 s). */
+    IBEX_JOB_RETRY_BACKOFF_MS: ms(5_000, 10),
     IBEX_REPLICA_ID: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/).optional(),
     IBEX_MIGRATE_ON_START: bool(true),
     IBEX_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
@@ -57,6 +61,8 @@ export interface Config {
   presenceFlushMs: number;
   offlineAfterMs: number;
   jobDefaultExpiryMs: number;
+  helloTimeoutMs: number;
+  jobRetryBackoffMs: number;
   replicaId: string;
   migrateOnStart: boolean;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
@@ -89,6 +95,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     presenceFlushMs: e.IBEX_PRESENCE_FLUSH_MS,
     offlineAfterMs: e.IBEX_OFFLINE_AFTER_MS ?? 3 * e.IBEX_HEARTBEAT_INTERVAL_MS + e.IBEX_PRESENCE_FLUSH_MS,
     jobDefaultExpiryMs: e.IBEX_JOB_DEFAULT_EXPIRY_MS,
+    helloTimeoutMs: e.IBEX_HELLO_TIMEOUT_MS,
+    jobRetryBackoffMs: e.IBEX_JOB_RETRY_BACKOFF_MS,
     replicaId: e.IBEX_REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     migrateOnStart: e.IBEX_MIGRATE_ON_START,
     logLevel: e.IBEX_LOG_LEVEL,

@@ -1,15 +1,47 @@
 import { Global, Module } from '@nestjs/common';
-import { AGENT_DELIVERY, type AgentDelivery, JOB_SCHEDULER, type JobScheduler } from '../delivery/agent-delivery.port.js';
+import { AGENT_DELIVERY, JOB_SCHEDULER } from '../delivery/agent-delivery.port.js';
+import { BullmqJobScheduler } from '../delivery/bullmq-job-scheduler.service.js';
+import { RoutedAgentDelivery } from '../delivery/routed-agent-delivery.service.js';
+import { AgentStreams } from './connect/agent-streams.service.js';
+import { DeliveryPass } from './connect/delivery-pass.service.js';
+import { DeviceAuth } from './connect/device-auth.service.js';
+import { SessionRegistry } from './connect/session-registry.service.js';
+import { EnrollmentRedemption } from './enroll/enrollment-redemption.service.js';
+import { GatewayLifecycle } from './gateway-lifecycle.service.js';
 import { GrpcServer } from './grpc-server.service.js';
+import { JobSweeper } from './jobs/job-sweeper.service.js';
+import { JobTimerHandlers } from './jobs/job-timer.handlers.js';
+import { JobTimerQueue } from './jobs/job-timer.queue.js';
+import { JobTimerWorker } from './jobs/job-timer.worker.js';
+import { JobUpdates } from './jobs/job-updates.service.js';
+import { PresenceService } from './presence/presence.service.js';
+import { DeviceRouting } from './routing/device-routing.service.js';
+import { StateReports } from './state/state-reports.service.js';
 
-// Scaffold implementations of the delivery ports: replaced by the real gateway.
-const noDelivery: AgentDelivery = { kick: async () => {}, disconnect: async () => {} };
-const noScheduler: JobScheduler = { jobCreated: async () => {}, cancelRequested: async () => {} };
-
-/** What agents talk to (gRPC) and the time-driven work (BullMQ). */
+/** What agents talk to (gRPC), the routing between replicas, and the time-driven work (BullMQ). */
 @Global()
 @Module({
-  providers: [GrpcServer, { provide: AGENT_DELIVERY, useValue: noDelivery }, { provide: JOB_SCHEDULER, useValue: noScheduler }],
+  providers: [
+    GrpcServer,
+    GatewayLifecycle,
+    EnrollmentRedemption,
+    DeviceAuth,
+    AgentStreams,
+    SessionRegistry,
+    DeliveryPass,
+    PresenceService,
+    DeviceRouting,
+    JobTimerQueue,
+    JobTimerWorker,
+    JobTimerHandlers,
+    JobSweeper,
+    JobUpdates,
+    StateReports,
+    RoutedAgentDelivery,
+    BullmqJobScheduler,
+    { provide: AGENT_DELIVERY, useExisting: RoutedAgentDelivery },
+    { provide: JOB_SCHEDULER, useExisting: BullmqJobScheduler },
+  ],
   exports: [GrpcServer, AGENT_DELIVERY, JOB_SCHEDULER],
 })
 export class GatewayModule {}

@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { describeIssues, factsSchema, fieldIssues, type FieldIssue } from '@ibex/spec';
+import { JobOutcome, SectionState } from '@ibex/proto';
+import { ValidationFailed } from '../common/errors.js';
+import { deviceNameSchema } from './enroll/device-name.js';
+
+// Edge validation of what agents send (ts-proto objects: camelCase, int64 as numbers, proto
+// defaults filled in). Errors name the field the way the .proto spells it (snake_case).
+
+const INT32_MAX = 2_147_483_647;
+const revision = z.number().int('must be a whole number').min(0, 'must not be negative').max(INT32_MAX, 'is too large');
+const nonNegative = z.number().int('must be a whole number').min(0, 'must not be negative');
+const required = (max: number) => z.string().min(1, 'is required').max(max, `must be at most ${max} characters`);
+const text = (max: number) => z.string().max(max, `must be at most ${max} characters`);
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a job id (UUID)');
+const jsonText = (max: number) =>
+  text(max).refine((s) => {
+    if (s === '') return true;
+    try {
+      JSON.parse(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be empty or valid JSON');
+
+export const enrollRequestSchema = z.object({
+  enrollmentToken: z
+    .string()
+    .min(1, 'is required')
+    .regex(/^ibxe_[A-Za-z0-9]{40}$/, 'must be an enrollment token: ibxe_ followed by 40 letters or digits'),
+  name: z.union([z.literal(''), deviceNameSchema]),
+  facts: factsSchema.optional(),
+  agentVersion: text(64),
+});
+export type EnrollInput = z.output<typeof enrollRequestSchema>;
+
+export const helloSchema = z.object({
+  agentVersion: text(64),
+  facts: factsSchema.optional(),
+  lastAppliedRevision: revision,
+  lastReceivedRevision: revision,
+  unfinishedJobs: z
+    .array(z.object({ jobId: text(64), attempt: nonNegative, phase: z.enum(['accepted', 'running', 'finished'], 'must be accepted, running or finished') }))
+    .max(10_000, 'at most 10000 entries'),
+  bootId: text(128),
+});
+export type HelloInput = z.output<typeof helloSchema>;
+
+export const heartbeatSchema = z.object({ seq: nonNegative, sentAtMs: nonNegative });
+
+export const factsReportSchema = z.object({ facts: factsSchema.optional().refine((f) => f !== undefined, 'is required') });
+
+/** Proto section states as the controller stores them (libs/spec sectionStates). */
+export const sectionStateNames = {
+  [SectionState.SECTION_STATE_IN_SYNC]: 'in_sync',
+  [SectionState.SECTION_STATE_APPLYING]: 'applying',
+  [SectionState.SECTION_STATE_FAILED]: 'failed',
+  [SectionState.SECTION_STATE_DRIFTED]: 'drifted',
+  [SectionState.SECTION_STATE_UNSUPPORTED]: 'unsupported',
+  [SectionState.SECTION_STATE_REVERTED]: 'reverted',
+} as const;
+
+export const stateReportSchema = z.object({
+  reportId: required(200),
+  revision: revision.min(1, 'must be a desired revision (1 or more)'),
+  sections: z
+    .array(
+      z.object({
+        section: required(64),
+        state: z
+          .number()
+          .refine((s): s is keyof typeof sectionStateNames => Object.hasOwn(sectionStateNames, s), 'must be a SectionState other than SECTION_STATE_UNSPECIFIED')
+          .transform((s) => sectionStateNames[s as keyof typeof sectionStateNames]),
+        error: text(8192),
+        detailJson: jsonText(256 * 1024),
+        observedAtMs: nonNegative,
+      }),
+    )
+    .max(64, 'at most 64 sections'),
+});
+export type StateReportInput = z.output<typeof stateReportSchema>;
+
+const outcomes = [JobOutcome.JOB_OUTCOME_SUCCEEDED, JobOutcome.JOB_OUTCOME_FAILED, JobOutcome.JOB_OUTCOME_CANCELLED, JobOutcome.JOB_OUTCOME_REJECTED];
+
+export const jobUpdateSchema = z.object({
+  updateId: required(200),
+  jobId: uuid,
+  attempt: nonNegative.min(1, 'must be 1 or more').max(INT32_MAX, 'is too large'),
+  update: z.discriminatedUnion(
+    '$case',
+    [
+      z.object({ $case: z.literal('started'), value: z.object({ startedAtMs: nonNegative }) }),
+      z.object({ $case: z.literal('progress'), value: z.object({ percent: nonNegative.max(100, 'must be 0-100'), message: text(1024) }) }),
+      z.object({
+        $case: z.literal('log'),
+        value: z.object({
+          lines: z
+            .array(z.object({ tsMs: nonNegative, level: z.enum(['debug', 'info', 'warn', 'error'], 'must be debug, info, warn or error'), text: text(16 * 1024) }))
+            .max(1000, 'at most 1000 lines'),
+        }),
+      }),
+      z.object({
+        $case: z.literal('result'),
+        value: z.object({
+          outcome: z.number().refine((o) => outcomes.includes(o), 'must be a JobOutcome other than JOB_OUTCOME_UNSPECIFIED'),
+          // Not validated as JSON here: bad output fails the job (protocol.md), it does not end the stream.
+          outputJson: text(1024 * 1024),
+          error: text(16 * 1024),
+          retryable: z.boolean(),
+          finishedAtMs: nonNegative,
+        }),
+      }),
+    ],
+    { error: 'is required: one of started, progress, log or result' },
+  ),
+});
+export type JobUpdateInput = z.output<typeof jobUpdateSchema>;
+
+/** `osRelease` -> `os_release`, so errors name fields as agent.proto does. */
+export function protoPath(path: string): string {
+  return path.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}
+
+/**
+ * Parses an inbound message or throws ValidationFailed naming each bad field. A oneof's
+ * `{$case, value}` wrapper is named by its case, as in the .proto (`update.value.percent` ->
+ * `progress.percent`).
+ */
+export function parseAgentInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issues: FieldIssue[] = fieldIssues(r.error).map((i) => ({ path: protoPath(oneofPath(i.path, value)), message: i.message }));
+  throw new ValidationFailed(`invalid ${what}: ${describeIssues(issues)}`, issues);
+}
+
+function oneofPath(path: string, value: unknown): string {
+  return path.replace(/^(\w+)\.(value|\$case)\b/, (whole, field: string) => {
+    const oneof = (value as Record<string, { $case?: unknown } | undefined> | null)?.[field];
+    return typeof oneof?.$case === 'string' ? oneof.$case : field;
+  });
+}

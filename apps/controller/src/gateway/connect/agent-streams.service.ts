@@ -1,0 +1,261 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { status } from '@grpc/grpc-js';
+import type { AgentMessage } from '@ibex/proto';
+import { Clock } from '../../common/clock.js';
+import { ValidationFailed } from '../../common/errors.js';
+import { CONFIG, type Config } from '../../config/config.js';
+import type { Prisma } from '../../generated/prisma/client.js';
+import { PrismaService } from '../../prisma/prisma.service.js';
+import { factsReportSchema, heartbeatSchema, helloSchema, jobUpdateSchema, parseAgentInput, stateReportSchema, type HelloInput } from '../agent-messages.schema.js';
+import { grpcFailure, type GrpcFailure } from '../grpc-status.js';
+import { JobUpdates } from '../jobs/job-updates.service.js';
+import { PresenceService } from '../presence/presence.service.js';
+import { StateReports } from '../state/state-reports.service.js';
+import { AgentSession, endCall, type AgentCall } from './agent-session.js';
+import { DeliveryPass } from './delivery-pass.service.js';
+import { DeviceAuth, type AuthenticatedDevice } from './device-auth.service.js';
+import { SessionRegistry } from './session-registry.service.js';
+
+export const SHUTTING_DOWN: GrpcFailure = { code: status.UNAVAILABLE, details: 'controller shutting down' };
+const STREAM_ENDED: GrpcFailure = { code: status.CANCELLED, details: 'stream ended' };
+/** A pass that failed (Postgres or Redis down) is tried again after this long. */
+const PASS_RETRY_MS = 5000;
+/** Messages buffered per stream before it stops reading (HTTP/2 flow control then holds the agent). */
+const MAX_BACKLOG = 64;
+
+/**
+ * The Connect stream (protocol.md "Connect"): authenticate from metadata, wait for Hello,
+ * register the session (taking over an older one anywhere), record the connection, Welcome,
+ * deliver; then handle the agent's messages one at a time, in order, and clean up at the end.
+ */
+@Injectable()
+export class AgentStreams {
+  private readonly log = new Logger('AgentStreams');
+  private accepting = true;
+  private readonly cleanups = new Set<Promise<void>>();
+  /** Hellos being handled: shutdown waits for them, so no session registers after it looked. */
+  private readonly opening = new Set<Promise<unknown>>();
+  private idleTimer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    private readonly prisma: PrismaService,
+    private readonly clock: Clock,
+    private readonly auth: DeviceAuth,
+    private readonly registry: SessionRegistry,
+    private readonly presence: PresenceService,
+    private readonly pass: DeliveryPass,
+    private readonly jobUpdates: JobUpdates,
+    private readonly stateReports: StateReports,
+  ) {}
+
+  /** The Connect handler: authentication first, then the Hello must come within the timeout. */
+  handle(call: AgentCall): void {
+    if (!this.accepting) return endCall(call, SHUTTING_DOWN);
+    this.auth.authenticate(call.metadata).then(
+      (device) => {
+        if (call.cancelled || call.writableEnded) return;
+        const helloTimer = setTimeout(
+          () => endCall(call, { code: status.INVALID_ARGUMENT, details: `no Hello within ${this.config.helloTimeoutMs} ms: the first message on a stream must be a Hello` }),
+          this.config.helloTimeoutMs,
+        );
+        this.readMessages(call, device, helloTimer);
+      },
+      (err: unknown) => this.fail(call, err, 'authenticating'),
+    );
+  }
+
+  /** Starts ending idle streams (no message for IBEX_OFFLINE_AFTER_MS: the agent is gone). */
+  start(): void {
+    this.idleTimer ??= setInterval(() => this.closeIdle(), Math.min(this.config.heartbeatIntervalMs, this.config.offlineAfterMs));
+  }
+
+  /**
+   * Shutdown: refuse new streams, end every open one with UNAVAILABLE (agents reconnect,
+   * maybe to another replica) and clear their connectedAt in one statement.
+   */
+  async stop(): Promise<void> {
+    this.accepting = false;
+    clearInterval(this.idleTimer);
+    await Promise.allSettled([...this.opening]);
+    const sessions = this.registry.all();
+    for (const s of sessions) s.close(SHUTTING_DOWN);
+    await Promise.allSettled([...this.cleanups]);
+    for (let i = 0; i < sessions.length; i += 1000) {
+      const ids = sessions.slice(i, i + 1000).map((s) => s.deviceId);
+      await this.prisma.device
+        .updateMany({ where: { id: { in: ids }, connectedTo: this.config.replicaId }, data: { connectedAt: null, connectedTo: null } })
+        .catch((err: Error) => this.log.error(`could not mark ${ids.length} devices disconnected at shutdown: ${err.message}`));
+    }
+  }
+
+  private readMessages(call: AgentCall, device: AuthenticatedDevice, helloTimer: NodeJS.Timeout): void {
+    let session: AgentSession | undefined;
+    let chain: Promise<void> = Promise.resolve();
+    let backlog = 0;
+    let cleanedUp = false;
+
+    const process = async (m: AgentMessage): Promise<void> => {
+      if (call.writableEnded || call.cancelled) return;
+      if (!session) {
+        clearTimeout(helloTimer);
+        if (m.msg?.$case !== 'hello') throw firstMessageNotHello(m);
+        const hello = parseAgentInput(helloSchema, m.msg.value, 'Hello');
+        if (!this.accepting) return endCall(call, SHUTTING_DOWN);
+        const opening = this.open(call, device, hello);
+        this.opening.add(opening);
+        try {
+          session = await opening;
+        } finally {
+          this.opening.delete(opening);
+        }
+        return;
+      }
+      await this.onMessage(session, m);
+    };
+
+    const cleanup = (): void => {
+      if (cleanedUp) return;
+      cleanedUp = true;
+      clearTimeout(helloTimer);
+      // After the message in flight: a Hello being handled may still register a session.
+      const done = chain.then(() => (session ? this.closeSession(session) : undefined));
+      this.cleanups.add(done);
+      void done.finally(() => this.cleanups.delete(done));
+    };
+
+    call.on('data', (m: AgentMessage) => {
+      if (++backlog >= MAX_BACKLOG) call.pause();
+      chain = chain
+        .then(() => process(m))
+        .catch((err: unknown) => this.fail(call, err, `handling a message from ${device.name}`))
+        .finally(() => {
+          if (--backlog < MAX_BACKLOG && call.isPaused()) call.resume();
+        });
+    });
+    // The agent half-closed: end our side too.
+    call.on('end', () => void chain.then(() => !call.writableEnded && call.end()));
+    call.on('cancelled', cleanup);
+    call.on('finish', cleanup);
+    call.on('close', cleanup);
+    call.on('error', () => cleanup());
+  }
+
+  /** After Hello: register, record the connection, Welcome, first delivery pass. */
+  private async open(call: AgentCall, device: AuthenticatedDevice, hello: HelloInput): Promise<AgentSession> {
+    const now = this.clock.now();
+    const session = new AgentSession(device, now, call, hello.lastReceivedRevision, (s) => this.runPass(s));
+    try {
+      await this.registry.register(session);
+      await this.prisma.device.update({
+        where: { id: device.id },
+        data: {
+          connectedAt: now,
+          connectedTo: this.config.replicaId,
+          bootId: hello.bootId || null,
+          ...(hello.agentVersion ? { agentVersion: hello.agentVersion } : {}),
+          ...(hello.facts ? { facts: hello.facts as Prisma.InputJsonValue } : {}),
+          receivedRevision: hello.lastReceivedRevision,
+          appliedRevision: hello.lastAppliedRevision,
+          lastSeenAt: now,
+        },
+      });
+    } catch (err) {
+      // Not registered half-way: the stream ends and nothing routes to it.
+      await this.registry.unregister(session).catch(() => {});
+      throw err;
+    }
+    session.send({
+      $case: 'welcome',
+      value: {
+        deviceId: device.id,
+        deviceName: device.name,
+        heartbeatIntervalMs: this.config.heartbeatIntervalMs,
+        serverTimeMs: now.getTime(),
+        controllerVersion: this.config.version,
+      },
+    });
+    this.log.debug(`device ${device.name} (${device.id}) connected, session ${session.id}`);
+    session.requestPass();
+    return session;
+  }
+
+  private async onMessage(session: AgentSession, m: AgentMessage): Promise<void> {
+    const msg = m.msg;
+    switch (msg?.$case) {
+      case undefined:
+        throw new ValidationFailed('invalid AgentMessage: msg is empty; send one of hello, heartbeat, state_report, job_update or facts', [
+          { path: 'msg', message: 'is required' },
+        ]);
+      case 'hello':
+        throw new ValidationFailed('invalid AgentMessage: a second Hello; a stream carries one Hello, as its first message', [
+          { path: 'hello', message: 'was already received on this stream' },
+        ]);
+      case 'heartbeat':
+        parseAgentInput(heartbeatSchema, msg.value, 'Heartbeat');
+        break;
+      case 'facts': {
+        const { facts } = parseAgentInput(factsReportSchema, msg.value, 'FactsReport');
+        await this.prisma.device.update({ where: { id: session.deviceId }, data: { facts: facts as Prisma.InputJsonValue } });
+        break;
+      }
+      case 'stateReport': {
+        const report = parseAgentInput(stateReportSchema, msg.value, 'StateReport');
+        await this.stateReports.store(session.deviceId, report);
+        session.ack(report.reportId);
+        break;
+      }
+      case 'jobUpdate': {
+        const update = parseAgentInput(jobUpdateSchema, msg.value, 'JobUpdate');
+        await this.jobUpdates.apply(session.deviceId, update);
+        session.ack(update.updateId);
+        break;
+      }
+    }
+    session.lastHeardAt = Date.now();
+    this.presence.touch(session.deviceId);
+  }
+
+  private async runPass(session: AgentSession): Promise<void> {
+    try {
+      await this.pass.run(session);
+    } catch (err) {
+      this.log.error(`delivery to ${session.device.name} (${session.deviceId}) failed, retrying in ${PASS_RETRY_MS} ms: ${(err as Error).message}`);
+      setTimeout(() => session.requestPass(), PASS_RETRY_MS).unref();
+    }
+  }
+
+  /** The stream ended: forget the session and clear connectedAt, unless a newer session set it. */
+  private async closeSession(session: AgentSession): Promise<void> {
+    session.close(STREAM_ENDED); // normally already closed; stops a pass still queued
+    try {
+      if (!(await this.registry.unregister(session)) || !this.accepting) return;
+      await this.prisma.device.updateMany({
+        where: { id: session.deviceId, connectedTo: this.config.replicaId, connectedAt: session.connectedAt },
+        data: { connectedAt: null, connectedTo: null },
+      });
+    } catch (err) {
+      this.log.error(`could not record that ${session.device.name} (${session.deviceId}) disconnected: ${(err as Error).message}`);
+    }
+  }
+
+  private closeIdle(): void {
+    const limit = Date.now() - this.config.offlineAfterMs;
+    for (const s of this.registry.all()) {
+      if (s.lastHeardAt < limit) s.close({ code: status.UNAVAILABLE, details: `no message from the agent for ${this.config.offlineAfterMs} ms; reconnect` });
+    }
+  }
+
+  private fail(call: AgentCall, err: unknown, doing: string): void {
+    const failure = grpcFailure(err);
+    if (failure.code === status.INTERNAL || failure.code === status.UNAVAILABLE) {
+      this.log.error(`Connect: ${doing}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+    endCall(call, failure);
+  }
+}
+
+function firstMessageNotHello(m: AgentMessage): ValidationFailed {
+  const got = m.msg?.$case ?? 'an empty message';
+  return new ValidationFailed(`invalid AgentMessage: the first message on a stream must be a Hello, got ${got}`, [{ path: 'hello', message: 'is required first' }]);
+}

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { SectionState, type SectionStatus } from '@ibex/proto';
+import { FakeAgent } from '../../testing/fake-agent.js';
+import { startTestController, type TestController } from '../../testing/test-controller.js';
+import { createJob, enrollDevice, filesSpec, setDesiredState } from '../testing/fixtures.js';
+
+function section(state: SectionState, error = ''): SectionStatus {
+  return { section: 'files', state, error, detailJson: '{"steps":[]}', observedAtMs: Date.now() };
+}
+
+describe('desired state', () => {
+  let c: TestController;
+  const agents: FakeAgent[] = [];
+  const connect = async (credential: string, lastReceivedRevision = 0) => {
+    const a = await FakeAgent.connect(c.grpcAddress, credential, { lastReceivedRevision, lastAppliedRevision: lastReceivedRevision });
+    agents.push(a);
+    return a;
+  };
+
+  before(async () => {
+    c = await startTestController({ env: { IBEX_OFFLINE_AFTER_MS: '60000' } });
+  });
+  after(async () => {
+    for (const a of agents) a.close();
+    await c?.close();
+  });
+
+  it('delivers the desired revision on connect only when the agent does not have it', async () => {
+    const device = await enrollDevice(c, 'fresh');
+    const revision = await setDesiredState(c, device.deviceId, filesSpec('hello\n'));
+    const first = await connect(device.credential);
+    const desired = await first.next('desired');
+    assert.equal(desired.revision, revision);
+    assert.deepEqual(JSON.parse(desired.specJson), filesSpec('hello\n'));
+    first.close();
+
+    const second = await connect(device.credential, revision);
+    // The pass sends the desired state before jobs: once this job arrives, no desired state will.
+    const j = await createJob(c, device.deviceId);
+    await second.next('assign', (a) => a.jobId === j.id);
+    assert.equal(second.all('desired').length, 0);
+  });
+
+  it('delivers a new revision to a connected agent when kicked', async () => {
+    const device = await enrollDevice(c, 'kicked');
+    const agent = await connect(device.credential);
+    const r1 = await setDesiredState(c, device.deviceId, filesSpec('one\n'));
+    assert.equal((await agent.next('desired')).revision, r1);
+    const r2 = await setDesiredState(c, device.deviceId, filesSpec('two\n'));
+    const d2 = await agent.next('desired');
+    assert.equal(d2.revision, r2);
+    assert.deepEqual(JSON.parse(d2.specJson), filesSpec('two\n'));
+  });
+
+  it('stores state reports, acks them and tracks received/applied revisions; a report for an older revision changes nothing', async () => {
+    const device = await enrollDevice(c, 'reporter');
+    const r1 = await setDesiredState(c, device.deviceId, filesSpec('v1\n'));
+    const agent = await connect(device.credential);
+    await agent.next('desired');
+    const row = () => c.prisma.device.findUniqueOrThrow({ where: { id: device.deviceId }, include: { sections: true } });
+
+    agent.send({ $case: 'stateReport', value: { reportId: 'rep-1', revision: r1, sections: [section(SectionState.SECTION_STATE_APPLYING)] } });
+    await agent.acked('rep-1');
+    let d = await row();
+    assert.deepEqual([d.receivedRevision, d.appliedRevision], [r1, 0]);
+    assert.deepEqual(
+      d.sections.map((s) => [s.section, s.state, s.revision]),
+      [['files', 'applying', r1]],
+    );
+
+    agent.send({ $case: 'stateReport', value: { reportId: 'rep-2', revision: r1, sections: [section(SectionState.SECTION_STATE_IN_SYNC)] } });
+    await agent.acked('rep-2');
+    d = await row();
+    assert.deepEqual([d.receivedRevision, d.appliedRevision], [r1, r1]);
+    assert.equal(d.sections[0]?.state, 'in_sync');
+    assert.deepEqual(d.sections[0]?.detail, { steps: [] });
+
+    const r2 = await setDesiredState(c, device.deviceId, filesSpec('v2\n'));
+    await agent.next('desired', (x) => x.revision === r2);
+    agent.send({ $case: 'stateReport', value: { reportId: 'rep-3', revision: r2, sections: [section(SectionState.SECTION_STATE_FAILED, 'permission denied')] } });
+    await agent.acked('rep-3');
+    d = await row();
+    assert.deepEqual([d.receivedRevision, d.appliedRevision], [r2, r1]);
+    assert.deepEqual([d.sections[0]?.state, d.sections[0]?.revision, d.sections[0]?.error], ['failed', r2, 'permission denied']);
+
+    // A late report for revision 1 (sent before, delivered after) is acked and ignored.
+    agent.send({ $case: 'stateReport', value: { reportId: 'rep-late', revision: r1, sections: [section(SectionState.SECTION_STATE_IN_SYNC)] } });
+    await agent.acked('rep-late');
+    d = await row();
+    assert.deepEqual([d.sections[0]?.state, d.sections[0]?.revision], ['failed', r2]);
+    assert.deepEqual([d.receivedRevision, d.appliedRevision], [r2, r1]);
+
+    // Unsupported counts as applied: the agent cannot do better, and says so.
+    agent.send({ $case: 'stateReport', value: { reportId: 'rep-4', revision: r2, sections: [section(SectionState.SECTION_STATE_UNSUPPORTED, 'no capability')] } });
+    await agent.acked('rep-4');
+    assert.equal((await row()).appliedRevision, r2);
+  });
+});
