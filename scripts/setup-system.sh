@@ -9,6 +9,7 @@ packages=(
   libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross
   postgresql-client   # pg_isready
   redis-tools         # redis-cli
+  busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash
 )
 missing=()
 for p in "${packages[@]}"; do
