@@ -180,9 +180,9 @@ start_cmd=
 case $init in
 	systemd)
 		unitdir=$(at /etc/systemd/system)
-		mkdir -p "$unitdir" "$(at /etc/ibex-agent)"
+		mkdir -p "$unitdir" "$(at /etc/ibex)"
 		render "$here/ibex-agent.service" "$unitdir/ibex-agent.service" 644
-		[ -e "$(at /etc/ibex-agent/agent.env)" ] || render "$here/agent.env" "$(at /etc/ibex-agent/agent.env)" 600
+		[ -e "$(at /etc/ibex/agent.env)" ] || render "$here/agent.env" "$(at /etc/ibex/agent.env)" 600
 		# Restart backoff needs systemd >= 254 (RestartSteps=); older ones would warn at every reload.
 		if [ -n "$live" ] && [ "$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 + 0 }')" -ge 254 ] 2>/dev/null; then
 			mkdir -p "$unitdir/ibex-agent.service.d"
@@ -212,12 +212,12 @@ case $init in
 		if [ -d "$(at /jffs/scripts)" ]; then
 			service="$service; this looks like Asuswrt-Merlin: use merlin/install-hooks.sh"
 		fi
-		start_cmd="$bin_path run --data /var/lib/ibex-agent   (under your own supervisor)"
+		start_cmd="$bin_path run   (under your own supervisor)"
 		;;
 esac
 
 echo "installed $dest: $version"
 echo "service: $service"
 echo "next: enroll this device with an enrollment token (ibxe_...) from the controller, then start it:"
-echo "  $bin_path enroll --data /var/lib/ibex-agent --controller CONTROLLER_HOST:9090 --token ibxe_..."
+echo "  $bin_path enroll --controller grpc://CONTROLLER_HOST:9090 --token ibxe_...   (grpcs:// with TLS)"
 echo "  $start_cmd"

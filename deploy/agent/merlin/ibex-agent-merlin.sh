@@ -180,7 +180,7 @@ supervise() {
 		# args splits on spaces into separate flags, with globbing off: never evaluated.
 		set -f
 		# shellcheck disable=SC2086
-		set -- run --data "$data" $args
+		set -- run --data-dir "$data" $args
 		set +f
 		"$bin" "$@" </dev/null >>"$logfile" 2>&1 &
 		waiting=$!

@@ -3,7 +3,7 @@
 # the USB disk that holds it is mounted and stops cleanly before that disk is unmounted or the
 # router shuts down.
 #
-#   install-hooks.sh --mount /tmp/mnt/DISK [--bin PATH] [--data DIR] [--args "FLAGS"]
+#   install-hooks.sh --mount /tmp/mnt/DISK [--bin PATH] [--data-dir DIR] [--args "FLAGS"]
 #                    [--run-dir DIR] [--jffs DIR]
 #   install-hooks.sh --uninstall [--jffs DIR]
 #
@@ -58,13 +58,13 @@ run_dir=
 uninstall=
 while [ $# -gt 0 ]; do
 	case $1 in
-		--jffs | --mount | --bin | --data | --args | --run-dir)
+		--jffs | --mount | --bin | --data-dir | --args | --run-dir)
 			[ $# -ge 2 ] || die "$1 needs a value"
 			case $1 in
 				--jffs) jffs=$2 ;;
 				--mount) mount_point=$2 ;;
 				--bin) bin=$2 ;;
-				--data) data=$2 ;;
+				--data-dir) data=$2 ;;
 				--args) args=$2 ;;
 				--run-dir) run_dir=$2 ;;
 			esac
@@ -162,7 +162,7 @@ mount_point=${mount_point%/}
 [ -n "$data" ] || data=$mount_point/ibex-agent/data
 [ -n "$run_dir" ] || run_dir=/tmp/ibex-agent
 absolute --bin "$bin"
-absolute --data "$data"
+absolute --data-dir "$data"
 absolute --run-dir "$run_dir"
 one_line --args "$args"
 [ -r "$here/ibex-agent-merlin.sh" ] || die "$here/ibex-agent-merlin.sh is missing: run install-hooks.sh from the deploy/agent/merlin folder it came in"
@@ -198,5 +198,5 @@ fi
 echo "installed the ibex-agent hooks into $scripts (post-mount, unmount, services-stop)"
 echo "next:"
 echo "  1. copy ibex-agent-linux-arm64 to $bin and chmod +x it"
-echo "  2. enroll:  $(quote "$bin") enroll --data $(quote "$data") --controller HOST:9090 --token ibxe_..."
+echo "  2. enroll:  $(quote "$bin") enroll --data-dir $(quote "$data") --controller grpc://HOST:9090 --token ibxe_..."
 echo "  3. start:   $(quote "$ctl") start   (from now on it starts whenever $mount_point is mounted)"

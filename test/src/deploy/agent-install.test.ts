@@ -42,17 +42,17 @@ describe('agent install.sh', { skip: process.arch !== 'x64' && 'runs the x64 age
     assert.equal(sha256(bin), x64Sha);
     assert.equal(statSync(bin).mode & 0o777, 0o755);
     const unit = readFileSync(join(root, 'etc', 'systemd', 'system', 'ibex-agent.service'), 'utf8');
-    assert.match(unit, /^ExecStart=\/opt\/ibex\/bin\/ibex-agent run --data \/var\/lib\/ibex-agent \$IBEX_AGENT_ARGS$/m);
+    assert.match(unit, /^ExecStart=\/opt\/ibex\/bin\/ibex-agent run$/m);
     const directives = unit.split('\n').filter((l) => !l.startsWith('#'));
     assert.deepEqual(directives.filter((l) => l.includes('/usr/local/bin')), [], 'every binary path follows --prefix');
-    assert.equal(statSync(join(root, 'etc', 'ibex-agent', 'agent.env')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(root, 'etc', 'ibex', 'agent.env')).mode & 0o777, 0o600);
     assert.equal(statSync(join(root, 'var', 'lib', 'ibex-agent')).mode & 0o777, 0o700);
     // Not a live system: nothing was enabled, and the backoff drop-in (systemd >= 254 only) is left out.
     assert.equal(existsSync(join(root, 'etc', 'systemd', 'system', 'ibex-agent.service.d')), false);
 
     assert.match(r.stdout, /SHA-256 of .* verified/);
     assert.match(r.stdout, /ibex-agent \d+\.\d+\.\d+ \(node 24\.\d+\.\d+, x64\)/);
-    assert.match(r.stdout, /^ {2}\/opt\/ibex\/bin\/ibex-agent enroll --data \/var\/lib\/ibex-agent --controller \S+ --token ibxe_/m);
+    assert.match(r.stdout, /^ {2}\/opt\/ibex\/bin\/ibex-agent enroll --controller grpc:\/\/\S+ --token ibxe_/m);
     assert.match(r.stdout, /^ {2}systemctl start ibex-agent$/m);
   });
 

@@ -134,7 +134,7 @@ describe('merlin install-hooks.sh', () => {
     assert.ok(Date.now() - t0 < 5000, 'post-mount must return at once, not wait for the agent');
     assert.ok(await waitFor(() => existsSync(calls) && readFileSync(calls, 'utf8').includes('start'), 5000), 'the agent did not start');
     const firstLine = readFileSync(calls, 'utf8').split('\n')[0]!;
-    assert.equal(firstLine.replace(/^start \d+ /, ''), `run --data ${join(mount, 'ibex-agent', 'data')} --log-level debug`);
+    assert.equal(firstLine.replace(/^start \d+ /, ''), `run --data-dir ${join(mount, 'ibex-agent', 'data')} --log-level debug`);
     const supervisor = pidIn('supervisor.pid');
     const firstAgent = pidIn('agent.pid');
     assert.ok(supervisor && alive(supervisor), 'no supervisor running');

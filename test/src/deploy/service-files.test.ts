@@ -42,7 +42,9 @@ describe('systemd unit ibex-agent.service', () => {
     assert.equal(get(unit, 'Service', 'Restart'), 'always');
     assert.match(get(unit, 'Service', 'RestartSec') ?? '', /^\d+s?$/);
     assert.equal(get(unit, 'Unit', 'StartLimitIntervalSec'), '0', 'without it systemd gives up after 5 quick restarts');
-    assert.match(get(unit, 'Service', 'ExecStart') ?? '', /^\/usr\/local\/bin\/ibex-agent run --data \/var\/lib\/ibex-agent /);
+    assert.equal(get(unit, 'Service', 'ExecStart'), '/usr/local/bin/ibex-agent run');
+    // The agent's default data directory is the one systemd creates private to root.
+    assert.equal(get(unit, 'Service', 'StateDirectory'), 'ibex-agent');
     assert.equal(get(unit, 'Install', 'WantedBy'), 'multi-user.target');
     assert.equal(get(unit, 'Service', 'StateDirectoryMode'), '0700');
     const backoff = parseUnit(readFileSync(join(agentDir, 'restart-backoff.conf'), 'utf8'));
@@ -120,12 +122,12 @@ describe('OpenRC script ibex-agent.openrc', () => {
       'depend',
       'start_pre',
     ].join('\n');
-    const r = await run('sh', ['-c', probe, 'sh', openrcPath], { env: { IBEX_AGENT_ARGS: '--log-level debug', IBEX_AGENT_DATA: undefined } });
+    const r = await run('sh', ['-c', probe, 'sh', openrcPath], { env: { IBEX_OPTS: '--log-level debug', IBEX_DATA_DIR: undefined } });
     assert.equal(r.code, 0, show(r));
     const out = r.stdout;
     assert.match(out, /^supervisor=supervise-daemon$/m);
     assert.match(out, /^command=\/usr\/local\/bin\/ibex-agent$/m);
-    assert.match(out, /^command_args=run --data \/var\/lib\/ibex-agent --log-level debug$/m);
+    assert.match(out, /^command_args=run --data-dir \/var\/lib\/ibex-agent --log-level debug$/m);
     assert.match(out, /^respawn_max=0$/m, 'respawn_max=0: never stop respawning');
     assert.match(out, /^respawn_delay=\d+$/m);
     assert.match(out, /^use .*\bnet\b/m);
