@@ -4,16 +4,17 @@
 //   xz       its .xz (made with `xz -T0 -6 -k` when missing or older than the binary)
 //   version  peak RSS of `ibex-agent version`: start-up alone
 //   run      RSS of `ibex-agent run` after it has idled for a while against a controller that
-//            does not answer (it keeps retrying with backoff), with a scratch data directory
+//            does not answer (it keeps retrying with backoff), with a scratch root and data
+//            directory holding a made-up credential (`run` needs one to start)
 // arm64 runs under qemu-aarch64-static, so its RSS is qemu's plus the agent's: not what an arm64
 // device would show.
 //
-//   node scripts/agent-size.mjs [--arch x64,arm64] [--wait SECONDS] [--run-args "run --data {data}"] [--json]
+//   node scripts/agent-size.mjs [--arch x64,arm64] [--wait SECONDS] [--run-args "run ..."] [--json]
 //
-// --run-args replaces the arguments of the idle measurement ({data} and {root} become scratch
-// directories); the default is `run --data {data} --root {root} --controller 127.0.0.1:9`.
+// --run-args replaces the arguments of the idle measurement ({data} and {root} become the scratch
+// directories); the default is `run --root {root} --data-dir {data}`.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repo } from './lib/prepare.mjs';
@@ -31,7 +32,9 @@ function option(name, fallback) {
 }
 const archs = option('--arch', 'x64,arm64').split(',');
 const waitSec = Number(option('--wait', '3'));
-const runArgsTemplate = option('--run-args', 'run --data {data} --root {root} --controller 127.0.0.1:9').split(/\s+/).filter(Boolean);
+const runArgsTemplate = option('--run-args', 'run --root {root} --data-dir {data}').split(/\s+/).filter(Boolean);
+// Port 9 on loopback: nothing listens, so the agent keeps reconnecting with backoff.
+const UNANSWERED_CONTROLLER = 'grpc://127.0.0.1:9';
 const asJson = argv.includes('--json');
 if (!Number.isFinite(waitSec) || waitSec <= 0) {
   console.error('agent-size: --wait must be a positive number of seconds');
@@ -93,8 +96,14 @@ async function idleRss(how) {
   const scratch = mkdtempSync(join(tmpdir(), 'ibex-agent-size-'));
   const data = join(scratch, 'data');
   const root = join(scratch, 'root');
-  mkdirSync(data);
+  mkdirSync(data, { mode: 0o700 });
   mkdirSync(root);
+  // The shape of apps/agent/src/journal/credential.ts; nothing checks it but the controller.
+  writeFileSync(
+    join(data, 'credential.json'),
+    JSON.stringify({ deviceId: 'size-probe', deviceName: 'size-probe', credential: 'ibxd_sizeprobe', controller: UNANSWERED_CONTROLLER, labels: {}, enrolledAtMs: Date.now() }),
+    { mode: 0o600 },
+  );
   const args = runArgsTemplate.map((a) => a.replaceAll('{data}', data).replaceAll('{root}', root));
   const child = spawn(how.cmd, [...how.prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
