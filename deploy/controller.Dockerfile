@@ -8,8 +8,10 @@
 ARG NODE_IMAGE=node:24-bookworm
 ARG NODE_RUNTIME_IMAGE=node:24-bookworm-slim
 
-# Every package.json and the lockfile, at their paths. The `npm ci` steps below then stay cached
+# Every package.json and the lockfile, at their paths. The install steps below then stay cached
 # until dependencies change, and a new workspace needs no edit here.
+# `npm install` (which keeps to the lockfile), not `npm ci`, as in scripts/lib/prepare.mjs: the
+# lockfile cannot list buf's darwin/win32 packages, and `npm ci` refuses it for that.
 FROM ${NODE_IMAGE} AS manifests
 WORKDIR /src
 COPY . .
@@ -22,7 +24,7 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 COPY --from=manifests /out/ ./
-RUN npm ci
+RUN npm install
 COPY . .
 RUN node scripts/gen.mjs \
  && npx tsc -b tsconfig.build.json
@@ -34,7 +36,7 @@ FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 COPY --from=manifests /out/ ./
-RUN npm ci --omit=dev --omit=optional
+RUN npm install --omit=dev --omit=optional
 
 FROM ${NODE_RUNTIME_IMAGE} AS runtime
 ENV NODE_ENV=production NO_COLOR=1
