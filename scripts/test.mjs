@@ -42,9 +42,26 @@ const args = [
   `--test-reporter-destination=${countsFile}`,
   ...files,
 ];
+// The runner and every test file process share one process group, so a test file that never
+// exits (a handle left open) cannot outlive the run: the watchdog ends the whole group.
+const budgetMin = Number(process.env.IBEX_TEST_BUDGET_MIN ?? 30);
 const code = await new Promise((resolve) => {
-  const child = spawn(process.execPath, args, { cwd: repo, stdio: 'inherit', env: { ...process.env, IBEX_REPO: repo } });
-  child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0)));
+  const child = spawn(process.execPath, args, { cwd: repo, stdio: 'inherit', detached: true, env: { ...process.env, IBEX_REPO: repo } });
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {}
+  };
+  const watchdog = setTimeout(() => {
+    console.error(`\ntest run exceeded ${budgetMin} minutes (IBEX_TEST_BUDGET_MIN): stopping every test process`);
+    killGroup();
+  }, budgetMin * 60_000);
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => (killGroup(), process.exit(130)));
+  child.on('exit', (c, s) => {
+    clearTimeout(watchdog);
+    killGroup(); // stragglers: file processes that outlived the runner
+    resolve(c ?? (s ? 1 : 0));
+  });
 });
 let counts = { passed: 0, failed: 0, skipped: 0, failures: [] };
 if (existsSync(countsFile)) {

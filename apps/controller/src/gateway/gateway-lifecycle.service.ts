@@ -5,6 +5,7 @@ import { JobSweeper } from './jobs/job-sweeper.service.js';
 import { JobTimerQueue } from './jobs/job-timer.queue.js';
 import { JobTimerWorker } from './jobs/job-timer.worker.js';
 import { PresenceService } from './presence/presence.service.js';
+import { RedisService } from '../redis/redis.service.js';
 import { DeviceRouting } from './routing/device-routing.service.js';
 
 /**
@@ -25,6 +26,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnModuleDestroy
     private readonly timerWorker: JobTimerWorker,
     private readonly sweeper: JobSweeper,
     private readonly routing: DeviceRouting,
+    private readonly redis: RedisService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -39,6 +41,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnModuleDestroy
     const step = async (what: string, fn: () => Promise<void>): Promise<void> => {
       await fn().catch((err: Error) => this.log.error(`shutdown: ${what}: ${err.message}`));
     };
+    this.redis.beginShutdown();
     await step('ending agent streams', () => this.streams.stop());
     await step('stopping the gRPC server', () => this.grpc.stop());
     await step('flushing presence', () => this.presence.stop());

@@ -29,8 +29,10 @@ export function jobTimerId(t: JobTimerData): string {
   return t.name === 'expire' ? `expire-${t.jobId}` : `${t.name}-${t.jobId}-${t.attempt}`;
 }
 
-/** Connection options for a queue or worker (ioredis 6 types `retryStrategy` as nullable, BullMQ does not). */
+/**
+ * Connection options for a queue or worker. The retry strategy stops re-dialling once the
+ * controller shuts down (ioredis accepts null; BullMQ's copy of the type does not say so).
+ */
 export function bullConnection(redis: RedisService): BullRedisOptions {
-  const { retryStrategy: _unset, ...options } = redis.bullConnectionOptions();
-  return options;
+  return redis.bullConnectionOptions() as BullRedisOptions;
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
+import { within } from '../common/bounded.js';
 import { CONFIG, type Config } from '../config/config.js';
 
 /**
@@ -12,6 +13,8 @@ export class RedisService implements OnModuleDestroy {
   private readonly log = new Logger('Redis');
   readonly client: Redis;
   private readonly extra: Redis[] = [];
+  /** Once shutting down, lost connections are not re-dialled (a dead Redis must not keep the process alive). */
+  private closing = false;
 
   constructor(@Inject(CONFIG) private readonly config: Config) {
     this.client = this.connect('commands');
@@ -25,6 +28,13 @@ export class RedisService implements OnModuleDestroy {
     return [this.config.redisPrefix, ...parts].join(':');
   }
 
+  /** Stop re-dialling lost connections; called first thing on shutdown. */
+  beginShutdown(): void {
+    this.closing = true;
+  }
+
+  private readonly retryStrategy = (times: number): number | null => (this.closing ? null : Math.min(200 * times, 5000));
+
   /** Options for BullMQ queues and workers (they need maxRetriesPerRequest: null). */
   bullConnectionOptions(): RedisOptions {
     const u = new URL(this.config.redisUrl);
@@ -36,12 +46,13 @@ export class RedisService implements OnModuleDestroy {
       ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
       ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
       maxRetriesPerRequest: null,
+      retryStrategy: this.retryStrategy,
     };
   }
 
   /** A new connection owned by this service (closed on shutdown). */
   connect(purpose: string, extra: RedisOptions = {}): Redis {
-    const conn = new Redis(this.config.redisUrl, { lazyConnect: false, enableAutoPipelining: true, ...extra });
+    const conn = new Redis(this.config.redisUrl, { lazyConnect: false, enableAutoPipelining: true, retryStrategy: this.retryStrategy, ...extra });
     let reported = false;
     conn.on('error', (err: Error) => {
       if (!reported) this.log.error(`Redis at ${redact(this.config.redisUrl)} (${purpose}): ${err.message}; start Redis or set REDIS_URL`);
@@ -57,7 +68,10 @@ export class RedisService implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
-    await Promise.allSettled([this.client, ...this.extra].map((c) => c.quit().catch(() => c.disconnect())));
+    this.closing = true;
+    await Promise.allSettled(
+      [this.client, ...this.extra].map((c) => within(c.quit().catch(() => c.disconnect()), 2000, () => c.disconnect())),
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { Clock } from '../../common/clock.js';
+import { within } from '../../common/bounded.js';
 import { RedisService } from '../../redis/redis.service.js';
 import { bullConnection, jobTimerId, QUEUES, type JobTimerData } from '../queues.js';
 
@@ -36,6 +37,6 @@ export class JobTimerQueue {
   }
 
   async close(): Promise<void> {
-    await this.queue.close();
+    await within(this.queue.close(), 3000, () => this.queue.disconnect());
   }
 }

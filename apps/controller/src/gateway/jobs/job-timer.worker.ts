@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Worker } from 'bullmq';
+import { within } from '../../common/bounded.js';
 import { RedisService } from '../../redis/redis.service.js';
 import { bullConnection, QUEUES, type JobTimerData } from '../queues.js';
 import { JobTimerHandlers } from './job-timer.handlers.js';
@@ -28,7 +29,8 @@ export class JobTimerWorker {
   }
 
   async close(): Promise<void> {
-    await this.worker?.close();
+    const w = this.worker;
     this.worker = undefined;
+    if (w) await within(w.close(), 3000, () => w.disconnect());
   }
 }
