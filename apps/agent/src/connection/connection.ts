@@ -131,6 +131,8 @@ export class Connection {
       'grpc.keepalive_time_ms': 60_000,
       'grpc.keepalive_timeout_ms': 20_000,
       'grpc.enable_retries': 0,
+      // A DesiredState can be large (the controller accepts up to 32 MiB).
+      'grpc.max_receive_message_length': 32 * 1024 * 1024,
     });
     const md = new Metadata();
     md.set('authorization', `Bearer ${this.opts.credential}`);

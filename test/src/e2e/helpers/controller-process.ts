@@ -42,7 +42,8 @@ export class ControllerProcess {
     return `http://127.0.0.1:${this.httpPort}`;
   }
 
-  async start(): Promise<void> {
+  /** Starts the controller; `env` adds to (and overrides) the constructor's for this run only. */
+  async start(env: Record<string, string> = {}): Promise<void> {
     if (!this.httpPort) this.httpPort = await freePort('127.0.0.1');
     if (!this.grpcPort) this.grpcPort = await freePort();
     const child = spawn(process.execPath, [controllerMain], {
@@ -56,6 +57,7 @@ export class ControllerProcess {
         IBEX_GRPC_PORT: String(this.grpcPort),
         IBEX_ADMIN_TOKEN: this.adminToken,
         ...this.opts.env,
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -82,9 +84,23 @@ export class ControllerProcess {
     await gone;
   }
 
-  async restart(): Promise<void> {
+  async restart(env: Record<string, string> = {}): Promise<void> {
     await this.stop();
-    await this.start();
+    await this.start(env);
+  }
+
+  /** Waits until the running controller exits by itself (e.g. at a failpoint). */
+  async exited(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const child = this.child;
+    if (!child) throw new Error('controller was never started');
+    if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode };
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`controller still running after ${timeoutMs} ms`)), timeoutMs);
+      child.once('exit', (code, signal) => {
+        clearTimeout(t);
+        resolve({ code, signal });
+      });
+    });
   }
 
   api(path: string, init: { method?: string; json?: unknown; token?: string | null } = {}): Promise<Response> {

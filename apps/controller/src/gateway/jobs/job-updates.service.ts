@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../../common/clock.js';
+import { failpoint } from '../../common/failpoints.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
@@ -44,8 +45,10 @@ export class JobUpdates {
       const r = await tx.job.updateMany({ where: { id: job.id, attempt: job.attempt, status: { in: ACTIVE_STATUSES } }, data: change.data });
       if (!r.count) return { outcome: 'stale' as const };
       if (change.facts) await tx.device.update({ where: { id: deviceId }, data: { facts: change.facts as Prisma.InputJsonValue } });
+      if (u.update.$case === 'result') failpoint('job-result-before-commit');
       return { outcome: 'applied' as const, retryAt: change.retryAt };
     });
+    if (outcome === 'applied' && u.update.$case === 'result') failpoint('job-result-before-ack');
     if (outcome === 'unknown_job') this.log.warn(`device ${deviceId} sent update ${u.updateId} for job ${u.jobId}, which it does not have; acknowledged and dropped`);
     if (retryAt) await this.timers.schedule({ name: 'retry', jobId: u.jobId, attempt: u.attempt }, retryAt);
     return outcome;
