@@ -16,6 +16,15 @@ import { run, step } from './lib/run.mjs';
 const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 await prepare();
 
+// Databases of earlier runs that were killed before their cleanup (tests drop their own).
+try {
+  const { dropStaleTestDatabases } = await import(join(repo, 'libs', 'migrate', 'dist', 'index.js'));
+  const dropped = await dropStaleTestDatabases(6 * 3600_000);
+  if (dropped.length) step(`dropped ${dropped.length} test database(s) left by interrupted runs`);
+} catch (err) {
+  console.error(`could not look for stale test databases (${err.message}); is PostgreSQL running on 127.0.0.1:5432?`);
+}
+
 step('building the agent single executables');
 await run(process.execPath, [join(repo, 'scripts', 'build-agent.mjs'), '--no-xz'], { cwd: repo });
 

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createMigration, defaultPrismaDir, diffMigrationsToSchema, migrateDeploy } from './migrations.js';
-import { createTestDatabase, defaultServerUrl } from './test-database.js';
-import { dropDatabase, uniqueName, withDatabase } from './database.js';
+import { createTestDatabase, defaultServerUrl, dropStaleTestDatabases } from './test-database.js';
+import { dropDatabase, ensureDatabase, uniqueName, withDatabase } from './database.js';
 
 describe('migrations (offline WASM schema engine, real Postgres)', () => {
   it('schema.prisma and the committed migrations agree', async () => {
@@ -64,6 +64,21 @@ describe('migrations (offline WASM schema engine, real Postgres)', () => {
     } finally {
       await a.drop();
       await b.drop();
+    }
+  });
+
+  it('drops only test databases older than the given age', async () => {
+    const old = withDatabase(defaultServerUrl, `ibex_test_${(Date.now() - 10 * 3600_000).toString(36)}_0badc0de`);
+    const fresh = withDatabase(defaultServerUrl, uniqueName('ibex_test'));
+    await ensureDatabase(old);
+    await ensureDatabase(fresh);
+    try {
+      const dropped = await dropStaleTestDatabases(6 * 3600_000);
+      assert.ok(dropped.includes(new URL(old).pathname.slice(1)), dropped.join());
+      assert.ok(!dropped.includes(new URL(fresh).pathname.slice(1)));
+    } finally {
+      await dropDatabase(old);
+      await dropDatabase(fresh);
     }
   });
 

@@ -39,3 +39,26 @@ export async function createTestDatabase(opts: PrismaPaths & { serverUrl?: strin
     await admin.end();
   }
 }
+
+/**
+ * Drops databases that test runs create (`ibex_test_*`, `ibex_shadow_*`, `ibex_mig_*`) once
+ * they are older than `maxAgeMs`: leftovers of runs that were killed before their cleanup ran.
+ * The age is read from the name (uniqueName puts a base-36 timestamp after the prefix).
+ */
+export async function dropStaleTestDatabases(maxAgeMs: number, serverUrl = defaultServerUrl, now = Date.now()): Promise<string[]> {
+  const admin = new pg.Client({ connectionString: splitDatabaseUrl(serverUrl).adminUrl });
+  await admin.connect();
+  const dropped: string[] = [];
+  try {
+    const rows = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname ~ '^ibex_(test|shadow|mig)_[0-9a-z]+_[0-9a-f]+$'");
+    for (const { datname } of rows.rows) {
+      const stamp = parseInt(datname.split('_')[2] ?? '', 36);
+      if (!Number.isFinite(stamp) || now - stamp < maxAgeMs) continue;
+      await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+      dropped.push(datname);
+    }
+  } finally {
+    await admin.end();
+  }
+  return dropped;
+}
