@@ -166,7 +166,7 @@ export interface EnrollRequest {
 export interface EnrollResponse {
   deviceId: string;
   deviceName: string;
-  /** Secret shown once: `ibxd_<device_id>_<secret>`. The controller stores only its hash. */
+  /** Secret shown once: `ibxd_` + 40 letters or digits. The controller stores only its hash. */
   credential: string;
   /** Labels the enrollment token applied to the device. */
   labels: { [key: string]: string };
