@@ -32,8 +32,8 @@ export interface BenchOptions {
   /** Postgres server on which a fresh database is created for the spawned controller. */
   databaseServer: string;
   redisUrl: string;
-  /** NODE_OPTIONS for the spawned controller (default: none, as deploy/ runs it). */
-  controllerNodeOptions?: string;
+  /** Extra node arguments for the spawned controller (default: none, as deploy/ runs it). */
+  controllerNodeArgs?: string[];
   controllerLog?: string;
   external?: ExternalController;
 }
@@ -46,6 +46,8 @@ interface FlagSpec {
   help: string;
   min?: number;
   max?: number;
+  /** Its value may itself start with -- (node options). */
+  dashValue?: boolean;
 }
 
 export const flagSpecs: readonly FlagSpec[] = [
@@ -62,7 +64,7 @@ export const flagSpecs: readonly FlagSpec[] = [
   { name: 'json', kind: 'switch', help: 'print one JSON object on stdout (progress and table go to stderr)' },
   { name: 'database-server', kind: 'string', arg: 'URL', help: 'Postgres for the fresh database (default $IBEX_TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres)' },
   { name: 'redis', kind: 'string', arg: 'URL', help: 'Redis for the spawned controller (default $REDIS_URL or redis://127.0.0.1:6379)' },
-  { name: 'controller-node-options', kind: 'string', arg: 'STR', help: 'NODE_OPTIONS for the spawned controller, e.g. "--max-old-space-size=256"' },
+  { name: 'controller-node-args', kind: 'string', arg: 'ARGS', dashValue: true, help: 'node arguments for the spawned controller, split on spaces, e.g. "--max-old-space-size=256 --trace-gc"' },
   { name: 'controller-log', kind: 'string', arg: 'FILE', help: 'write the spawned controller\'s output to FILE' },
   { name: 'grpc', kind: 'string', arg: 'HOST:PORT', help: 'use a running controller instead of spawning one (with --api, --token, --database-url)' },
   { name: 'api', kind: 'string', arg: 'URL', help: 'REST base URL of that controller, e.g. http://127.0.0.1:8080' },
@@ -107,7 +109,7 @@ export function parseBenchFlags(argv: readonly string[], env: Record<string, str
       continue;
     }
     let value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UsageError(`--${name} needs a value (${spec.arg})`);
+    if (value === undefined || (eq < 0 && value.startsWith('--') && !spec.dashValue)) throw new UsageError(`--${name} needs a value (${spec.arg})`);
     if (value === '') throw new UsageError(`--${name} needs a non-empty value (${spec.arg})`);
     raw.set(name, value);
   }
@@ -152,7 +154,7 @@ export function parseBenchFlags(argv: readonly string[], env: Record<string, str
           '(the token creates the enrollment token, the database shows lastSeenAt)',
       );
     }
-    for (const f of ['controller-node-options', 'controller-log', 'database-server', 'redis']) {
+    for (const f of ['controller-node-args', 'controller-log', 'database-server', 'redis']) {
       if (raw.has(f)) throw new UsageError(`--${f} applies only to the controller the harness spawns; it cannot be combined with --grpc`);
     }
     const grpc = str('grpc')!;
@@ -167,9 +169,9 @@ export function parseBenchFlags(argv: readonly string[], env: Record<string, str
     checkUrl('database-url', databaseUrl, ['postgres:', 'postgresql:']);
     opts.external = { grpc, api, token, databaseUrl, ...(raw.has('controller-pid') ? { pid: int('controller-pid', 0) } : {}) };
   } else {
-    const nodeOptions = str('controller-node-options');
+    const nodeArgs = str('controller-node-args');
     const log = str('controller-log');
-    if (nodeOptions !== undefined) opts.controllerNodeOptions = nodeOptions;
+    if (nodeArgs !== undefined) opts.controllerNodeArgs = nodeArgs.split(/\s+/).filter(Boolean);
     if (log !== undefined) opts.controllerLog = log;
   }
   return opts;

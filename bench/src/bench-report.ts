@@ -28,7 +28,7 @@ export interface BenchResult {
   /** Parts of the bar that could not be checked (e.g. RSS without a controller pid). */
   notChecked: string[];
   bar: { agents: number; maxRssMb: number; maxLagMs: number };
-  config: { agents: number; heartbeatMs: number; durationS: number; connectConcurrency: number; enrollConcurrency: number; sampleMs: number; controllerNodeOptions?: string };
+  config: { agents: number; heartbeatMs: number; durationS: number; connectConcurrency: number; enrollConcurrency: number; sampleMs: number; controllerNodeArgs?: string[] };
   controller: { mode: 'spawned' | 'external'; pid?: number; warnings?: number; lastWarnings?: string[]; shutdownMs?: number };
   enroll: { ms: number };
   connect: { agents: number; connected: number; failed: number; failedAttempts: number; ms: number; firstErrors: string[] };
@@ -111,7 +111,7 @@ export function summary(r: BenchResult): string {
   const lines = [
     '',
     `summary: ${r.config.agents} agents, heartbeat every ${r.config.heartbeatMs} ms, ${s.seconds} s after all connected` +
-      (r.config.controllerNodeOptions ? `, controller NODE_OPTIONS="${r.config.controllerNodeOptions}"` : ''),
+      (r.config.controllerNodeArgs ? `, controller node ${r.config.controllerNodeArgs.join(' ')}` : ''),
     `  enrolled             ${r.config.agents} in ${round(r.enroll.ms / 1000, 1)} s`,
     `  connected            ${r.connect.connected}/${r.connect.agents} in ${round(r.connect.ms / 1000, 1)} s` +
       ` (${r.connect.failedAttempts} failed attempts, ${r.connect.failed} never connected); at the end ${s.connectedEnd}, ${s.disconnects} streams ended`,

@@ -53,7 +53,7 @@ export class BenchRun {
       this.print(`using the controller at ${o.external.grpc} (REST ${o.external.api})${o.external.pid ? `, pid ${o.external.pid}` : ', pid unknown: RSS and CPU not measured'}`);
     } else {
       this.controller = new SpawnedController(
-        { databaseServer: o.databaseServer, redisUrl: o.redisUrl, heartbeatMs: o.heartbeatMs, ...(o.controllerNodeOptions !== undefined ? { nodeOptions: o.controllerNodeOptions } : {}), ...(o.controllerLog ? { logFile: o.controllerLog } : {}) },
+        { databaseServer: o.databaseServer, redisUrl: o.redisUrl, heartbeatMs: o.heartbeatMs, ...(o.controllerNodeArgs ? { nodeArgs: o.controllerNodeArgs } : {}), ...(o.controllerLog ? { logFile: o.controllerLog } : {}) },
         this.cleanup,
       );
       this.target = await this.controller.start().catch((err: Error) => {
@@ -61,7 +61,7 @@ export class BenchRun {
       });
       this.print(
         `controller pid ${this.target.pid} on gRPC ${this.target.grpc}, REST ${this.target.api}, database ${this.controller.databaseName}, Redis prefix ${this.controller.redisPrefix}` +
-          (o.controllerNodeOptions ? `, NODE_OPTIONS="${o.controllerNodeOptions}"` : ''),
+          (o.controllerNodeArgs ? `, node ${o.controllerNodeArgs.join(' ')}` : ''),
       );
     }
     const target = this.target;
@@ -100,7 +100,11 @@ export class BenchRun {
       clearInterval(enrollTicker);
     }
     const enrollMs = Date.now() - enrollStarted;
-    this.print(`enrolled ${o.agents} devices in ${round(enrollMs / 1000, 1)} s (names bench-${runId}-N)`);
+    const afterEnroll = this.monitor?.sample();
+    this.print(
+      `enrolled ${o.agents} devices in ${round(enrollMs / 1000, 1)} s (names bench-${runId}-N)` +
+        (afterEnroll ? `; controller RSS ${round(afterEnroll.rssMb)} MB, peak ${round(afterEnroll.peakRssMb)} MB` : ''),
+    );
 
     // Connecting: streams open, heartbeats start as each agent is welcomed.
     this.sampler.start();
@@ -203,7 +207,7 @@ export class BenchRun {
         connectConcurrency: o.connectConcurrency,
         enrollConcurrency: o.enrollConcurrency,
         sampleMs: o.sampleMs,
-        ...(o.controllerNodeOptions !== undefined ? { controllerNodeOptions: o.controllerNodeOptions } : {}),
+        ...(o.controllerNodeArgs ? { controllerNodeArgs: o.controllerNodeArgs } : {}),
       },
       controller: {
         mode: o.external ? 'external' : 'spawned',

@@ -26,7 +26,8 @@ export interface SpawnOptions {
   databaseServer: string;
   redisUrl: string;
   heartbeatMs: number;
-  nodeOptions?: string;
+  /** Extra node arguments (profiling, heap limits); none by default, as deploy/ runs it. */
+  nodeArgs?: string[];
   logFile?: string;
 }
 
@@ -78,10 +79,7 @@ export class SpawnedController {
       IBEX_MIGRATE_ON_START: 'false', // createTestDatabase migrated it
       IBEX_HEARTBEAT_INTERVAL_MS: String(this.opts.heartbeatMs),
     };
-    // Only what was asked for: the controller runs as deploy/ runs it, without extra options.
-    if (this.opts.nodeOptions !== undefined) env['NODE_OPTIONS'] = this.opts.nodeOptions;
-    else delete env['NODE_OPTIONS'];
-    const child = spawn(process.execPath, [controllerMain], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), controllerMain], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.cleanup.add(`stop the controller (pid ${child.pid})`, () => this.stop());
     child.stdout!.on('data', (d: Buffer) => this.onOutput(d));
