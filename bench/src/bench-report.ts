@@ -107,7 +107,6 @@ export function tableRow(w: WindowRow): string {
 
 export function summary(r: BenchResult): string {
   const s = r.steady;
-  const mb = (v: number | undefined) => (v === undefined ? 'not measured' : `${round(v)} MB`);
   const lines = [
     '',
     `summary: ${r.config.agents} agents, heartbeat every ${r.config.heartbeatMs} ms, ${s.seconds} s after all connected` +
@@ -115,7 +114,7 @@ export function summary(r: BenchResult): string {
     `  enrolled             ${r.config.agents} in ${round(r.enroll.ms / 1000, 1)} s`,
     `  connected            ${r.connect.connected}/${r.connect.agents} in ${round(r.connect.ms / 1000, 1)} s` +
       ` (${r.connect.failedAttempts} failed attempts, ${r.connect.failed} never connected); at the end ${s.connectedEnd}, ${s.disconnects} streams ended`,
-    `  controller RSS       ${mb(s.rssMb?.current)} at the end, peak ${mb(s.rssMb?.peak)} (VmHWM)`,
+    `  controller RSS       ${s.rssMb ? `${round(s.rssMb.current)} MB at the end, peak ${round(s.rssMb.peak)} MB (VmHWM)` : 'not measured'}`,
     `  controller CPU       ${s.cpuPercent ? `${round(s.cpuPercent.avg)} % of one core on average, ${round(s.cpuPercent.max)} % in the busiest interval` : 'not measured'}`,
     `  heartbeats           ${round(s.heartbeatsSentPerS, 1)}/s sent, ${round(s.heartbeatsStoredPerS, 1)}/s stored` +
       (s.deviceRowUpdatesPerS !== undefined ? ` (Postgres counted ${round(s.deviceRowUpdatesPerS, 1)} device row updates/s)` : ''),
