@@ -34,7 +34,8 @@ export class LastSeenSampler {
     databaseUrl: string,
     private readonly intervalMs: number,
   ) {
-    this.db = new pg.Client({ connectionString: databaseUrl, application_name: 'ibex-bench-sampler' });
+    // Bounded: a stuck Postgres must fail a read, not hang the harness.
+    this.db = new pg.Client({ connectionString: databaseUrl, application_name: 'ibex-bench-sampler', connectionTimeoutMillis: 10_000, query_timeout: 10_000 });
     this.db.on('error', (err) => (this.lastError = err.message));
   }
 
