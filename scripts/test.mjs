@@ -1,19 +1,32 @@
 #!/usr/bin/env node
-// The whole test suite, from a fresh checkout: install, generate, compile, build the agent
-// binaries, then run every compiled *.test.js with Node's test runner against the real
+// The whole test suite, from a fresh checkout: Debian packages (scripts/setup-system.sh),
+// npm install, generate, compile, build the agent binaries, then run every compiled *.test.js with Node's test runner against the real
 // Postgres, Redis and system tools. Ends with one line: "N passed, N failed, N skipped".
 //
 //   npm test                      everything
 //   npm test -- controller agent  only test files whose path contains one of the words
 //   IBEX_TEST_CONCURRENCY=4       test files run in parallel (default 3)
+//   IBEX_TEST_BUDGET_MIN=30       the whole run is stopped after this many minutes
 import { spawn } from 'node:child_process';
 import { existsSync, globSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { prepare, repo } from './lib/prepare.mjs';
+import { checkNode, prepare, repo } from './lib/prepare.mjs';
 import { run, step } from './lib/run.mjs';
 
 const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+checkNode();
+
+// The Debian packages the tests drive for real. As root the script installs what is missing;
+// otherwise it names the apt-get command, and the run stops here rather than failing later.
+step('checking the Debian packages the tests need (scripts/setup-system.sh)');
+try {
+  await run('bash', [join(repo, 'scripts', 'setup-system.sh')], { cwd: repo });
+} catch {
+  console.error('npm test: scripts/setup-system.sh failed (see above); install the packages it names (as root) and run npm test again');
+  console.log('0 passed, 1 failed, 0 skipped');
+  process.exit(1);
+}
 await prepare();
 
 // Databases of earlier runs that were killed before their cleanup (tests drop their own).

@@ -21,8 +21,8 @@ function newer(a, b) {
   return existsSync(a) && (!existsSync(b) || statSync(a).mtimeMs > statSync(b).mtimeMs);
 }
 
-export async function prepare({ quiet = false } = {}) {
-  checkNode();
+/** `npm install` when node_modules is missing or older than the lock file. */
+export async function installIfNeeded() {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const marker = join(repo, 'node_modules', '.package-lock.json');
   if (!existsSync(marker) || newer(join(repo, 'package-lock.json'), marker)) {
@@ -31,6 +31,11 @@ export async function prepare({ quiet = false } = {}) {
     step('installing npm packages');
     await run(npm, ['install', '--no-audit', '--no-fund'], { cwd: repo });
   }
+}
+
+export async function prepare({ quiet = false } = {}) {
+  checkNode();
+  await installIfNeeded();
   if (!quiet) step('generating code (proto, Prisma client) and compiling TypeScript');
   await run(process.execPath, [join(repo, 'scripts', 'gen.mjs')], { cwd: repo });
   await run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'tsconfig.build.json'], { cwd: repo });

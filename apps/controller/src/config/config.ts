@@ -17,8 +17,8 @@ const bool = (def: boolean) =>
     .default(def ? 'true' : 'false')
     .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-/** Every setting, read once from the environment (see README "Configuration"). */
-const envSchema = z
+/** Every setting, read once from the environment (documented in docs/configuration.md). */
+export const envSchema = z
   .object({
     DATABASE_URL: z.string().startsWith('postgres', 'must be a postgresql:// URL').default('postgresql://postgres@127.0.0.1:5432/ibex'),
     REDIS_URL: z.string().startsWith('redis', 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
