@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { factsSchema } from './facts.js';
 import { sectionStates } from './desired-state.js';
+import { generationsInventorySchema } from './generations-inventory.js';
 
 /**
  * Job types, their parameters and defaults. `retrySafe` says whether the controller may run
@@ -39,6 +40,14 @@ export const jobTypes = {
     defaultTimeoutMs: 600_000,
     defaultMaxAttempts: 2,
     retrySafe: true,
+  },
+  'generations.rollback': {
+    description: 'Switch the device back to the previous generation, or to the named one, and report the inventory.',
+    params: z.object({ to: z.string().min(1).max(128).optional(), reason: z.string().max(1000).optional() }).strict(),
+    output: generationsInventorySchema,
+    defaultTimeoutMs: 300_000,
+    defaultMaxAttempts: 1,
+    retrySafe: false,
   },
 } as const;
 

@@ -194,6 +194,10 @@ export class Agent {
         if (bad.length) throw new JobFailure(`section(s) not applied: ${bad.map((s) => `${s.section} (${s.state}: ${s.error})`).join('; ')}`, output);
         return output;
       },
+      // Until the generations capability is wired in, the job is refused plainly (never retried).
+      'generations.rollback': async () => {
+        throw new JobFailure(`this agent (ibex-agent ${AGENT_VERSION}) has no generations capability`, undefined);
+      },
     };
   }
 

@@ -34,6 +34,9 @@ describe('job runner', () => {
         runs++;
         throw Object.assign(new Error('EBUSY: try later'), { code: 'EBUSY' });
       },
+      'generations.rollback': async () => {
+        throw new Error('not used here');
+      },
     };
     const store = new JobStore(path);
     store.load();
