@@ -11,6 +11,7 @@ import { parseControllerUrl } from '../connection/controller-url.js';
 import { Engine } from '../engine/engine.js';
 import { defaultRegistry } from '../engine/registry.js';
 import { collectFacts, toProtoFacts } from '../facts/facts-collect.js';
+import { GenerationsFacts, type GenerationsCollector } from '../facts/generations-facts.js';
 import type { Credential } from '../journal/credential.js';
 import { DataDir } from '../journal/data-dir.js';
 import { JobStore } from '../journal/job-store.js';
@@ -27,7 +28,19 @@ const JOB_STOP_GRACE_MS = 10_000;
 
 /** Facts without the values that change every time they are read. */
 function stableFacts(f: Facts): string {
-  return JSON.stringify({ ...f, collectedAtMs: 0, uptimeSeconds: 0, filesystems: f.filesystems.map((x) => ({ ...x, usedBytes: 0 })) });
+  return JSON.stringify({
+    ...f,
+    collectedAtMs: 0,
+    uptimeSeconds: 0,
+    filesystems: f.filesystems.map((x) => ({ ...x, usedBytes: 0 })),
+    generations: f.generations ? { ...f.generations, collectedAtMs: 0 } : undefined,
+  });
+}
+
+/** What tests may replace; the defaults are the real ones. */
+export interface AgentDeps {
+  /** The generations inventory for the facts (undefined: no generations layout). */
+  collectGenerations?: GenerationsCollector;
 }
 
 /**
@@ -48,11 +61,15 @@ export class Agent {
   private pruneTimer?: NodeJS.Timeout;
   private factsTimer?: NodeJS.Timeout;
   private lastFacts?: string;
+  private readonly generations: GenerationsFacts;
+  /** Facts reports one at a time, so an older inventory is never sent after a newer one. */
+  private factsChain: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly cfg: Config,
     credential: Credential,
     private readonly log: Logger,
+    deps: AgentDeps = {},
   ) {
     this.dataDir = new DataDir(cfg.dataDir);
     this.controller = cfg.controller ?? credential.controller;
@@ -70,6 +87,8 @@ export class Agent {
     this.jobs.load();
     this.state = new StateStore(this.dataDir.state);
     this.state.load();
+    // No generations capability in this build yet: the device reports no inventory.
+    this.generations = new GenerationsFacts(deps.collectGenerations ?? (async () => undefined), log);
     this.engine = new Engine({ registry: defaultRegistry(), sys: new NodeSystemAdapter(), log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
     this.desired = new DesiredStateManager({
       engine: this.engine,
@@ -94,6 +113,7 @@ export class Agent {
       credential: credential.credential,
       log,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000 }),
+      beforeHello: () => this.generations.refresh(),
       hello: () => this.hello(),
       onWelcome: () => this.resendUnacked(),
       onMessage: (m) => this.onMessage(m),
@@ -108,7 +128,7 @@ export class Agent {
     this.runner.finishInterrupted();
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
-    this.factsTimer = setInterval(() => this.reportFactsIfChanged(), this.cfg.driftCheckIntervalSec * 1000);
+    this.factsTimer = setInterval(() => void this.reportFacts(false), this.cfg.driftCheckIntervalSec * 1000);
     this.connection.start();
     this.desired.start();
     this.log.info('agent started', { version: AGENT_VERSION, controller: this.controller, root: this.cfg.root, dataDir: this.cfg.dataDir, bootId: this.bootId });
@@ -126,8 +146,37 @@ export class Agent {
     this.log.info('stopped');
   }
 
+  /**
+   * Sends a FactsReport now with a freshly collected generations inventory, whether or not the
+   * facts changed: what changes the device (a generation switch, a rollback) calls it so the
+   * controller shows the new state at once instead of at the next periodic check. Resolves
+   * false when the stream is down; the next Hello carries fresh facts anyway.
+   */
+  reportFactsNow(): Promise<boolean> {
+    return this.reportFacts(true);
+  }
+
+  private reportFacts(always: boolean): Promise<boolean> {
+    const run = this.factsChain.then(async () => {
+      try {
+        await this.generations.refresh();
+        const facts = this.facts();
+        const stable = stableFacts(facts);
+        if (!always && stable === this.lastFacts) return false;
+        const sent = this.connection.send({ msg: { $case: 'facts', value: { facts: toProtoFacts(facts) } } });
+        if (sent) this.lastFacts = stable;
+        return sent;
+      } catch (err) {
+        this.log.warn('collecting facts failed', { error: errorMessage(err) });
+        return false;
+      }
+    });
+    this.factsChain = run;
+    return run;
+  }
+
   private facts(): Facts {
-    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION });
+    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION, generations: this.generations.current });
   }
 
   private hello(): Hello {
@@ -178,6 +227,7 @@ export class Agent {
     return {
       'facts.collect': async (_params, ctx) => {
         ctx.progress(10, 'collecting facts');
+        await this.generations.refresh();
         const facts = this.facts();
         ctx.log('info', `collected facts: ${facts.interfaces.length} interfaces, ${facts.filesystems.length} filesystems`);
         return facts;
@@ -199,17 +249,6 @@ export class Agent {
         throw new JobFailure(`this agent (ibex-agent ${AGENT_VERSION}) has no generations capability`, undefined);
       },
     };
-  }
-
-  private reportFactsIfChanged(): void {
-    try {
-      const facts = this.facts();
-      const stable = stableFacts(facts);
-      if (stable === this.lastFacts) return;
-      if (this.connection.send({ msg: { $case: 'facts', value: { facts: toProtoFacts(facts) } } })) this.lastFacts = stable;
-    } catch (err) {
-      this.log.warn('collecting facts failed', { error: errorMessage(err) });
-    }
   }
 
   private prune(): void {
