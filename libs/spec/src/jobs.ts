@@ -2,6 +2,14 @@ import { z } from 'zod';
 import { factsSchema } from './facts.js';
 import { sectionStates } from './desired-state.js';
 import { generationsInventorySchema } from './generations-inventory.js';
+import {
+  generationsAdoptParamsSchema,
+  generationsGcOutputSchema,
+  generationsGcParamsSchema,
+  generationsInitParamsSchema,
+  generationsUpgradeOutputSchema,
+  generationsUpgradeParamsSchema,
+} from './generations-jobs.js';
 
 /**
  * Job types, their parameters and defaults. `retrySafe` says whether the controller may run
@@ -48,6 +56,38 @@ export const jobTypes = {
     defaultTimeoutMs: 300_000,
     defaultMaxAttempts: 1,
     retrySafe: false,
+  },
+  'generations.init': {
+    description: 'Lay out the btrfs generations layout (the Alpine wiki\'s) on an empty btrfs volume, with a first generation from an image.',
+    params: generationsInitParamsSchema,
+    output: generationsInventorySchema,
+    defaultTimeoutMs: 1_800_000,
+    defaultMaxAttempts: 1,
+    retrySafe: false,
+  },
+  'generations.adopt': {
+    description: 'Take over a generations layout made by hand the wiki\'s way, without changing it, and report the inventory.',
+    params: generationsAdoptParamsSchema,
+    output: generationsInventorySchema,
+    defaultTimeoutMs: 120_000,
+    defaultMaxAttempts: 2,
+    retrySafe: true,
+  },
+  'generations.upgrade': {
+    description: 'Make a new generation (commands in a chroot of a snapshot, or a sha256-verified tarball/send stream), set it read-only and switch to it as a trial.',
+    params: generationsUpgradeParamsSchema,
+    output: generationsUpgradeOutputSchema,
+    defaultTimeoutMs: 3_600_000,
+    defaultMaxAttempts: 1,
+    retrySafe: false,
+  },
+  'generations.gc': {
+    description: 'Delete generations nothing needs (never the current, booted, last-known-good, trial or a mounted one).',
+    params: generationsGcParamsSchema,
+    output: generationsGcOutputSchema,
+    defaultTimeoutMs: 600_000,
+    defaultMaxAttempts: 2,
+    retrySafe: true,
   },
 } as const;
 

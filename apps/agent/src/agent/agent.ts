@@ -12,6 +12,10 @@ import { Engine } from '../engine/engine.js';
 import { defaultRegistry } from '../engine/registry.js';
 import { collectFacts, toProtoFacts } from '../facts/facts-collect.js';
 import { GenerationsFacts, type GenerationsCollector } from '../facts/generations-facts.js';
+import { generationsJobHandlers } from '../capabilities/generations/generations-jobs.js';
+import { GenerationsManager } from '../capabilities/generations/generations-manager.js';
+import { collectGenerationsInventory } from '../capabilities/generations/inventory.js';
+import { TrialMonitor } from '../capabilities/generations/trial-monitor.js';
 import type { Credential } from '../journal/credential.js';
 import { DataDir } from '../journal/data-dir.js';
 import { JobStore } from '../journal/job-store.js';
@@ -41,6 +45,8 @@ function stableFacts(f: Facts): string {
 export interface AgentDeps {
   /** The generations inventory for the facts (undefined: no generations layout). */
   collectGenerations?: GenerationsCollector;
+  /** Replaces how the generations code reads mountinfo / boot id (tests). */
+  generations?: { mountinfoPath?: string; bootIdPath?: string };
 }
 
 /**
@@ -62,6 +68,8 @@ export class Agent {
   private factsTimer?: NodeJS.Timeout;
   private lastFacts?: string;
   private readonly generations: GenerationsFacts;
+  private readonly genManager: GenerationsManager;
+  private readonly trial: TrialMonitor;
   /** Facts reports one at a time, so an older inventory is never sent after a newer one. */
   private factsChain: Promise<unknown> = Promise.resolve();
 
@@ -87,8 +95,10 @@ export class Agent {
     this.jobs.load();
     this.state = new StateStore(this.dataDir.state);
     this.state.load();
-    // No generations capability in this build yet: the device reports no inventory.
-    this.generations = new GenerationsFacts(deps.collectGenerations ?? (async () => undefined), log);
+    const sys = new NodeSystemAdapter();
+    this.genManager = new GenerationsManager({ root: cfg.root, sys, log, ...deps.generations });
+    this.trial = new TrialMonitor(this.genManager, { sys, log, onChanged: () => void this.reportFactsNow() });
+    this.generations = new GenerationsFacts(deps.collectGenerations ?? (deps.generations ? () => this.genManager.inventory() : () => collectGenerationsInventory({ root: cfg.root, sys, log })), log);
     this.engine = new Engine({ registry: defaultRegistry(), sys: new NodeSystemAdapter(), log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
     this.desired = new DesiredStateManager({
       engine: this.engine,
@@ -115,7 +125,11 @@ export class Agent {
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000 }),
       beforeHello: () => this.generations.refresh(),
       hello: () => this.hello(),
-      onWelcome: () => this.resendUnacked(),
+      onWelcome: () => {
+        this.resendUnacked();
+        // Reaching the controller is the first half of a trial generation's health check.
+        void this.trial.controllerReached();
+      },
       onMessage: (m) => this.onMessage(m),
       onStatus: (s) => this.writeStatus(s, true),
     });
@@ -126,6 +140,13 @@ export class Agent {
     const reverted = await this.engine.recover();
     if (reverted.length) this.log.warn('reverted sections whose apply was interrupted', { sections: reverted.join(',') });
     this.runner.finishInterrupted();
+    // Before anything else touches the device: finish or undo an interrupted generations
+    // operation, count this boot of a trial generation, arm its deadline.
+    try {
+      await this.trial.start();
+    } catch (err) {
+      this.log.error('generations recovery failed; generations jobs will retry it', { error: errorMessage(err) });
+    }
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
     this.factsTimer = setInterval(() => void this.reportFacts(false), this.cfg.driftCheckIntervalSec * 1000);
@@ -139,6 +160,7 @@ export class Agent {
     this.log.info('stopping');
     clearInterval(this.pruneTimer);
     clearInterval(this.factsTimer);
+    this.trial.stop();
     await this.runner.stop(JOB_STOP_GRACE_MS);
     await this.desired.stop();
     await this.connection.stop();
@@ -212,6 +234,7 @@ export class Agent {
           return this.desired.receive(m.msg.value);
         case 'ack':
           for (const id of m.msg.value.ids) if (!this.jobs.ack(id) && !this.state.ack(id)) this.log.debug('ack for an unknown id', { id });
+          void this.trial.controllerReached();
           return;
         case 'welcome':
         case undefined:
@@ -244,10 +267,7 @@ export class Agent {
         if (bad.length) throw new JobFailure(`section(s) not applied: ${bad.map((s) => `${s.section} (${s.state}: ${s.error})`).join('; ')}`, output);
         return output;
       },
-      // Until the generations capability is wired in, the job is refused plainly (never retried).
-      'generations.rollback': async () => {
-        throw new JobFailure(`this agent (ibex-agent ${AGENT_VERSION}) has no generations capability`, undefined);
-      },
+      ...generationsJobHandlers(this.genManager, this.trial, () => void this.reportFactsNow()),
     };
   }
 

@@ -37,6 +37,18 @@ describe('job runner', () => {
       'generations.rollback': async () => {
         throw new Error('not used here');
       },
+      'generations.init': async () => {
+        throw new Error('not used here');
+      },
+      'generations.adopt': async () => {
+        throw new Error('not used here');
+      },
+      'generations.upgrade': async () => {
+        throw new Error('not used here');
+      },
+      'generations.gc': async () => {
+        throw new Error('not used here');
+      },
     };
     const store = new JobStore(path);
     store.load();

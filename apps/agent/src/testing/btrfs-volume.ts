@@ -31,22 +31,24 @@ export interface BtrfsVolume {
 
 /**
  * A real btrfs: a sparse image file on a loop device (`losetup --find --show`), mkfs.btrfs,
- * mounted at `<root>/vol/root`. `<root>/proc` links to the real /proc so the code under test
- * reads the real mountinfo and boot id. Everything is undone in t.after, also when the test
+ * mounted at `<root>/vol/root`. `<root>/proc` links to the real /proc (unless the root is given)
+ * so the code under test reads the real mountinfo and boot id. Everything is undone in t.after, also when the test
  * fails: mounts under root (innermost first), the loop device, the files.
  */
-export async function makeBtrfsVolume(t: TestContext, sizeMiB = 320): Promise<BtrfsVolume> {
+export async function makeBtrfsVolume(t: TestContext, opts: { sizeMiB?: number; root?: string } = {}): Promise<BtrfsVolume> {
+  const sizeMiB = opts.sizeMiB ?? 320;
   const base = mkdtempSync(join(tmpdir(), `ibex-gen-${process.pid}-`));
-  const root = join(base, 'root');
+  // An existing root (an agent fixture's) is used as is; its owner removes it.
+  const root = opts.root ?? join(base, 'root');
   const scratch = join(root, 'scratch');
   mkdirSync(join(root, 'vol/root'), { recursive: true });
   mkdirSync(scratch, { recursive: true });
-  symlinkSync('/proc', join(root, 'proc'));
+  if (!opts.root) symlinkSync('/proc', join(root, 'proc'));
   const img = join(base, 'btrfs.img');
   sh(['truncate', '-s', `${sizeMiB}M`, img]);
   let device: string | undefined;
   t.after(() => {
-    for (const m of mountsUnder(base).reverse()) {
+    for (const m of [...mountsUnder(base), ...(opts.root ? mountsUnder(opts.root) : [])].reverse()) {
       try {
         sh(['umount', m]);
       } catch {
