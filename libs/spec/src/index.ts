@@ -6,3 +6,4 @@ export * from './jobs.js';
 export * from './generations-inventory.js';
 export * from './generations-jobs.js';
 export * from './sections/files.js';
+export * from './sections/generations.js';

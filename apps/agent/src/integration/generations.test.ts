@@ -61,6 +61,7 @@ describe('generations jobs through the agent', { concurrency: false }, () => {
     assert.equal(up.outcome, JobOutcome.JOB_OUTCOME_SUCCEEDED, up.error);
     const next = JSON.parse(up.outputJson).id as string;
     assert.ok(fx.controller.jobUpdates('up-1').some((u) => u.update?.$case === 'progress'), 'the upgrade reports progress');
+    assert.ok(existsSync(join(v.host, 'snapshots', next, '@/etc/new')), 'the command ran in the new generation');
     // The acknowledgement of the result reaches the agent: its health check runs, fails, and it switches back.
     await agent.waitForLine(/generations: rolled-back .*reason="?health check ls \/run\/ibex-test-no-such-service failed \(exit 2\)/, 30_000);
     assert.equal(current0(v.host), first);

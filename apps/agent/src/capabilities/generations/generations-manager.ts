@@ -216,7 +216,7 @@ export class GenerationsManager {
       const volume = join(this.deps.root, req.volume);
       if (!(await this.btrfs.isBtrfs(volume))) throw new FatalError(`volume: ${req.volume} is not a mounted btrfs filesystem; mount the btrfs top level (subvolid=5) there first`);
       const l = await readLayout(this.sys, this.btrfs, volume);
-      const problem = describeLayoutProblem(l);
+      const problem = describeLayoutProblem(l, req.volume);
       if (problem) throw new FatalError(`volume: ${req.volume} does not hold the wiki's layout: ${problem}`);
       const cfg: GenerationsConfig = { volume: req.volume, fallbacks: req.fallbacks ?? Math.max(0, l.slots.length - 1), health: { ...defaultHealth(), ...req.health } };
       this.store.writeConfig(cfg);
@@ -487,7 +487,7 @@ export class GenerationsManager {
 
   /** `current` must resolve to a complete read-only generation before anything builds on it. */
   private sound(l: LayoutState): GenerationOnDisk {
-    const problem = describeLayoutProblem(l);
+    const problem = describeLayoutProblem(l, this.store.readConfig()?.volume);
     if (problem) throw new FatalError(`the generations layout is not usable: ${problem}`);
     return currentGeneration(l)!;
   }

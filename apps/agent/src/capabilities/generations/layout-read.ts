@@ -74,12 +74,15 @@ export function currentGeneration(l: LayoutState): GenerationOnDisk | undefined 
   return id ? l.generations.find((g) => g.id === id) : undefined;
 }
 
-/** Whether this volume holds the wiki's layout (the parts adopt and every operation need). */
-export function describeLayoutProblem(l: LayoutState): string | undefined {
-  if (!l.currentLinks) return `${l.volume}/current is missing or does not point at ./links/<id>`;
-  if (l.slots[0] === undefined) return `${l.volume}/links/${l.currentLinks}/0 is missing or does not point at ../../snapshots/<id>`;
+/**
+ * Whether this volume holds the wiki's layout (the parts adopt and every operation need).
+ * `name` is how the volume is called in the message (its device path; default the host path).
+ */
+export function describeLayoutProblem(l: LayoutState, name = l.volume): string | undefined {
+  if (!l.currentLinks) return `${name}/current is missing or does not point at ./links/<id>`;
+  if (l.slots[0] === undefined) return `${name}/links/${l.currentLinks}/0 is missing or does not point at ../../snapshots/<id>`;
   const g = currentGeneration(l);
-  if (!g?.hasRoot) return `${l.volume}/current/0/@ (generation ${l.slots[0]}) is not a btrfs subvolume`;
-  if (!g.readOnly) return `${l.volume}/current/0/@ (generation ${g.id}) is not read-only; set it with btrfs property set -ts ... ro true`;
+  if (!g?.hasRoot) return `${name}/current/0/@ (generation ${l.slots[0]}) is not a btrfs subvolume`;
+  if (!g.readOnly) return `${name}/current/0/@ (generation ${g.id}) is not read-only; set it with btrfs property set -ts ... ro true`;
   return undefined;
 }
