@@ -29,6 +29,7 @@ export class NodeSystemAdapter implements SystemAdapter {
         stdio: ['pipe', 'pipe', 'pipe'],
         signal: opts.signal,
         timeout: opts.timeoutMs,
+        ...(opts.killSignal ? { killSignal: opts.killSignal } : {}),
         env: opts.env ?? process.env,
       });
       let stdout = '';

@@ -13,6 +13,8 @@ export interface ExecOptions {
   input?: string;
   timeoutMs?: number;
   env?: Record<string, string>;
+  /** Signal sent on abort or timeout (default SIGTERM). */
+  killSignal?: NodeJS.Signals;
 }
 
 export interface WriteOptions {

@@ -102,6 +102,24 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     assert.equal(existsSync(m.store.journalPath), false);
   });
 
+  it('a cancelled upgrade (job cancel or timeout) kills the running command and changes nothing', async (t) => {
+    const { v, m } = await initVolume(t);
+    const before = listVolume(v.host);
+    const ac = new AbortController();
+    const sleeping = () => sh(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 301');
+    const p = m.upgrade({ from: { kind: 'commands' }, commands: [['/bin/busybox', 'sleep', '301']], trial: false }, undefined, ac.signal);
+    const until = Date.now() + 15_000;
+    while (Date.now() < until && !sleeping()) await new Promise((ok) => setTimeout(ok, 100));
+    assert.ok(sleeping(), 'the command runs');
+    ac.abort();
+    await assert.rejects(p, /abort/i);
+    const gone = Date.now() + 10_000;
+    while (Date.now() < gone && sleeping()) await new Promise((ok) => setTimeout(ok, 100));
+    assert.equal(sleeping(), false, 'the command was killed');
+    assert.equal(listVolume(v.host), before);
+    assert.equal(existsSync(m.store.journalPath), false);
+  });
+
   it('upgrades from a tarball (path and http URL) verified by sha256; a mismatch is refused and changes nothing', async (t) => {
     const { v, m, first } = await initVolume(t);
     const tar = makeRootfsTarball(v.scratch, 'next', 'next-image');

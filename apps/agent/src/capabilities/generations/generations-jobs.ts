@@ -12,7 +12,7 @@ export function generationsJobHandlers(m: GenerationsManager, trial: TrialMonito
   return {
     'generations.init': async (p, ctx) => {
       ctx.progress(0, `initialising ${p.volume}`);
-      const inv = await m.init({ volume: p.volume, fallbacks: p.fallbacks, commons: p.commons, fstab: p.fstab, image: p.image, health: p.health }, (pc, msg) => ctx.progress(pc, msg));
+      const inv = await m.init({ volume: p.volume, fallbacks: p.fallbacks, commons: p.commons, fstab: p.fstab, image: p.image, health: p.health }, (pc, msg) => ctx.progress(pc, msg), ctx.signal);
       ctx.log('info', `initialised ${p.volume}: generation ${inv.current}`);
       changed();
       return inv;
@@ -29,7 +29,7 @@ export function generationsJobHandlers(m: GenerationsManager, trial: TrialMonito
       const r = await m.upgrade({ from, commands: p.commands, trial: p.trial }, (pc, msg) => {
         ctx.progress(pc, msg);
         ctx.log('info', msg);
-      });
+      }, ctx.signal);
       ctx.log('info', `switched from ${r.from} to ${r.id}${p.trial ? ' (trial: health check pending)' : ''}`);
       trial.arm();
       changed();

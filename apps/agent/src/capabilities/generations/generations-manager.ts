@@ -166,8 +166,9 @@ export class GenerationsManager {
   // ---------------------------------------------------------------- init / adopt
 
   /** Lays the wiki's layout out on an empty btrfs volume, with a first generation from `image`. */
-  init(req: InitRequest, progress: Progress = noProgress): Promise<GenerationsInventory> {
+  init(req: InitRequest, progress: Progress = noProgress, signal?: AbortSignal): Promise<GenerationsInventory> {
     return this.mutex.run(async () => {
+      const sig = signal ?? this.deps.signal;
       const volume = join(this.deps.root, req.volume);
       const existing = this.store.readConfig();
       if (existing && existing.volume !== req.volume) throw new FatalError(`generations are already configured on ${existing.volume}; a device has one generations volume`);
@@ -186,9 +187,9 @@ export class GenerationsManager {
       progress(10, 'creating the first generation');
       const id = newId(new Date(this.now()));
       await this.sys.mkdir(genDir(volume, id), 0o755);
-      const art = req.image.kind === 'empty' ? null : await this.fetchImage(req.image, id);
+      const art = req.image.kind === 'empty' ? null : await this.fetchImage(req.image, id, sig);
       try {
-        await this.makeRootFromImage(volume, id, req.image, art?.file ?? null, progress);
+        await this.makeRootFromImage(volume, id, req.image, art?.file ?? null, progress, sig);
         await this.renderFstabInto(volume, id);
         await this.btrfs.setReadOnly(genRoot(volume, id));
       } finally {
@@ -232,8 +233,10 @@ export class GenerationsManager {
 
   // ---------------------------------------------------------------- upgrade
 
-  upgrade(req: UpgradeRequest, progress: Progress = noProgress): Promise<{ id: string; from: string; inventory: GenerationsInventory }> {
+  upgrade(req: UpgradeRequest, progress: Progress = noProgress, signal?: AbortSignal): Promise<{ id: string; from: string; inventory: GenerationsInventory }> {
     return this.mutex.run(async () => {
+      // A cancelled or timed-out job stops the running step (the command is killed); the new generation is then removed.
+      const sig = signal ?? this.deps.signal;
       const cfg = this.requireConfig();
       const volume = this.volumeHost(cfg);
       await this.recoverLocked(cfg);
@@ -241,7 +244,7 @@ export class GenerationsManager {
       const id = newId(new Date(this.now()));
       // Hash-verified before anything on the volume changes: a bad artifact changes nothing.
       progress(2, req.from.kind === 'commands' ? `snapshotting ${from}` : `fetching and verifying the ${req.from.kind}`);
-      const art = req.from.kind === 'commands' ? null : await this.fetchImage(req.from, id);
+      const art = req.from.kind === 'commands' ? null : await this.fetchImage(req.from, id, sig);
       const links = this.freshLinksId(id);
       const journal: Journal = { op: 'upgrade', links, created: id, to: id, from, trial: req.trial, reason: null, markFromBad: false, download: art?.download ?? null, startedAtMs: this.now() };
       this.store.writeJournal(journal);
@@ -252,10 +255,10 @@ export class GenerationsManager {
           await this.btrfs.snapshot(genRoot(volume, from), genRoot(volume, id));
           failpoint('gen-snapshotted');
         } else {
-          await this.makeRootFromImage(volume, id, req.from, art!.file, progress);
+          await this.makeRootFromImage(volume, id, req.from, art!.file, progress, sig);
         }
         await this.renderFstabInto(volume, id);
-        await this.runCommands(volume, id, req.commands, progress);
+        await this.runCommands(volume, id, req.commands, progress, sig);
         failpoint('gen-changed');
         progress(80, 'setting the new root read-only');
         await this.btrfs.setReadOnly(genRoot(volume, id));
@@ -502,12 +505,12 @@ export class GenerationsManager {
     if (!(await this.sys.lstat(dir))) await this.sys.mkdir(dir, 0o755);
   }
 
-  private async fetchImage(src: Exclude<ImageSource, { kind: 'empty' }>, name: string) {
-    return fetchVerified(src.path !== undefined ? { hostPath: join(this.deps.root, src.path) } : { url: src.url! }, src.sha256, this.store.downloadsDir, name, this.deps.signal);
+  private async fetchImage(src: Exclude<ImageSource, { kind: 'empty' }>, name: string, signal: AbortSignal | undefined) {
+    return fetchVerified(src.path !== undefined ? { hostPath: join(this.deps.root, src.path) } : { url: src.url! }, src.sha256, this.store.downloadsDir, name, signal);
   }
 
   /** A new writable `snapshots/<id>/@` holding the image. */
-  private async makeRootFromImage(volume: string, id: string, src: ImageSource, file: string | null, progress: Progress): Promise<void> {
+  private async makeRootFromImage(volume: string, id: string, src: ImageSource, file: string | null, progress: Progress, signal: AbortSignal | undefined): Promise<void> {
     const root = genRoot(volume, id);
     if (src.kind === 'empty') {
       await this.btrfs.create(root);
@@ -519,7 +522,7 @@ export class GenerationsManager {
       failpoint('gen-snapshotted');
       progress(20, 'unpacking the tarball');
       // GNU tar refuses `..` and absolute member names and delays symlinks, so a hostile archive cannot write outside the new root.
-      await run(this.sys, ['tar', '-x', '-f', file!, '-C', root, '--numeric-owner', '-p', '--xattrs', '--xattrs-include=*'], { signal: this.deps.signal });
+      await run(this.sys, ['tar', '-x', '-f', file!, '-C', root, '--numeric-owner', '-p', '--xattrs', '--xattrs-include=*'], { signal });
       return;
     }
     // A send stream makes a read-only subvolume named by the sender: receive it aside, then take a
@@ -527,7 +530,7 @@ export class GenerationsManager {
     progress(20, 'receiving the send stream');
     const recv = join(genDir(volume, id), '.receive');
     await this.sys.mkdir(recv, 0o755);
-    await this.btrfs.receive(file!, recv, this.deps.signal);
+    await this.btrfs.receive(file!, recv, signal);
     const got = await this.sys.readdir(recv);
     if (got.length !== 1 || !(await this.btrfs.isSubvolume(join(recv, got[0]!)))) throw new FatalError(`the send stream must hold exactly one subvolume; it made ${got.length ? got.join(', ') : 'none'}`);
     await this.btrfs.snapshot(join(recv, got[0]!), root);
@@ -548,11 +551,13 @@ export class GenerationsManager {
     await this.sys.writeFileAtomic(join(etc, 'fstab'), Buffer.from(text), { mode: 0o644 });
   }
 
-  private async runCommands(volume: string, id: string, commands: string[][], progress: Progress): Promise<void> {
+  private async runCommands(volume: string, id: string, commands: string[][], progress: Progress, signal: AbortSignal | undefined): Promise<void> {
     const self = this.deps.selfCommand ?? defaultSelfCommand();
     for (const [i, argv] of commands.entries()) {
       progress(25 + Math.round((i / commands.length) * 50), `running ${argv.join(' ')}`);
-      const r = await this.sys.exec(chrootArgv(self, genRoot(volume, id), argv), { signal: this.deps.signal });
+      signal?.throwIfAborted();
+      // SIGKILL: unshare ignores SIGTERM while it waits; killing it kills the namespace (--kill-child).
+      const r = await this.sys.exec(chrootArgv(self, genRoot(volume, id), argv), { signal, killSignal: 'SIGKILL' });
       if (r.code !== 0) {
         const tail = (r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ');
         throw new FatalError(`commands[${i}] (${argv.join(' ')}) failed in the new generation (${r.code === null ? `signal ${r.signal}` : `exit ${r.code}`})${tail ? `: ${tail}` : ''}; nothing was switched`);
