@@ -139,4 +139,10 @@ export class NodeSystemAdapter implements SystemAdapter {
     await fsyncDir(dirname(path));
     return true;
   }
+
+  async rename(from: string, to: string): Promise<void> {
+    await rename(from, to);
+    await fsyncDir(dirname(to));
+    if (dirname(from) !== dirname(to)) await fsyncDir(dirname(from));
+  }
 }
