@@ -8,6 +8,7 @@ import type { Logger } from '../common/log.js';
 import type { Config } from '../config/config.js';
 import { Connection, type ConnectionStatus } from '../connection/connection.js';
 import { parseControllerUrl } from '../connection/controller-url.js';
+import { collectGenerationsInventory } from '../capabilities/generations/inventory.js';
 import { Engine } from '../engine/engine.js';
 import { defaultRegistry } from '../engine/registry.js';
 import { collectFacts, toProtoFacts } from '../facts/facts-collect.js';
@@ -87,9 +88,9 @@ export class Agent {
     this.jobs.load();
     this.state = new StateStore(this.dataDir.state);
     this.state.load();
-    // No generations capability in this build yet: the device reports no inventory.
-    this.generations = new GenerationsFacts(deps.collectGenerations ?? (async () => undefined), log);
-    this.engine = new Engine({ registry: defaultRegistry(), sys: new NodeSystemAdapter(), log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
+    const sys = new NodeSystemAdapter();
+    this.generations = new GenerationsFacts(deps.collectGenerations ?? (() => collectGenerationsInventory({ root: cfg.root, sys, log })), log);
+    this.engine = new Engine({ registry: defaultRegistry(), sys, log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
     this.desired = new DesiredStateManager({
       engine: this.engine,
       dataDir: this.dataDir,
