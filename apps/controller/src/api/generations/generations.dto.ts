@@ -67,7 +67,7 @@ export const rollbackBody = z
       .min(1, 'must not be empty')
       .max(128, 'must be at most 128 characters')
       .optional()
-      .describe('Generation to switch to; default: the previous one (the agent picks the newest good generation before the current one).'),
+      .describe('Generation to switch to; default: the previous one (after a failed trial, the one it came from; otherwise the first fallback, current/1, that is not bad).'),
     reason: z.string().max(1000, 'must be at most 1000 characters').optional().describe('Why; kept in the job and the audit log.'),
   })
   .strict()

@@ -13,6 +13,10 @@ import { inventoryOf, toGenerationsView } from './generations-view.js';
 const ROLLBACK = 'generations.rollback';
 const UNFINISHED = ['queued', 'delivered', 'running'] as const;
 
+/** A generation the default rollback may go to: linked behind the current one, complete, not bad. */
+const isFallback = (inv: GenerationsInventory) => (g: GenerationsInventory['generations'][number]) =>
+  g.slot !== null && g.complete && g.status !== 'bad' && !g.current && g.id !== inv.current;
+
 /** Why `to` cannot be rolled back to, or undefined when it can. */
 function refuseTarget(inv: GenerationsInventory, to: string): string | undefined {
   const g = inv.generations.find((x) => x.id === to);
@@ -53,8 +57,9 @@ export class GenerationsService {
       if (body.to !== undefined) {
         const why = refuseTarget(inv, body.to);
         if (why) throw new ValidationFailed(`cannot roll back device "${d.name}": ${why}; see GET /api/v1/devices/${d.name}/generations`, [{ path: 'to', message: why }]);
-      } else if (!inv.generations.some((g) => g.complete && g.status !== 'bad' && !g.current && g.id !== inv.current)) {
-        throw new Conflict(`device "${d.name}" has no other complete, not-bad generation to roll back to (current: ${inv.current ?? 'none'})`);
+      } else if (!inv.generations.some(isFallback(inv))) {
+        // The agent's default is a fallback of the current links directory (current/1..N).
+        throw new Conflict(`device "${d.name}" has no complete, not-bad fallback generation to roll back to (current: ${inv.current ?? 'none'}); name one with \`to\` or upgrade first`);
       }
       const pending = await tx.job.findFirst({ where: { deviceId: d.id, type: ROLLBACK, status: { in: [...UNFINISHED] } }, orderBy: { createdAt: 'desc' } });
       if (pending) throw new Conflict(`device "${d.name}" already has a rollback job (${pending.id}, ${pending.status}); wait for it to finish or cancel it (POST /api/v1/jobs/${pending.id}/cancel)`);

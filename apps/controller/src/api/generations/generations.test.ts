@@ -114,11 +114,12 @@ describe('generations API', () => {
     }
     await expectError(await rollback('nope', { to: 'g2' }), 404, 'not_found');
 
-    // Only the current generation (and a bad one) left: no default target.
+    // Only the current generation, a bad one and an unlinked one: no default target.
     const inv = sampleGenerations();
-    const lonely = { ...inv, generations: inv.generations.filter((g) => g.id === 'g3' || g.id === 'g0') };
+    // (g1 is complete and good but not linked: not a fallback the agent would pick.)
+    const lonely = { ...inv, generations: inv.generations.filter((g) => g.id !== 'g2').map((g) => (g.id === 'g1' ? { ...g, slot: null } : g)) };
     const l = await createDevice(c, 'g-rb-lonely', { data: { facts: factsWith(lonely) } });
-    assert.match((await expectError(await rollback('g-rb-lonely', {}), 409, 'conflict')).error.message, /no other complete, not-bad generation/);
+    assert.match((await expectError(await rollback('g-rb-lonely', {}), 409, 'conflict')).error.message, /no complete, not-bad fallback generation/);
 
     const r = await createDevice(c, 'g-rb-revoked', { revoked: true, data: { facts: factsWith(sampleGenerations()) } });
     assert.match((await expectError(await rollback('g-rb-revoked', { to: 'g2' }), 409, 'conflict')).error.message, /revoked/);
