@@ -44,6 +44,8 @@ describe('agent facts with a generations inventory', () => {
   it('sends the inventory in Hello, and a FactsReport with the fresh one on reportFactsNow()', async () => {
     const session = await controller.waitForSession();
     assert.deepEqual(JSON.parse(session.hello!.facts!.generationsJson), inventory('g1', 1));
+    // Heartbeats start once the agent has the Welcome: from then on it can send.
+    await controller.waitFor('a heartbeat', () => controller.ofKind('heartbeat').length > 0);
 
     inv = inventory('g2', 2);
     assert.equal(await agent.reportFactsNow(), true);

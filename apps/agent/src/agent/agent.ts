@@ -8,13 +8,13 @@ import type { Logger } from '../common/log.js';
 import type { Config } from '../config/config.js';
 import { Connection, type ConnectionStatus } from '../connection/connection.js';
 import { parseControllerUrl } from '../connection/controller-url.js';
+import { collectGenerationsInventory } from '../capabilities/generations/inventory.js';
 import { Engine } from '../engine/engine.js';
 import { defaultRegistry } from '../engine/registry.js';
 import { collectFacts, toProtoFacts } from '../facts/facts-collect.js';
 import { GenerationsFacts, type GenerationsCollector } from '../facts/generations-facts.js';
 import { generationsJobHandlers } from '../capabilities/generations/generations-jobs.js';
 import { GenerationsManager } from '../capabilities/generations/generations-manager.js';
-import { collectGenerationsInventory } from '../capabilities/generations/inventory.js';
 import { TrialMonitor } from '../capabilities/generations/trial-monitor.js';
 import type { Credential } from '../journal/credential.js';
 import { DataDir } from '../journal/data-dir.js';
@@ -99,7 +99,7 @@ export class Agent {
     this.genManager = new GenerationsManager({ root: cfg.root, sys, log, ...deps.generations });
     this.trial = new TrialMonitor(this.genManager, { sys, log, onChanged: () => void this.reportFactsNow() });
     this.generations = new GenerationsFacts(deps.collectGenerations ?? (deps.generations ? () => this.genManager.inventory() : () => collectGenerationsInventory({ root: cfg.root, sys, log })), log);
-    this.engine = new Engine({ registry: defaultRegistry(), sys: new NodeSystemAdapter(), log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
+    this.engine = new Engine({ registry: defaultRegistry(), sys, log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
     this.desired = new DesiredStateManager({
       engine: this.engine,
       dataDir: this.dataDir,

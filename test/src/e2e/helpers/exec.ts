@@ -20,6 +20,9 @@ export function exec(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEn
       if (timer) clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    // A program that exits without reading its stdin (losetup, umount) makes the write fail
+    // with EPIPE; that is not an error of the program.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }
