@@ -30,6 +30,8 @@ export const healthSettingsSchema = z
     boots: z.number().int().min(1).max(10).optional(),
     /** Extra checks, each an argv; exit 0 = healthy. */
     checks: z.array(argvSchema).max(32).optional(),
+    /** Commit the trial only after the device booted it (reaching the controller before the reboot does not count). */
+    requireBoot: z.boolean().optional(),
   })
   .strict();
 
