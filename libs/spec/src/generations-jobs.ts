@@ -109,6 +109,24 @@ export const generationsGcParamsSchema = z
   })
   .strict();
 
+export const generationsBootEntriesParamsSchema = z
+  .object({
+    title: z.string().min(1).max(200).regex(/^[^"'\n\\]*$/, 'must not contain quotes, backslashes or newlines').default('Alpine Linux'),
+    /** `root=UUID=` of the btrfs volume. */
+    rootUuid: z.string().regex(/^[0-9A-Fa-f-]{8,64}$/, 'must be a filesystem UUID'),
+    /** rEFInd's `volume` (the wiki: the partition label ROOT). */
+    volumeLabel: z.string().min(1).max(64).regex(/^[^"\n\\]*$/, 'must not contain quotes, backslashes or newlines').default('ROOT'),
+    kernel: z.string().startsWith('/').max(256).regex(/^[^\s"]*$/, 'must not contain spaces or quotes').default('/boot/vmlinuz-lts'),
+    initrd: z.string().startsWith('/').max(256).regex(/^[^\s"]*$/, 'must not contain spaces or quotes').default('/boot/initramfs-lts'),
+    options: z.string().max(1000).regex(/^[^"\n\\]*$/, 'must not contain quotes, backslashes or newlines').default(''),
+  })
+  .strict();
+export const generationsBootEntriesOutputSchema = z.object({
+  refind: z.string(),
+  grub: z.string(),
+  systemdBoot: z.array(z.object({ file: z.string(), text: z.string() })),
+});
+
 export const generationsUpgradeOutputSchema = z.object({ id: z.string(), from: z.string(), inventory: generationsInventorySchema });
 export const generationsGcOutputSchema = z.object({
   deleted: z.array(z.string()),

@@ -4,6 +4,8 @@ import { sectionStates } from './desired-state.js';
 import { generationsInventorySchema } from './generations-inventory.js';
 import {
   generationsAdoptParamsSchema,
+  generationsBootEntriesOutputSchema,
+  generationsBootEntriesParamsSchema,
   generationsGcOutputSchema,
   generationsGcParamsSchema,
   generationsInitParamsSchema,
@@ -80,6 +82,14 @@ export const jobTypes = {
     defaultTimeoutMs: 3_600_000,
     defaultMaxAttempts: 1,
     retrySafe: false,
+  },
+  'generations.bootEntries': {
+    description: 'Render the boot entries for the generations (rEFInd as in the wiki, a GRUB snippet, systemd-boot entries) from the layout; changes nothing.',
+    params: generationsBootEntriesParamsSchema,
+    output: generationsBootEntriesOutputSchema,
+    defaultTimeoutMs: 60_000,
+    defaultMaxAttempts: 2,
+    retrySafe: true,
   },
   'generations.gc': {
     description: 'Delete generations nothing needs (never the current, booted, last-known-good, trial or a mounted one).',

@@ -51,6 +51,14 @@ describe('generations jobs through the agent', { concurrency: false }, () => {
     const first = inv.current!;
     assert.equal(current0(v.host), first);
 
+    fx.controller.send(assign('boot-1', 'generations.bootEntries', { rootUuid: 'b9ff5e7b-e128-4e64-861a-2fdd794a9828', options: 'quiet' }));
+    const boot = await fx.controller.waitFor('boot entries', () => resultOf(fx.controller.jobUpdates('boot-1')));
+    assert.equal(boot.outcome, JobOutcome.JOB_OUTCOME_SUCCEEDED, boot.error);
+    const entries = JSON.parse(boot.outputJson);
+    assert.match(entries.refind, /options "root=UUID=b9ff5e7b-e128-4e64-861a-2fdd794a9828 rootfstype=btrfs rootflags=subvol=\/current\/0\/@ ro quiet"/);
+    assert.equal(entries.refind.match(/submenuentry/g).length, 3);
+    assert.deepEqual(entries.systemdBoot.map((e: { file: string }) => e.file), [`ibex-0-${first}.conf`]);
+
     fx.controller.send(assign('bad-1', 'generations.upgrade', { from: { kind: 'tarball', path: '/x.tar' } }));
     const bad = await fx.controller.waitFor('rejection', () => resultOf(fx.controller.jobUpdates('bad-1')));
     assert.equal(bad.outcome, JobOutcome.JOB_OUTCOME_REJECTED);

@@ -49,6 +49,9 @@ describe('job runner', () => {
       'generations.gc': async () => {
         throw new Error('not used here');
       },
+      'generations.bootEntries': async () => {
+        throw new Error('not used here');
+      },
     };
     const store = new JobStore(path);
     store.load();

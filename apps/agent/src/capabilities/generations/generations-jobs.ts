@@ -1,8 +1,9 @@
 import type { JobHandlers } from '../../jobs/job-handlers.js';
+import { renderGrub, renderRefind, renderSystemdBoot } from './boot-entries.js';
 import type { GenerationsManager } from './generations-manager.js';
 import type { TrialMonitor } from './trial-monitor.js';
 
-type GenerationsJob = 'generations.init' | 'generations.adopt' | 'generations.upgrade' | 'generations.gc' | 'generations.rollback';
+type GenerationsJob = 'generations.init' | 'generations.adopt' | 'generations.upgrade' | 'generations.gc' | 'generations.rollback' | 'generations.bootEntries';
 
 /**
  * The generations job handlers. `changed` is called after anything that changes the generations
@@ -39,6 +40,17 @@ export function generationsJobHandlers(m: GenerationsManager, trial: TrialMonito
       ctx.log('info', `deleted ${r.deleted.length} generation(s)${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}`);
       changed();
       return { ...r, inventory: (await m.inventory())! };
+    },
+    'generations.bootEntries': async (p) => {
+      const cfg = m.requireConfig();
+      const l = await m.layout(cfg);
+      const input = { ...p, slots: cfg.fallbacks + 1 };
+      const trial = m.store.readState().trial;
+      return {
+        refind: renderRefind(input),
+        grub: renderGrub(input),
+        systemdBoot: renderSystemdBoot(input, l.slots.filter((s): s is string => !!s), trial ? { id: trial.id, bootsLeft: trial.bootsLeft } : undefined),
+      };
     },
     'generations.rollback': async (p, ctx) => {
       ctx.progress(0, p.to ? `switching to ${p.to}` : 'switching to the previous generation');
