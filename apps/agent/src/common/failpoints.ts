@@ -19,6 +19,7 @@
  *   gen-linked             links/<new links>/0..N are written
  *   gen-next-linked        next/current points at the new links directory, before the rename over `current`
  *   gen-switched           `current` was renamed over and its directory fsync'd, before the state/journal are updated
+ *   gen-gc-deleted         GC deleted a generation's subvolume, before removing its directory (a half-deleted generation)
  */
 export const failpointNames = [
   'job-accepted',
@@ -34,6 +35,7 @@ export const failpointNames = [
   'gen-linked',
   'gen-next-linked',
   'gen-switched',
+  'gen-gc-deleted',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 

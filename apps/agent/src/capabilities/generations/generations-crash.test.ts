@@ -129,6 +129,25 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
     });
   }
 
+  it('GC killed half way through deleting a generation: the next GC finishes it, current untouched', async (t) => {
+    const { v, m, first } = await setup(t);
+    // Five upgrades: links 0..3 hold the last four; `first` and the first upgrade are unreferenced.
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await m.upgrade({ from: { kind: 'commands' }, commands: [], trial: false })).id);
+    const victims = [first, ids[0]!].sort();
+    const r = await driver(v.root, 'gc', null, 'gen-gc-deleted');
+    assert.equal(r.signal, 'SIGKILL', r.stderr);
+    const inv = (await m.inventory())!;
+    const half = inv.generations.filter((g) => !g.complete).map((g) => g.id);
+    assert.ok(half.length === 1 && existsSync(join(v.host, 'snapshots', half[0]!)), `one half-deleted generation is left: ${half}`);
+    assert.ok(victims.includes(half[0]!));
+    const again = await driver(v.root, 'gc', null);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(JSON.parse(again.stdout).deleted.includes(half[0]));
+    assert.deepEqual(readdirSync(join(v.host, 'snapshots')).sort(), ids.slice(1).sort());
+    assertConsistent(v, m);
+  });
+
   it('upgrade killed while a chroot command runs: the command dies with it, no mount leaks, recovery discards the generation', async (t) => {
     const { v, m, first } = await setup(t);
     const child = spawn(process.execPath, [DRIVER, JSON.stringify({ root: v.root, op: 'upgrade', request: { from: { kind: 'commands' }, commands: [['/bin/busybox', 'sleep', '300']], trial: false } })], { stdio: 'ignore' });

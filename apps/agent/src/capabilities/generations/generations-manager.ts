@@ -609,7 +609,10 @@ export class GenerationsManager {
     const recv = join(dir, '.receive');
     for (const n of await this.sys.readdir(recv)) if (await this.btrfs.isSubvolume(join(recv, n))) await this.btrfs.delete(join(recv, n));
     await this.sys.rmdirIfEmpty(recv);
-    if (await this.btrfs.isSubvolume(join(dir, '@'))) await this.btrfs.delete(join(dir, '@'));
+    if (await this.btrfs.isSubvolume(join(dir, '@'))) {
+      await this.btrfs.delete(join(dir, '@'));
+      failpoint('gen-gc-deleted');
+    }
     if (!(await this.sys.rmdirIfEmpty(dir))) this.log.warn('a generation directory still holds something that is not a subvolume; left in place', { dir });
   }
 }
