@@ -1,18 +1,19 @@
 // End to end, generations: the controller as a process, the built agent binary in its own
 // network namespace, a real btrfs volume on a loop device under the agent's --root. An
 // operator initialises the layout, upgrades by commands, sees the inventory through REST
-// (the new generation current and on trial at the switch, good once the agent reached the
-// controller, unchanged after an agent restart), and rolls back through REST. The steps run
+// (the new generation current and on trial; the device killed before its health check
+// passed; good once the agent is back and reconnected), and rolls back through REST. The steps run
 // in order and share one device.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
 import { AgentProcess } from './helpers/agent-process.js';
 import { createBtrfs, rootfsTarball, type TestBtrfs } from './helpers/btrfs.js';
 import { ControllerProcess } from './helpers/controller-process.js';
-import { waitFor } from './helpers/exec.js';
+import { exec, waitFor } from './helpers/exec.js';
 import { createNetns, type TestNetns } from './helpers/netns.js';
 import { deleteRedisPrefix } from './helpers/redis.js';
 
@@ -58,6 +59,7 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
   });
 
   after(async () => {
+    await openGate();
     await agent?.stop('SIGKILL').catch(() => {});
     await ctl?.stop('SIGKILL').catch(() => {});
     await ns?.destroy();
@@ -77,6 +79,24 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     const done = await finished(j.id);
     assert.equal(done.status, 'succeeded', `${type}: ${JSON.stringify({ status: done.status, error: done.error, logs: done.logs })}\nagent log:\n${agent.logs.slice(-3000)}`);
     return done;
+  };
+  /** The health-check gate: while the test holds this lock exclusively, the check waits. */
+  const gatePath = () => join(vol.scratch, 'health.lock');
+  let gate: ChildProcess | undefined;
+  const closeGate = async () => {
+    await writeFile(gatePath(), '');
+    // flock runs cat, which holds nothing but waits for EOF on stdin: closing stdin releases
+    // the lock and ends both (also if this test process dies).
+    gate = spawn('/usr/bin/flock', ['--exclusive', gatePath(), '/bin/cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    await waitFor('the gate closed', async () => (await exec('/usr/bin/flock', ['--nonblock', '--shared', gatePath(), '/bin/true'])).code !== 0);
+  };
+  const openGate = async () => {
+    const g = gate;
+    gate = undefined;
+    if (!g || g.exitCode !== null) return;
+    const gone = new Promise((r) => g.once('exit', r));
+    g.stdin?.end();
+    await gone;
   };
   const marker = (id: string) => readFile(join(vol.host, 'snapshots', id, '@/etc/marker'), 'utf8');
 
@@ -100,7 +120,8 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
       volume: vol.volume,
       commons: ['@var@log'],
       image: { kind: 'tarball', path: '/scratch/base.tar.gz', sha256: image.sha256 },
-      health: { deadlineSec: 120 },
+      // The trial's check waits for the test's gate (a shared flock), so the trial is observable.
+      health: { deadlineSec: 600, checks: [['/usr/bin/flock', '--shared', gatePath(), '/bin/true']] },
     });
     const g = await waitFor('the inventory with the first generation', async () => {
       const x = await generations();
@@ -116,9 +137,10 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     assert.equal(await marker(first), 'base\n');
   });
 
-  it('upgrades by commands: current and on trial at the switch, good once the agent reached the controller, the same after a restart', async () => {
+  it('upgrades by commands: the new generation current and on trial, good once the agent is back and its check passes', async () => {
     assert.ok(first, 'needs the layout from the previous step');
     const before = Date.parse((await generations()).collectedAt!);
+    await closeGate();
     const up = await runJob('generations.upgrade', { from: 'commands', commands: [['/bin/sh', '-c', 'echo upgraded > /etc/marker']], trial: true });
     // Right after the switch (the job's output): the new generation is current and on trial.
     const atSwitch = up.result.inventory as Generations & { trial: { id: string } | null };
@@ -139,25 +161,28 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     assert.equal(await marker(second), 'upgraded\n');
     assert.equal(await marker(first), 'base\n', 'the old generation is untouched');
 
-    // The health check is the agent reaching the controller after the switch; the agent
-    // reports the inventory again once it passed. Then a restart (as after a reboot): the
-    // agent reconnects and its Hello carries the same state.
-    const good = await waitFor('the new generation marked good', async () => {
+    // On trial: the health check (reach the controller, then the configured check) waits for
+    // the gate. The device dies before it passes (SIGKILL, as a power cut).
+    assert.equal(byId.get(second)?.status, 'trial');
+    assert.equal(g.trial?.id, second);
+    assert.equal(g.lastGood, first);
+    assert.equal((await ctl.json(`/api/v1/devices/${DEVICE}`)).generations.trial, second);
+    await agent.stop('SIGKILL');
+    const stillTrial = await generations();
+    assert.equal(stillTrial.trial?.id, second);
+    assert.equal(stillTrial.generations.find((y) => y.id === second)?.status, 'trial');
+
+    // It comes back and reconnects; with the gate open the check passes: good, last good.
+    await openGate();
+    const restartedAt = Date.now();
+    agent.start();
+    const good = await waitFor('the new generation marked good after the reconnection', async () => {
       const x = await generations();
-      return x.trial === null && x.generations.find((y) => y.id === second)?.status === 'good' ? x : undefined;
+      return Date.parse(x.collectedAt!) > restartedAt && x.trial === null && x.generations.find((y) => y.id === second)?.status === 'good' ? x : undefined;
     }, 60_000);
     assert.equal(good.current, second);
     assert.equal(good.lastGood, second);
-    await agent.stop();
-    const stoppedAt = Date.now();
-    agent.start();
-    const again = await waitFor('the inventory from the restarted agent', async () => {
-      const x = await generations();
-      return Date.parse(x.collectedAt!) > stoppedAt ? x : undefined;
-    }, 60_000);
-    assert.equal(again.current, second);
-    assert.equal(again.trial, null);
-    assert.equal(again.generations.find((y) => y.id === second)?.status, 'good');
+    assert.equal(agent.events(/generations: good/).length, 1, 'the restarted agent committed the trial');
   });
 
   it('rolls back through REST: the previous generation is current again', async () => {
