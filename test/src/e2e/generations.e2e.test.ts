@@ -85,7 +85,7 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
   let gate: ChildProcess | undefined;
   const closeGate = async () => {
     await writeFile(gatePath(), '');
-    // flock runs cat, which holds nothing but waits for EOF on stdin: closing stdin releases
+    // flock holds the lock while cat runs; cat ends at EOF on its stdin, so closing it releases
     // the lock and ends both (also if this test process dies).
     gate = spawn('/usr/bin/flock', ['--exclusive', gatePath(), '/bin/cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
     await waitFor('the gate closed', async () => (await exec('/usr/bin/flock', ['--nonblock', '--shared', gatePath(), '/bin/true'])).code !== 0);
