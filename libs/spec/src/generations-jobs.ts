@@ -30,6 +30,8 @@ export const healthSettingsSchema = z
     boots: z.number().int().min(1).max(10).optional(),
     /** Extra checks, each an argv; exit 0 = healthy. */
     checks: z.array(argvSchema).max(32).optional(),
+    /** Commit the trial only after the device booted it (reaching the controller before the reboot does not count). */
+    requireBoot: z.boolean().optional(),
   })
   .strict();
 
@@ -69,13 +71,23 @@ export const generationsAdoptParamsSchema = z
   })
   .strict();
 
+const imageFields = {
+  path: devicePath.optional(),
+  url: httpUrl.optional(),
+  sha256: z.string({ error: (i) => (i.input === undefined ? 'required: the artifact is verified before it is used' : undefined) }).regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (the sha256 of the artifact)'),
+};
+
+/** Where a new generation comes from: a snapshot of the current one changed by commands, or an image (like init's `image`). */
+export const generationSourceSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('commands') }).strict(),
+  z.object({ kind: z.literal('tarball'), ...imageFields }).strict(),
+  z.object({ kind: z.literal('sendStream'), ...imageFields }).strict(),
+]);
+
 export const generationsUpgradeParamsSchema = z
   .object({
-    /** `commands`: snapshot the current generation and run `commands` in a chroot of the copy. */
-    from: z.enum(['commands', 'tarball', 'sendStream']),
-    path: devicePath.optional(),
-    url: httpUrl.optional(),
-    sha256: sha256.optional(),
+    /** `{kind: 'commands'}`: snapshot the current generation and run `commands` in a chroot of the copy. */
+    from: generationSourceSchema,
     /** Run in order in a chroot of the new root (proc, sys, dev mounted in a private namespace). */
     commands: z.array(argvSchema).max(256).default([]),
     /** Trial until the health check passes (default); false marks it good at once. */
@@ -83,13 +95,11 @@ export const generationsUpgradeParamsSchema = z
   })
   .strict()
   .superRefine((v, ctx) => {
-    if (v.from === 'commands') {
+    if (v.from.kind === 'commands') {
       if (v.commands.length === 0) ctx.addIssue({ code: 'custom', path: ['commands'], message: 'an upgrade from commands needs at least one command' });
-      for (const k of ['path', 'url', 'sha256'] as const) if (v[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `not used when from is commands` });
       return;
     }
-    if ((v.path === undefined) === (v.url === undefined)) ctx.addIssue({ code: 'custom', path: ['path'], message: `give exactly one of path or url for a ${v.from}` });
-    if (v.sha256 === undefined) ctx.addIssue({ code: 'custom', path: ['sha256'], message: `required for a ${v.from}: the artifact is verified before it is used` });
+    if ((v.from.path === undefined) === (v.from.url === undefined)) ctx.addIssue({ code: 'custom', path: ['from', 'path'], message: `give exactly one of path or url for a ${v.from.kind}` });
   });
 
 export const generationsGcParamsSchema = z

@@ -51,12 +51,12 @@ describe('generations jobs through the agent', { concurrency: false }, () => {
     const first = inv.current!;
     assert.equal(current0(v.host), first);
 
-    fx.controller.send(assign('bad-1', 'generations.upgrade', { from: 'tarball', path: '/x.tar' }));
+    fx.controller.send(assign('bad-1', 'generations.upgrade', { from: { kind: 'tarball', path: '/x.tar' } }));
     const bad = await fx.controller.waitFor('rejection', () => resultOf(fx.controller.jobUpdates('bad-1')));
     assert.equal(bad.outcome, JobOutcome.JOB_OUTCOME_REJECTED);
-    assert.match(bad.error, /params\.sha256: required for a tarball/);
+    assert.match(bad.error, /params\.from\.sha256: required: the artifact is verified before it is used/);
 
-    fx.controller.send(assign('up-1', 'generations.upgrade', { from: 'commands', commands: [['/bin/busybox', 'touch', '/etc/new']] }));
+    fx.controller.send(assign('up-1', 'generations.upgrade', { from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/new']] }));
     const up = await fx.controller.waitFor('upgrade result', () => resultOf(fx.controller.jobUpdates('up-1')), 60_000);
     assert.equal(up.outcome, JobOutcome.JOB_OUTCOME_SUCCEEDED, up.error);
     const next = JSON.parse(up.outputJson).id as string;
@@ -82,7 +82,7 @@ describe('generations jobs through the agent', { concurrency: false }, () => {
 
     agent = start({ IBEX_AGENT_FAILPOINTS: 'gen-readonly' });
     await fx.controller.waitForSession(1);
-    fx.controller.send(assign('up-2', 'generations.upgrade', { from: 'commands', commands: [['/bin/busybox', 'touch', '/etc/new']], trial: false }));
+    fx.controller.send(assign('up-2', 'generations.upgrade', { from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/new']], trial: false }));
     const exit = await agent.exited;
     assert.equal(exit.signal, 'SIGKILL');
     assert.ok(existsSync(join(v.root, 'var/lib/ibex-agent/generations/journal.json')), 'the upgrade was journaled');

@@ -25,8 +25,7 @@ export function generationsJobHandlers(m: GenerationsManager, trial: TrialMonito
       return inv;
     },
     'generations.upgrade': async (p, ctx) => {
-      const from = p.from === 'commands' ? { kind: 'commands' as const } : { kind: p.from, path: p.path, url: p.url, sha256: p.sha256! };
-      const r = await m.upgrade({ from, commands: p.commands, trial: p.trial }, (pc, msg) => {
+      const r = await m.upgrade({ from: p.from, commands: p.commands, trial: p.trial }, (pc, msg) => {
         ctx.progress(pc, msg);
         ctx.log('info', msg);
       }, ctx.signal);

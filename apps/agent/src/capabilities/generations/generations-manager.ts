@@ -62,7 +62,7 @@ export interface ManagerDeps {
   signal?: AbortSignal;
 }
 
-export const defaultHealth = (): GenerationsConfig['health'] => ({ deadlineSec: 600, boots: 2, checks: [] });
+export const defaultHealth = (): GenerationsConfig['health'] => ({ deadlineSec: 600, boots: 2, checks: [], requireBoot: false });
 
 const noProgress: Progress = () => {};
 
@@ -297,7 +297,7 @@ export class GenerationsManager {
       const from = this.sound(l).id;
       const state = this.store.readState();
       const to = req.to ?? this.previousOf(l, state, from);
-      if (!to) throw new FatalError(`there is no previous generation to roll back to (current is ${from} and it has no complete fallback)`);
+      if (!to) throw new FatalError(`there is no previous generation to roll back to (current is ${from} and no linked fallback is complete and not bad); name one with to`);
       if (!isValidId(to)) throw new FatalError(`to: '${to}' is not a generation id`);
       const g = l.generations.find((x) => x.id === to);
       if (!g) throw new FatalError(`to: generation ${to} does not exist on ${cfg.volume}; the inventory lists the generations`);
@@ -330,7 +330,8 @@ export class GenerationsManager {
     const ok = (id: string | undefined) => !!id && id !== from && !!l.generations.find((g) => g.id === id && g.complete);
     // A failed trial goes back to where it came from.
     if (state.trial?.id === from && ok(state.trial.previous)) return state.trial.previous;
-    return l.slots.find((s) => ok(s) && state.statuses[s!] !== 'bad') ?? l.slots.find(ok);
+    // Never back into a generation known to be bad by default (name it explicitly to do that).
+    return l.slots.find((s) => ok(s) && state.statuses[s!] !== 'bad');
   }
 
   // ---------------------------------------------------------------- trial
@@ -366,6 +367,7 @@ export class GenerationsManager {
         if (t.bootsLeft === 0) return `generation ${t.id} booted ${cfg.health.boots} time(s) without passing its health check`;
         t.bootsLeft -= 1;
         t.countedBootId = bootId;
+        t.awaitingBoot = false;
         // The deadline runs from this boot: the agent needs time to start and connect.
         t.deadlineAtMs = this.now() + cfg.health.deadlineSec * 1000;
         this.store.writeState(state);
@@ -476,7 +478,15 @@ export class GenerationsManager {
     if (state.trial && state.trial.id !== j.to) state.trial = null;
     if (j.trial) {
       state.statuses[j.to] = 'trial';
-      state.trial = { id: j.to, previous: j.from, startedAtMs: this.now(), deadlineAtMs: this.now() + cfg.health.deadlineSec * 1000, bootsLeft: cfg.health.boots, countedBootId: null };
+      state.trial = {
+        id: j.to,
+        previous: j.from,
+        startedAtMs: this.now(),
+        deadlineAtMs: this.now() + cfg.health.deadlineSec * 1000,
+        bootsLeft: cfg.health.boots,
+        countedBootId: null,
+        awaitingBoot: cfg.health.requireBoot,
+      };
     } else if (j.op === 'upgrade') {
       state.statuses[j.to] = 'good';
       state.lastGood = j.to;

@@ -53,7 +53,7 @@ describe('generations section applied by ibex-agent apply on a real btrfs', () =
     assert.match(r.stdout, /generations: in sync \(1 step\(s\) applied\)\n {2}- adopt the layout on \/vol\/root \(read only\) and set fallbacks 3, health deadline 120 s/);
     assert.equal(listVolume(v.host), before);
     const cfg = JSON.parse(readFileSync(join(v.root, 'var/lib/ibex-agent/generations/config.json'), 'utf8'));
-    assert.deepEqual(cfg, { volume: '/vol/root', fallbacks: 3, health: { deadlineSec: 120, boots: 2, checks: [] } });
+    assert.deepEqual(cfg, { volume: '/vol/root', fallbacks: 3, health: { deadlineSec: 120, boots: 2, checks: [], requireBoot: false } });
     r = await runAgent(['plan', '--spec', specFile, '--root', v.root]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /generations: in sync, nothing to do/);

@@ -28,6 +28,8 @@ export const generationsConfigSchema = z
         boots: z.number().int().min(1).max(10),
         /** Extra checks, each an argv run on the device; exit 0 = healthy. */
         checks: z.array(argvSchema).max(32),
+        /** The trial only counts once the device booted it (the deadline runs from that boot). */
+        requireBoot: z.boolean().default(false),
       })
       .strict(),
   })
@@ -46,6 +48,8 @@ export const trialSchema = z
     bootsLeft: z.number().int().min(0),
     /** The kernel boot id the boot counter last counted (one decrement per boot). */
     countedBootId: z.string().nullable(),
+    /** requireBoot: waiting for the first boot of the trial generation (no check, no deadline until then). */
+    awaitingBoot: z.boolean().default(false),
   })
   .strict();
 export type Trial = z.infer<typeof trialSchema>;

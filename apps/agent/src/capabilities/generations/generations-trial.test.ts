@@ -16,7 +16,7 @@ function manager(v: BtrfsVolume, extra: Partial<ManagerDeps> = {}) {
   return new GenerationsManager({ root: v.root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [cmd, ...pre], ...extra });
 }
 
-async function setup(t: TestContext, health: { checks?: string[][]; deadlineSec?: number; boots?: number }) {
+async function setup(t: TestContext, health: { checks?: string[][]; deadlineSec?: number; boots?: number; requireBoot?: boolean }) {
   const v = await makeBtrfsVolume(t);
   const tar = makeRootfsTarball(v.scratch, 'base', 'base');
   const m = manager(v);
@@ -100,5 +100,34 @@ describe('generations trial and health', { concurrency: false }, () => {
     assert.equal(current0(v), first);
     assert.equal(m.store.readState().statuses[next], 'bad');
     assert.match(m.store.readState().lastRollback?.reason ?? '', /booted 1 time\(s\) without passing its health check/);
+  });
+
+  it('requireBoot: reaching the controller before the reboot does not commit the trial; after booting it, it does', async (t) => {
+    const { v, m, next } = await setup(t, { requireBoot: true, deadlineSec: 1, checks: [['true']] });
+    const before = new TrialMonitor(m, { sys: new NodeSystemAdapter(), log: silentLogger });
+    t.after(() => before.stop());
+    before.arm();
+    await before.controllerReached();
+    await new Promise((ok) => setTimeout(ok, 1500));
+    assert.equal(m.store.readState().trial?.awaitingBoot, true, 'still waiting for the boot, the 1 s deadline does not run yet');
+    assert.equal(current0(v), next);
+    assert.deepEqual(before.outcomes, []);
+    before.stop();
+    // Now the device boots the trial generation.
+    const bootDir = join(v.scratch, 'boot');
+    mkdirSync(bootDir);
+    sh(['mount', '-t', 'btrfs', '-o', 'ro,subvol=current/0/@', v.device, bootDir]);
+    const mi = sh(['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', `--root=${bootDir}`, '/bin/busybox', 'cat', '/proc/self/mountinfo']);
+    sh(['umount', bootDir]);
+    writeFileSync(join(v.scratch, 'mountinfo'), mi);
+    writeFileSync(join(v.scratch, 'boot_id'), 'boot-after-switch\n');
+    const booted = manager(v, { mountinfoPath: join(v.scratch, 'mountinfo'), bootIdPath: join(v.scratch, 'boot_id') });
+    const mon = new TrialMonitor(booted, { sys: new NodeSystemAdapter(), log: silentLogger });
+    t.after(() => mon.stop());
+    await mon.start();
+    assert.equal(booted.store.readState().trial?.awaitingBoot, false);
+    await mon.controllerReached();
+    assert.equal(booted.store.readState().statuses[next], 'good');
+    assert.equal(booted.store.readState().lastGood, next);
   });
 });

@@ -52,7 +52,8 @@ export class TrialMonitor {
     clearTimeout(this.timer);
     if (this.stopped) return;
     const t = this.m.config() ? this.m.store.readState().trial : null;
-    if (!t) return;
+    // A trial waiting for its boot has no deadline yet: it starts at that boot.
+    if (!t || t.awaitingBoot) return;
     // setTimeout holds at most ~24.8 days; a longer deadline is looked at again then.
     const ms = Math.min(Math.max(0, t.deadlineAtMs - this.now()), 2 ** 31 - 1);
     this.timer = setTimeout(() => void this.serial(() => this.expire()), ms);
@@ -73,7 +74,8 @@ export class TrialMonitor {
   private async check(): Promise<void> {
     const cfg = this.m.config();
     const t = cfg ? this.m.store.readState().trial : null;
-    if (!cfg || !t) return;
+    // Before the reboot into it the running system is still the old root: nothing to judge yet.
+    if (!cfg || !t || t.awaitingBoot) return;
     if (this.now() > t.deadlineAtMs) return this.expire();
     for (const argv of cfg.health.checks) {
       const r = await this.deps.sys.exec(argv as [string, ...string[]], { timeoutMs: 120_000 }).catch((err: unknown) => ({ code: null, signal: null, stdout: '', stderr: errorMessage(err) }));
@@ -90,7 +92,7 @@ export class TrialMonitor {
   private async expire(): Promise<void> {
     const cfg = this.m.config();
     const t = cfg ? this.m.store.readState().trial : null;
-    if (!cfg || !t) return;
+    if (!cfg || !t || t.awaitingBoot) return;
     if (this.now() < t.deadlineAtMs) return this.arm();
     await this.fail(`generation ${t.id} did not reach the controller within ${cfg.health.deadlineSec} s of its switch or boot`);
   }
