@@ -141,7 +141,7 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     assert.ok(first, 'needs the layout from the previous step');
     const before = Date.parse((await generations()).collectedAt!);
     await closeGate();
-    const up = await runJob('generations.upgrade', { from: 'commands', commands: [['/bin/sh', '-c', 'echo upgraded > /etc/marker']], trial: true });
+    const up = await runJob('generations.upgrade', { from: { kind: 'commands' }, commands: [['/bin/busybox', 'sed', '-i', 's/base/upgraded/', '/etc/marker']], trial: true });
     // Right after the switch (the job's output): the new generation is current and on trial.
     const atSwitch = up.result.inventory as Generations & { trial: { id: string } | null };
     assert.equal(atSwitch.current, up.result.id);
