@@ -1,17 +1,19 @@
 // End to end, generations: the controller as a process, the built agent binary in its own
 // network namespace, a real btrfs volume on a loop device under the agent's --root. An
 // operator initialises the layout, upgrades by commands, sees the inventory through REST
-// (the new generation current and on trial, then good once the agent came back), and rolls
-// back through REST. The steps run in order and share one device.
+// (the new generation current and on trial; the device killed before its health check
+// passed; good once the agent is back and reconnected), and rolls back through REST. The steps run
+// in order and share one device.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
 import { AgentProcess } from './helpers/agent-process.js';
 import { createBtrfs, rootfsTarball, type TestBtrfs } from './helpers/btrfs.js';
 import { ControllerProcess } from './helpers/controller-process.js';
-import { waitFor } from './helpers/exec.js';
+import { exec, waitFor } from './helpers/exec.js';
 import { createNetns, type TestNetns } from './helpers/netns.js';
 import { deleteRedisPrefix } from './helpers/redis.js';
 
@@ -41,7 +43,7 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
   let ctl: ControllerProcess;
   let agent: AgentProcess;
   let vol: TestBtrfs;
-  /** Job types of this build (the agent side declares the generations ones). */
+  /** Job types this controller offers. */
   let jobTypes: string[] = [];
   let first = '';
   let second = '';
@@ -57,6 +59,7 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
   });
 
   after(async () => {
+    await openGate();
     await agent?.stop('SIGKILL').catch(() => {});
     await ctl?.stop('SIGKILL').catch(() => {});
     await ns?.destroy();
@@ -77,11 +80,23 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     assert.equal(done.status, 'succeeded', `${type}: ${JSON.stringify({ status: done.status, error: done.error, logs: done.logs })}\nagent log:\n${agent.logs.slice(-3000)}`);
     return done;
   };
-  /** The agent side's job types are gen's (h/gen); say plainly when this build lacks them. */
-  const needs = (t: TestContext, ...types: string[]) => {
-    const missing = types.filter((x) => !jobTypes.includes(x));
-    if (missing.length) t.skip(`waiting for the agent's generations job types (${missing.join(', ')}) from h/gen`);
-    return missing.length === 0;
+  /** The health-check gate: while the test holds this lock exclusively, the check waits. */
+  const gatePath = () => join(vol.scratch, 'health.lock');
+  let gate: ChildProcess | undefined;
+  const closeGate = async () => {
+    await writeFile(gatePath(), '');
+    // flock holds the lock while cat runs; cat ends at EOF on its stdin, so closing it releases
+    // the lock and ends both (also if this test process dies).
+    gate = spawn('/usr/bin/flock', ['--exclusive', gatePath(), '/bin/cat'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    await waitFor('the gate closed', async () => (await exec('/usr/bin/flock', ['--nonblock', '--shared', gatePath(), '/bin/true'])).code !== 0);
+  };
+  const openGate = async () => {
+    const g = gate;
+    gate = undefined;
+    if (!g || g.exitCode !== null) return;
+    const gone = new Promise((r) => g.once('exit', r));
+    g.stdin?.end();
+    await gone;
   };
   const marker = (id: string) => readFile(join(vol.host, 'snapshots', id, '@/etc/marker'), 'utf8');
 
@@ -98,14 +113,15 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     assert.equal(refused.status, 409);
   });
 
-  it('initialises the layout from a tarball: one good generation, current, visible through REST', async (t) => {
-    if (!needs(t, 'generations.init')) return;
+  it('initialises the layout from a tarball: one good generation, current, visible through REST', async () => {
+    for (const t of ['generations.init', 'generations.upgrade', 'generations.rollback']) assert.ok(jobTypes.includes(t), `job type ${t} (GET /api/v1/job-types)`);
     const image = await rootfsTarball(vol.scratch, 'base', 'base');
     await runJob('generations.init', {
       volume: vol.volume,
       commons: ['@var@log'],
       image: { kind: 'tarball', path: '/scratch/base.tar.gz', sha256: image.sha256 },
-      health: { deadlineSec: 120 },
+      // The trial's check waits for the test's gate (a shared flock), so the trial is observable.
+      health: { deadlineSec: 600, checks: [['/usr/bin/flock', '--shared', gatePath(), '/bin/true']] },
     });
     const g = await waitFor('the inventory with the first generation', async () => {
       const x = await generations();
@@ -121,10 +137,17 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     assert.equal(await marker(first), 'base\n');
   });
 
-  it('upgrades by commands: the new generation is current and on trial, then good once the agent is back', async (t) => {
-    if (!needs(t, 'generations.init', 'generations.upgrade') || !first) return;
+  it('upgrades by commands: the new generation current and on trial, good once the agent is back and its check passes', async () => {
+    assert.ok(first, 'needs the layout from the previous step');
     const before = Date.parse((await generations()).collectedAt!);
-    await runJob('generations.upgrade', { from: { kind: 'commands' }, commands: [['/bin/sh', '-c', 'echo upgraded > /etc/marker']], trial: true });
+    await closeGate();
+    const up = await runJob('generations.upgrade', { from: { kind: 'commands' }, commands: [['/bin/busybox', 'sed', '-i', 's/base/upgraded/', '/etc/marker']], trial: true });
+    // Right after the switch (the job's output): the new generation is current and on trial.
+    const atSwitch = up.result.inventory as Generations & { trial: { id: string } | null };
+    assert.equal(atSwitch.current, up.result.id);
+    assert.equal(atSwitch.trial?.id, up.result.id);
+    assert.equal(atSwitch.generations.find((x) => x.id === up.result.id)?.status, 'trial');
+    assert.equal(up.result.from, first);
     // The agent reports its facts right after the switch: the new generation shows at once.
     const g = await waitFor('the inventory after the upgrade', async () => {
       const x = await generations();
@@ -138,23 +161,32 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     assert.equal(await marker(second), 'upgraded\n');
     assert.equal(await marker(first), 'base\n', 'the old generation is untouched');
 
-    // On trial until the health check passes: the agent (re)connecting to the controller.
-    if (g.trial) {
-      assert.equal(g.trial.id, second);
-      assert.equal(byId.get(second)?.status, 'trial');
-    }
-    await agent.stop();
+    // On trial: the health check (reach the controller, then the configured check) waits for
+    // the gate. The device dies before it passes (SIGKILL, as a power cut).
+    assert.equal(byId.get(second)?.status, 'trial');
+    assert.equal(g.trial?.id, second);
+    assert.equal(g.lastGood, first);
+    assert.equal((await ctl.json(`/api/v1/devices/${DEVICE}`)).generations.trial, second);
+    await agent.stop('SIGKILL');
+    const stillTrial = await generations();
+    assert.equal(stillTrial.trial?.id, second);
+    assert.equal(stillTrial.generations.find((y) => y.id === second)?.status, 'trial');
+
+    // It comes back and reconnects; with the gate open the check passes: good, last good.
+    await openGate();
+    const restartedAt = Date.now();
     agent.start();
-    const good = await waitFor('the new generation marked good', async () => {
+    const good = await waitFor('the new generation marked good after the reconnection', async () => {
       const x = await generations();
-      return x.trial === null && x.generations.find((y) => y.id === second)?.status === 'good' ? x : undefined;
+      return Date.parse(x.collectedAt!) > restartedAt && x.trial === null && x.generations.find((y) => y.id === second)?.status === 'good' ? x : undefined;
     }, 60_000);
     assert.equal(good.current, second);
     assert.equal(good.lastGood, second);
+    assert.equal(agent.events(/generations: good/).length, 1, 'the restarted agent committed the trial');
   });
 
-  it('rolls back through REST: the previous generation is current again', async (t) => {
-    if (!needs(t, 'generations.init', 'generations.upgrade') || !second) return;
+  it('rolls back through REST: the previous generation is current again', async () => {
+    assert.ok(second, 'needs the upgrade from the previous step');
     const bad = await ctl.api(`/api/v1/devices/${DEVICE}/generations/rollback`, { method: 'POST', json: { to: second } });
     assert.equal(bad.status, 400, 'the current generation is not a rollback target');
     const missing = await ctl.api(`/api/v1/devices/${DEVICE}/generations/rollback`, { method: 'POST', json: { to: 'no-such-generation' } });
