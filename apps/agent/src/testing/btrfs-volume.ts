@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
 /** A command for test setup: argv, throws with stderr on failure. */
-export function sh(argv: [string, ...string[]], opts: { input?: string } = {}): string {
+export function execArgv(argv: [string, ...string[]], opts: { input?: string } = {}): string {
   const [cmd, ...args] = argv;
   return execFileSync(cmd, args, { encoding: 'utf8', input: opts.input, stdio: ['pipe', 'pipe', 'pipe'] });
 }
@@ -45,23 +45,23 @@ export async function makeBtrfsVolume(t: TestContext, opts: { sizeMiB?: number; 
   mkdirSync(scratch, { recursive: true });
   if (!opts.root) symlinkSync('/proc', join(root, 'proc'));
   const img = join(base, 'btrfs.img');
-  sh(['truncate', '-s', `${sizeMiB}M`, img]);
+  execArgv(['truncate', '-s', `${sizeMiB}M`, img]);
   let device: string | undefined;
   t.after(() => {
     for (const m of [...mountsUnder(base), ...(opts.root ? mountsUnder(opts.root) : [])].reverse()) {
       try {
-        sh(['umount', m]);
+        execArgv(['umount', m]);
       } catch {
-        sh(['umount', '-l', m]);
+        execArgv(['umount', '-l', m]);
       }
     }
-    if (device) sh(['losetup', '-d', device]);
+    if (device) execArgv(['losetup', '-d', device]);
     rmSync(base, { recursive: true, force: true });
   });
-  device = sh(['losetup', '--find', '--show', img]).trim();
-  sh(['mkfs.btrfs', '-q', device]);
+  device = execArgv(['losetup', '--find', '--show', img]).trim();
+  execArgv(['mkfs.btrfs', '-q', device]);
   const host = join(root, 'vol/root');
-  sh(['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, host]);
+  execArgv(['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, host]);
   return { root, volume: '/vol/root', host, device, scratch };
 }
 
@@ -73,25 +73,25 @@ export function makeRootfsTarball(dir: string, name: string, marker: string): st
   const tree = join(dir, `${name}-tree`);
   for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'boot']) mkdirSync(join(tree, d), { recursive: true });
   copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
-  sh(['chmod', '0755', join(tree, 'bin/busybox')]);
+  execArgv(['chmod', '0755', join(tree, 'bin/busybox')]);
   symlinkSync('busybox', join(tree, 'bin/sh'));
   writeFileSync(join(tree, 'etc/marker'), marker + '\n');
   writeFileSync(join(tree, 'etc/fstab'), '# placeholder\n');
   writeFileSync(join(tree, 'boot/vmlinuz-lts'), 'kernel\n');
   const out = join(dir, `${name}.tar.gz`);
-  sh(['tar', '-c', '-z', '-f', out, '--numeric-owner', '-C', tree, '.']);
+  execArgv(['tar', '-c', '-z', '-f', out, '--numeric-owner', '-C', tree, '.']);
   rmSync(tree, { recursive: true, force: true });
   return out;
 }
 
 export function sha256File(file: string): string {
-  return sh(['sha256sum', file]).split(' ')[0]!;
+  return execArgv(['sha256sum', file]).split(' ')[0]!;
 }
 
 /** A listing of everything on the volume that a change would show: paths, types, link targets, ro flags. */
 export function listVolume(host: string): string {
-  const entries = sh(['find', host, '-xdev', '-printf', '%P %y %l %m\n']).split('\n').filter(Boolean).sort();
-  const subvols = sh(['btrfs', 'subvolume', 'list', host]).split('\n').filter(Boolean).map((l) => l.replace(/^ID \d+ gen \d+ top level \d+ path /, '')).sort();
-  const ro = subvols.map((p) => `${p} ${sh(['btrfs', 'property', 'get', '-ts', join(host, p), 'ro']).trim()}`);
+  const entries = execArgv(['find', host, '-xdev', '-printf', '%P %y %l %m\n']).split('\n').filter(Boolean).sort();
+  const subvols = execArgv(['btrfs', 'subvolume', 'list', host]).split('\n').filter(Boolean).map((l) => l.replace(/^ID \d+ gen \d+ top level \d+ path /, '')).sort();
+  const ro = subvols.map((p) => `${p} ${execArgv(['btrfs', 'property', 'get', '-ts', join(host, p), 'ro']).trim()}`);
   return [...entries, ...ro].join('\n');
 }

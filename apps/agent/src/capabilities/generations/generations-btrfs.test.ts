@@ -9,7 +9,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../../common/log.js';
 import { NodeSystemAdapter } from '../../system/node-system-adapter.js';
 import { agentCommand } from '../../testing/agent-process.js';
-import { type BtrfsVolume, listVolume, makeBtrfsVolume, makeRootfsTarball, sh, sha256File } from '../../testing/btrfs-volume.js';
+import { type BtrfsVolume, listVolume, makeBtrfsVolume, makeRootfsTarball, execArgv, sha256File } from '../../testing/btrfs-volume.js';
 import { GenerationsManager, type ManagerDeps } from './generations-manager.js';
 import { collectGenerationsInventory } from './inventory.js';
 
@@ -30,7 +30,7 @@ async function initVolume(t: TestContext, opts: { fallbacks?: number } = {}) {
 }
 
 const slotsOf = (v: BtrfsVolume) => [0, 1, 2, 3].map((i) => readlinkSync(join(v.host, 'current', String(i))).replace('../../snapshots/', ''));
-const isRo = (path: string) => sh(['btrfs', 'property', 'get', '-ts', path, 'ro']).trim() === 'ro=true';
+const isRo = (path: string) => execArgv(['btrfs', 'property', 'get', '-ts', path, 'ro']).trim() === 'ro=true';
 const mountsUnder = (dir: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(dir));
 
 /** The invariant every test (and every crash) must leave: current resolves to a complete read-only generation. */
@@ -106,7 +106,7 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     const { v, m } = await initVolume(t);
     const before = listVolume(v.host);
     const ac = new AbortController();
-    const sleeping = () => sh(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 301');
+    const sleeping = () => execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 301');
     const p = m.upgrade({ from: { kind: 'commands' }, commands: [['/bin/busybox', 'sleep', '301']], trial: false }, undefined, ac.signal);
     const until = Date.now() + 15_000;
     while (Date.now() < until && !sleeping()) await new Promise((ok) => setTimeout(ok, 100));
@@ -144,29 +144,29 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     const before2 = listVolume(v.host);
     await assert.rejects(m.upgrade({ from: { kind: 'tarball', url, sha256: bad }, commands: [], trial: false }), /expected 0{64}; nothing was changed/);
     assert.equal(listVolume(v.host), before2);
-    assert.deepEqual(sh(['ls', '-A', m.store.downloadsDir]).trim(), '', 'the rejected download is removed');
+    assert.deepEqual(execArgv(['ls', '-A', m.store.downloadsDir]).trim(), '', 'the rejected download is removed');
     const r2 = await m.upgrade({ from: { kind: 'tarball', url, sha256: sha256File(tar) }, commands: [], trial: false });
     assert.deepEqual(slotsOf(v), [r2.id, r.id, first, first]);
-    assert.deepEqual(sh(['ls', '-A', m.store.downloadsDir]).trim(), '');
+    assert.deepEqual(execArgv(['ls', '-A', m.store.downloadsDir]).trim(), '');
   });
 
   it('upgrades from a btrfs send stream; a mismatch is refused and changes nothing', async (t) => {
     const { v, m, first } = await initVolume(t);
     // A stream made the way a build host would: a read-only subvolume with the image, sent to a file.
     const img = join(v.host, 'build-img');
-    sh(['btrfs', 'subvolume', 'create', img]);
-    sh(['tar', '-x', '-z', '-f', makeRootfsTarball(v.scratch, 'sent', 'from-stream'), '-C', img]);
-    sh(['btrfs', 'property', 'set', '-ts', img, 'ro', 'true']);
+    execArgv(['btrfs', 'subvolume', 'create', img]);
+    execArgv(['tar', '-x', '-z', '-f', makeRootfsTarball(v.scratch, 'sent', 'from-stream'), '-C', img]);
+    execArgv(['btrfs', 'property', 'set', '-ts', img, 'ro', 'true']);
     const stream = join(v.scratch, 'image.btrfs');
-    sh(['btrfs', 'send', '-q', '-f', stream, img]);
-    sh(['btrfs', 'subvolume', 'delete', img]);
+    execArgv(['btrfs', 'send', '-q', '-f', stream, img]);
+    execArgv(['btrfs', 'subvolume', 'delete', img]);
     const before = listVolume(v.host);
     await assert.rejects(m.upgrade({ from: { kind: 'sendStream', path: stream.slice(v.root.length), sha256: 'f'.repeat(64) }, commands: [], trial: false }), /expected f{64}; nothing was changed/);
     assert.equal(listVolume(v.host), before);
     const r = await m.upgrade({ from: { kind: 'sendStream', path: stream.slice(v.root.length), sha256: sha256File(stream) }, commands: [], trial: false });
     assert.equal(readFileSync(join(v.host, 'current/0/@/etc/marker'), 'utf8'), 'from-stream\n');
     assert.match(readFileSync(join(v.host, 'current/0/@/etc/fstab'), 'utf8'), new RegExp(`/snapshots/${r.id}/@`));
-    assert.deepEqual(sh(['ls', '-A', join(v.host, 'snapshots', r.id)]).trim(), '@', 'the received subvolume is gone, only @ stays');
+    assert.deepEqual(execArgv(['ls', '-A', join(v.host, 'snapshots', r.id)]).trim(), '@', 'the received subvolume is gone, only @ stays');
     assert.deepEqual(slotsOf(v), [r.id, first, first, first]);
     assertConsistent(v);
   });
@@ -186,7 +186,7 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     assert.equal(realpathSync(join(v.host, 'current/0/@')), join(v.host, 'snapshots', first, '@'));
     await assert.rejects(m.rollback({ to: 'nope' }), /to: generation nope does not exist/);
     mkdirSync(join(v.host, 'snapshots/half'));
-    sh(['btrfs', 'subvolume', 'create', join(v.host, 'snapshots/half/@')]);
+    execArgv(['btrfs', 'subvolume', 'create', join(v.host, 'snapshots/half/@')]);
     await assert.rejects(m.rollback({ to: 'half' }), /to: generation half is not complete/);
     assertConsistent(v);
   });
@@ -201,22 +201,22 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     assert.deepEqual([0, 1].map((i) => readlinkSync(join(v.host, 'current', String(i))).replace('../../snapshots/', '')), [c, b]);
     // Half-made generations a crash could leave: a writable @, and an empty directory.
     mkdirSync(join(v.host, 'snapshots/20990101000000halfmade'));
-    sh(['btrfs', 'subvolume', 'create', join(v.host, 'snapshots/20990101000000halfmade/@')]);
+    execArgv(['btrfs', 'subvolume', 'create', join(v.host, 'snapshots/20990101000000halfmade/@')]);
     mkdirSync(join(v.host, 'snapshots/20990101000000emptydir'));
     // `a` is mounted elsewhere (the way a boot would mount it): it must survive.
     const mnt = join(v.scratch, 'mnt-a');
     mkdirSync(mnt);
-    sh(['mount', '-t', 'btrfs', '-o', `ro,subvol=snapshots/${a}/@`, v.device, mnt]);
+    execArgv(['mount', '-t', 'btrfs', '-o', `ro,subvol=snapshots/${a}/@`, v.device, mnt]);
     let r = await m.gc();
     assert.deepEqual(r.deleted.sort(), [first, '20990101000000emptydir', '20990101000000halfmade'].sort());
     assert.deepEqual(r.kept.find((k) => k.id === a)?.why, ['mounted']);
     assert.deepEqual(r.kept.find((k) => k.id === c)?.why, ['current', 'last-known-good']);
     assert.ok(existsSync(join(v.host, 'snapshots', a, '@/bin/busybox')));
-    assert.deepEqual(sh(['ls', join(v.host, 'links')]).trim().split('\n').length, 1, 'only the current links directory stays');
-    sh(['umount', mnt]);
+    assert.deepEqual(execArgv(['ls', join(v.host, 'links')]).trim().split('\n').length, 1, 'only the current links directory stays');
+    execArgv(['umount', mnt]);
     r = await m.gc();
     assert.deepEqual(r.deleted, [a]);
-    assert.deepEqual(sh(['ls', join(v.host, 'snapshots')]).trim().split('\n').sort(), [b, c].sort());
+    assert.deepEqual(execArgv(['ls', join(v.host, 'snapshots')]).trim().split('\n').sort(), [b, c].sort());
     // A trial and its way back are protected too, and so is last-known-good.
     const d = (await m.upgrade({ ...cmd, trial: true })).id;
     const e = (await m.upgrade({ ...cmd, trial: true })).id;
@@ -234,20 +234,20 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     const gen = '20210411212549sdBXyLxg';
     const links = '20210411213742qwrXAJBz';
     // The wiki's commands, in order (as argv).
-    sh(['mkdir', `${mnt}/next`]);
-    sh(['mkdir', `${mnt}/commons`]);
-    for (const c of ['@var@tmp', '@var@cache', '@var@log', '@home']) sh(['btrfs', 'subvolume', 'create', `${mnt}/commons/${c}`]);
-    sh(['mkdir', `${mnt}/snapshots`]);
-    sh(['mkdir', `${mnt}/links`]);
-    sh(['mkdir', `${mnt}/snapshots/${gen}`]);
-    sh(['btrfs', 'subvolume', 'create', `${mnt}/snapshots/${gen}/@`]);
-    sh(['mkdir', `${mnt}/links/${links}`]);
-    for (const i of [0, 1, 2, 3]) sh(['ln', '-s', `../../snapshots/${gen}`, `${mnt}/links/${links}/${i}`]);
-    sh(['ln', '-s', `./links/${links}`, `${mnt}/current`]);
+    execArgv(['mkdir', `${mnt}/next`]);
+    execArgv(['mkdir', `${mnt}/commons`]);
+    for (const c of ['@var@tmp', '@var@cache', '@var@log', '@home']) execArgv(['btrfs', 'subvolume', 'create', `${mnt}/commons/${c}`]);
+    execArgv(['mkdir', `${mnt}/snapshots`]);
+    execArgv(['mkdir', `${mnt}/links`]);
+    execArgv(['mkdir', `${mnt}/snapshots/${gen}`]);
+    execArgv(['btrfs', 'subvolume', 'create', `${mnt}/snapshots/${gen}/@`]);
+    execArgv(['mkdir', `${mnt}/links/${links}`]);
+    for (const i of [0, 1, 2, 3]) execArgv(['ln', '-s', `../../snapshots/${gen}`, `${mnt}/links/${links}/${i}`]);
+    execArgv(['ln', '-s', `./links/${links}`, `${mnt}/current`]);
     writeFileSync(`${mnt}/fstab`, FSTAB);
     // (the wiki's apk --initdb add alpine-base: a BusyBox root here)
-    sh(['tar', '-x', '-z', '-f', makeRootfsTarball(v.scratch, 'wiki', 'wiki'), '-C', `${mnt}/snapshots/${gen}/@`]);
-    sh(['btrfs', 'property', 'set', '-ts', `${mnt}/snapshots/${gen}/@`, 'ro', 'true']);
+    execArgv(['tar', '-x', '-z', '-f', makeRootfsTarball(v.scratch, 'wiki', 'wiki'), '-C', `${mnt}/snapshots/${gen}/@`]);
+    execArgv(['btrfs', 'property', 'set', '-ts', `${mnt}/snapshots/${gen}/@`, 'ro', 'true']);
     const before = listVolume(mnt);
     const m = manager(v);
     const inv = await m.adopt({ volume: v.volume });
@@ -274,9 +274,9 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     // mount it, chroot into it in a private mount + pid namespace and read its mountinfo.
     const bootDir = join(v.scratch, 'boot');
     mkdirSync(bootDir);
-    sh(['mount', '-t', 'btrfs', '-o', `ro,subvol=snapshots/${first}/@`, v.device, bootDir]);
-    const mi = sh(['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', `--root=${bootDir}`, '/bin/busybox', 'cat', '/proc/self/mountinfo']);
-    sh(['umount', bootDir]);
+    execArgv(['mount', '-t', 'btrfs', '-o', `ro,subvol=snapshots/${first}/@`, v.device, bootDir]);
+    const mi = execArgv(['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', `--root=${bootDir}`, '/bin/busybox', 'cat', '/proc/self/mountinfo']);
+    execArgv(['umount', bootDir]);
     const file = join(v.scratch, 'mountinfo');
     writeFileSync(file, mi);
     assert.match(mi, new RegExp(`/snapshots/${first}/@ / `));

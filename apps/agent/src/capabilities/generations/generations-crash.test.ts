@@ -10,7 +10,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../../common/log.js';
 import { NodeSystemAdapter } from '../../system/node-system-adapter.js';
 import { agentCommand } from '../../testing/agent-process.js';
-import { type BtrfsVolume, makeBtrfsVolume, makeRootfsTarball, sh, sha256File } from '../../testing/btrfs-volume.js';
+import { type BtrfsVolume, makeBtrfsVolume, makeRootfsTarball, execArgv, sha256File } from '../../testing/btrfs-volume.js';
 import { GenerationsManager } from './generations-manager.js';
 import type { Journal } from './generations-store.js';
 
@@ -42,7 +42,7 @@ async function setup(t: TestContext) {
   return { v, m, first, tar };
 }
 
-const isRo = (p: string) => sh(['btrfs', 'property', 'get', '-ts', p, 'ro']).trim() === 'ro=true';
+const isRo = (p: string) => execArgv(['btrfs', 'property', 'get', '-ts', p, 'ro']).trim() === 'ro=true';
 const current0 = (v: BtrfsVolume) => readlinkSync(join(v.host, 'current/0')).replace('../../snapshots/', '');
 
 function assertConsistent(v: BtrfsVolume, m: GenerationsManager): string {
@@ -156,15 +156,15 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
     const deadline = Date.now() + 15_000;
     let found = false;
     while (Date.now() < deadline && !found) {
-      found = sh(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300');
+      found = execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300');
       if (!found) await new Promise((ok) => setTimeout(ok, 100));
     }
     assert.ok(found, 'the command started in the chroot');
     child.kill('SIGKILL');
     await exited;
     const gone = Date.now() + 10_000;
-    while (Date.now() < gone && sh(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300')) await new Promise((ok) => setTimeout(ok, 100));
-    assert.equal(sh(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300'), false, 'the chroot command was killed with the upgrade (pdeathsig)');
+    while (Date.now() < gone && execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300')) await new Promise((ok) => setTimeout(ok, 100));
+    assert.equal(execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300'), false, 'the chroot command was killed with the upgrade (pdeathsig)');
     const rec = await driver(v.root, 'recover', null);
     assert.equal(rec.code, 0, rec.stderr);
     assert.equal(assertConsistent(v, m), first);

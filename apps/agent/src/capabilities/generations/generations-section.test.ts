@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { desiredStateSchema, generationsSectionSchema } from '@ibex/spec';
 import { runAgent } from '../../testing/agent-process.js';
-import { listVolume, makeBtrfsVolume, makeRootfsTarball, sh } from '../../testing/btrfs-volume.js';
+import { listVolume, makeBtrfsVolume, makeRootfsTarball, execArgv } from '../../testing/btrfs-volume.js';
 import { desiredConfig, planGenerations } from './generations-capability.js';
 
 const spec = (v: unknown) => generationsSectionSchema.parse(v);
@@ -42,9 +42,9 @@ describe('generations section applied by ibex-agent apply on a real btrfs', () =
 
     const gen = '20240101000000abcdefgh';
     for (const d of ['next', 'snapshots', 'links', `snapshots/${gen}`, 'links/L1']) mkdirSync(join(v.host, d));
-    sh(['btrfs', 'subvolume', 'create', join(v.host, 'snapshots', gen, '@')]);
-    sh(['tar', '-x', '-z', '-f', makeRootfsTarball(v.scratch, 'w', 'w'), '-C', join(v.host, 'snapshots', gen, '@')]);
-    sh(['btrfs', 'property', 'set', '-ts', join(v.host, 'snapshots', gen, '@'), 'ro', 'true']);
+    execArgv(['btrfs', 'subvolume', 'create', join(v.host, 'snapshots', gen, '@')]);
+    execArgv(['tar', '-x', '-z', '-f', makeRootfsTarball(v.scratch, 'w', 'w'), '-C', join(v.host, 'snapshots', gen, '@')]);
+    execArgv(['btrfs', 'property', 'set', '-ts', join(v.host, 'snapshots', gen, '@'), 'ro', 'true']);
     for (const i of [0, 1, 2, 3]) symlinkSync(`../../snapshots/${gen}`, join(v.host, 'links/L1', String(i)));
     symlinkSync('./links/L1', join(v.host, 'current'));
     const before = listVolume(v.host);

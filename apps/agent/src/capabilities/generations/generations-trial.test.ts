@@ -7,7 +7,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { silentLogger } from '../../common/log.js';
 import { NodeSystemAdapter } from '../../system/node-system-adapter.js';
 import { agentCommand } from '../../testing/agent-process.js';
-import { type BtrfsVolume, makeBtrfsVolume, makeRootfsTarball, sh, sha256File } from '../../testing/btrfs-volume.js';
+import { type BtrfsVolume, makeBtrfsVolume, makeRootfsTarball, execArgv, sha256File } from '../../testing/btrfs-volume.js';
 import { GenerationsManager, type ManagerDeps } from './generations-manager.js';
 import { TrialMonitor } from './trial-monitor.js';
 
@@ -76,9 +76,9 @@ describe('generations trial and health', { concurrency: false }, () => {
     // The trial generation booted: a mountinfo whose root mount is snapshots/<next>/@ (captured for real).
     const bootDir = join(v.scratch, 'boot');
     mkdirSync(bootDir);
-    sh(['mount', '-t', 'btrfs', '-o', `ro,subvol=current/0/@`, v.device, bootDir]);
-    const mi = sh(['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', `--root=${bootDir}`, '/bin/busybox', 'cat', '/proc/self/mountinfo']);
-    sh(['umount', bootDir]);
+    execArgv(['mount', '-t', 'btrfs', '-o', `ro,subvol=current/0/@`, v.device, bootDir]);
+    const mi = execArgv(['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', `--root=${bootDir}`, '/bin/busybox', 'cat', '/proc/self/mountinfo']);
+    execArgv(['umount', bootDir]);
     const mountinfoPath = join(v.scratch, 'mountinfo');
     writeFileSync(mountinfoPath, mi);
     const bootIdPath = join(v.scratch, 'boot_id');
@@ -116,9 +116,9 @@ describe('generations trial and health', { concurrency: false }, () => {
     // Now the device boots the trial generation.
     const bootDir = join(v.scratch, 'boot');
     mkdirSync(bootDir);
-    sh(['mount', '-t', 'btrfs', '-o', 'ro,subvol=current/0/@', v.device, bootDir]);
-    const mi = sh(['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', `--root=${bootDir}`, '/bin/busybox', 'cat', '/proc/self/mountinfo']);
-    sh(['umount', bootDir]);
+    execArgv(['mount', '-t', 'btrfs', '-o', 'ro,subvol=current/0/@', v.device, bootDir]);
+    const mi = execArgv(['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', `--root=${bootDir}`, '/bin/busybox', 'cat', '/proc/self/mountinfo']);
+    execArgv(['umount', bootDir]);
     writeFileSync(join(v.scratch, 'mountinfo'), mi);
     writeFileSync(join(v.scratch, 'boot_id'), 'boot-after-switch\n');
     const booted = manager(v, { mountinfoPath: join(v.scratch, 'mountinfo'), bootIdPath: join(v.scratch, 'boot_id') });
