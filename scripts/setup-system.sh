@@ -10,6 +10,7 @@ packages=(
   postgresql-client   # pg_isready
   redis-tools         # redis-cli
   busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash
+  btrfs-progs         # generations: btrfs on loop devices (mkfs.btrfs, btrfs subvolume/send/receive)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -170,5 +170,6 @@ export function benchFacts(hostname: string): Facts {
     memoryTotalBytes: 1_073_741_824,
     cpuCount: 4,
     collectedAtMs: Date.now(),
+    generationsJson: '',
   };
 }

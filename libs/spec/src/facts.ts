@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { generationsInventorySchema } from './generations-inventory.js';
 
-// Same shape as the proto `Facts` message (ts-proto's camelCase). The controller validates
-// what agents send with it before storing; bounds keep one device from flooding storage.
+// Same shape as the proto `Facts` message (ts-proto's camelCase), except that the proto's
+// `generations_json` (JSON text) is `generations` (the parsed inventory) here. The controller
+// validates what agents send with it before storing; bounds keep one device from flooding storage.
 const text = (max: number) => z.string().max(max);
 
 export const factsSchema = z.object({
@@ -37,5 +39,7 @@ export const factsSchema = z.object({
   memoryTotalBytes: z.number().int().min(0),
   cpuCount: z.number().int().min(0).max(65536),
   collectedAtMs: z.number().int().min(0),
+  /** The generations on the device's btrfs volume; absent when it has no generations layout (proto `generations_json`). */
+  generations: generationsInventorySchema.optional(),
 });
 export type Facts = z.infer<typeof factsSchema>;

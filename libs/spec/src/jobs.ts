@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import { factsSchema } from './facts.js';
 import { sectionStates } from './desired-state.js';
+import { generationsInventorySchema } from './generations-inventory.js';
+import {
+  generationsAdoptParamsSchema,
+  generationsBootEntriesOutputSchema,
+  generationsBootEntriesParamsSchema,
+  generationsGcOutputSchema,
+  generationsGcParamsSchema,
+  generationsInitParamsSchema,
+  generationsUpgradeOutputSchema,
+  generationsUpgradeParamsSchema,
+} from './generations-jobs.js';
 
 /**
  * Job types, their parameters and defaults. `retrySafe` says whether the controller may run
@@ -36,6 +47,54 @@ export const jobTypes = {
         }),
       ),
     }),
+    defaultTimeoutMs: 600_000,
+    defaultMaxAttempts: 2,
+    retrySafe: true,
+  },
+  'generations.rollback': {
+    description: 'Switch the device back to the previous generation, or to the named one, and report the inventory.',
+    params: z.object({ to: z.string().min(1).max(128).optional(), reason: z.string().max(1000).optional() }).strict(),
+    output: generationsInventorySchema,
+    defaultTimeoutMs: 300_000,
+    defaultMaxAttempts: 1,
+    retrySafe: false,
+  },
+  'generations.init': {
+    description: 'Lay out the btrfs generations layout (the Alpine wiki\'s) on an empty btrfs volume, with a first generation from an image.',
+    params: generationsInitParamsSchema,
+    output: generationsInventorySchema,
+    defaultTimeoutMs: 1_800_000,
+    defaultMaxAttempts: 1,
+    retrySafe: false,
+  },
+  'generations.adopt': {
+    description: 'Take over a generations layout made by hand the wiki\'s way, without changing it, and report the inventory.',
+    params: generationsAdoptParamsSchema,
+    output: generationsInventorySchema,
+    defaultTimeoutMs: 120_000,
+    defaultMaxAttempts: 2,
+    retrySafe: true,
+  },
+  'generations.upgrade': {
+    description: 'Make a new generation (commands in a chroot of a snapshot, or a sha256-verified tarball/send stream), set it read-only and switch to it as a trial.',
+    params: generationsUpgradeParamsSchema,
+    output: generationsUpgradeOutputSchema,
+    defaultTimeoutMs: 3_600_000,
+    defaultMaxAttempts: 1,
+    retrySafe: false,
+  },
+  'generations.bootEntries': {
+    description: 'Render the boot entries for the generations (rEFInd as in the wiki, a GRUB snippet, systemd-boot entries) from the layout; changes nothing.',
+    params: generationsBootEntriesParamsSchema,
+    output: generationsBootEntriesOutputSchema,
+    defaultTimeoutMs: 60_000,
+    defaultMaxAttempts: 2,
+    retrySafe: true,
+  },
+  'generations.gc': {
+    description: 'Delete generations nothing needs (never the current, booted, last-known-good, trial or a mounted one).',
+    params: generationsGcParamsSchema,
+    output: generationsGcOutputSchema,
     defaultTimeoutMs: 600_000,
     defaultMaxAttempts: 2,
     retrySafe: true,

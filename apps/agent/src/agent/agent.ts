@@ -8,9 +8,14 @@ import type { Logger } from '../common/log.js';
 import type { Config } from '../config/config.js';
 import { Connection, type ConnectionStatus } from '../connection/connection.js';
 import { parseControllerUrl } from '../connection/controller-url.js';
+import { collectGenerationsInventory } from '../capabilities/generations/inventory.js';
 import { Engine } from '../engine/engine.js';
 import { defaultRegistry } from '../engine/registry.js';
 import { collectFacts, toProtoFacts } from '../facts/facts-collect.js';
+import { GenerationsFacts, type GenerationsCollector } from '../facts/generations-facts.js';
+import { generationsJobHandlers } from '../capabilities/generations/generations-jobs.js';
+import { GenerationsManager } from '../capabilities/generations/generations-manager.js';
+import { TrialMonitor } from '../capabilities/generations/trial-monitor.js';
 import type { Credential } from '../journal/credential.js';
 import { DataDir } from '../journal/data-dir.js';
 import { JobStore } from '../journal/job-store.js';
@@ -27,7 +32,21 @@ const JOB_STOP_GRACE_MS = 10_000;
 
 /** Facts without the values that change every time they are read. */
 function stableFacts(f: Facts): string {
-  return JSON.stringify({ ...f, collectedAtMs: 0, uptimeSeconds: 0, filesystems: f.filesystems.map((x) => ({ ...x, usedBytes: 0 })) });
+  return JSON.stringify({
+    ...f,
+    collectedAtMs: 0,
+    uptimeSeconds: 0,
+    filesystems: f.filesystems.map((x) => ({ ...x, usedBytes: 0 })),
+    generations: f.generations ? { ...f.generations, collectedAtMs: 0 } : undefined,
+  });
+}
+
+/** What tests may replace; the defaults are the real ones. */
+export interface AgentDeps {
+  /** The generations inventory for the facts (undefined: no generations layout). */
+  collectGenerations?: GenerationsCollector;
+  /** Replaces how the generations code reads mountinfo / boot id (tests). */
+  generations?: { mountinfoPath?: string; bootIdPath?: string };
 }
 
 /**
@@ -48,11 +67,17 @@ export class Agent {
   private pruneTimer?: NodeJS.Timeout;
   private factsTimer?: NodeJS.Timeout;
   private lastFacts?: string;
+  private readonly generations: GenerationsFacts;
+  private readonly genManager: GenerationsManager;
+  private readonly trial: TrialMonitor;
+  /** Facts reports one at a time, so an older inventory is never sent after a newer one. */
+  private factsChain: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly cfg: Config,
     credential: Credential,
     private readonly log: Logger,
+    deps: AgentDeps = {},
   ) {
     this.dataDir = new DataDir(cfg.dataDir);
     this.controller = cfg.controller ?? credential.controller;
@@ -70,7 +95,11 @@ export class Agent {
     this.jobs.load();
     this.state = new StateStore(this.dataDir.state);
     this.state.load();
-    this.engine = new Engine({ registry: defaultRegistry(), sys: new NodeSystemAdapter(), log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
+    const sys = new NodeSystemAdapter();
+    this.genManager = new GenerationsManager({ root: cfg.root, sys, log, ...deps.generations });
+    this.trial = new TrialMonitor(this.genManager, { sys, log, onChanged: () => void this.reportFactsNow() });
+    this.generations = new GenerationsFacts(deps.collectGenerations ?? (deps.generations ? () => this.genManager.inventory() : () => collectGenerationsInventory({ root: cfg.root, sys, log })), log);
+    this.engine = new Engine({ registry: defaultRegistry(), sys, log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
     this.desired = new DesiredStateManager({
       engine: this.engine,
       dataDir: this.dataDir,
@@ -94,8 +123,13 @@ export class Agent {
       credential: credential.credential,
       log,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000 }),
+      beforeHello: () => this.generations.refresh(),
       hello: () => this.hello(),
-      onWelcome: () => this.resendUnacked(),
+      onWelcome: () => {
+        this.resendUnacked();
+        // Reaching the controller is the first half of a trial generation's health check.
+        void this.trial.controllerReached();
+      },
       onMessage: (m) => this.onMessage(m),
       onStatus: (s) => this.writeStatus(s, true),
     });
@@ -106,9 +140,16 @@ export class Agent {
     const reverted = await this.engine.recover();
     if (reverted.length) this.log.warn('reverted sections whose apply was interrupted', { sections: reverted.join(',') });
     this.runner.finishInterrupted();
+    // Before anything else touches the device: finish or undo an interrupted generations
+    // operation, count this boot of a trial generation, arm its deadline.
+    try {
+      await this.trial.start();
+    } catch (err) {
+      this.log.error('generations recovery failed; generations jobs will retry it', { error: errorMessage(err) });
+    }
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
-    this.factsTimer = setInterval(() => this.reportFactsIfChanged(), this.cfg.driftCheckIntervalSec * 1000);
+    this.factsTimer = setInterval(() => void this.reportFacts(false), this.cfg.driftCheckIntervalSec * 1000);
     this.connection.start();
     this.desired.start();
     this.log.info('agent started', { version: AGENT_VERSION, controller: this.controller, root: this.cfg.root, dataDir: this.cfg.dataDir, bootId: this.bootId });
@@ -119,6 +160,7 @@ export class Agent {
     this.log.info('stopping');
     clearInterval(this.pruneTimer);
     clearInterval(this.factsTimer);
+    this.trial.stop();
     await this.runner.stop(JOB_STOP_GRACE_MS);
     await this.desired.stop();
     await this.connection.stop();
@@ -126,8 +168,37 @@ export class Agent {
     this.log.info('stopped');
   }
 
+  /**
+   * Sends a FactsReport now with a freshly collected generations inventory, whether or not the
+   * facts changed: what changes the device (a generation switch, a rollback) calls it so the
+   * controller shows the new state at once instead of at the next periodic check. Resolves
+   * false when the stream is down; the next Hello carries fresh facts anyway.
+   */
+  reportFactsNow(): Promise<boolean> {
+    return this.reportFacts(true);
+  }
+
+  private reportFacts(always: boolean): Promise<boolean> {
+    const run = this.factsChain.then(async () => {
+      try {
+        await this.generations.refresh();
+        const facts = this.facts();
+        const stable = stableFacts(facts);
+        if (!always && stable === this.lastFacts) return false;
+        const sent = this.connection.send({ msg: { $case: 'facts', value: { facts: toProtoFacts(facts) } } });
+        if (sent) this.lastFacts = stable;
+        return sent;
+      } catch (err) {
+        this.log.warn('collecting facts failed', { error: errorMessage(err) });
+        return false;
+      }
+    });
+    this.factsChain = run;
+    return run;
+  }
+
   private facts(): Facts {
-    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION });
+    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION, generations: this.generations.current });
   }
 
   private hello(): Hello {
@@ -163,6 +234,7 @@ export class Agent {
           return this.desired.receive(m.msg.value);
         case 'ack':
           for (const id of m.msg.value.ids) if (!this.jobs.ack(id) && !this.state.ack(id)) this.log.debug('ack for an unknown id', { id });
+          void this.trial.controllerReached();
           return;
         case 'welcome':
         case undefined:
@@ -178,6 +250,7 @@ export class Agent {
     return {
       'facts.collect': async (_params, ctx) => {
         ctx.progress(10, 'collecting facts');
+        await this.generations.refresh();
         const facts = this.facts();
         ctx.log('info', `collected facts: ${facts.interfaces.length} interfaces, ${facts.filesystems.length} filesystems`);
         return facts;
@@ -194,18 +267,8 @@ export class Agent {
         if (bad.length) throw new JobFailure(`section(s) not applied: ${bad.map((s) => `${s.section} (${s.state}: ${s.error})`).join('; ')}`, output);
         return output;
       },
+      ...generationsJobHandlers(this.genManager, this.trial, () => void this.reportFactsNow()),
     };
-  }
-
-  private reportFactsIfChanged(): void {
-    try {
-      const facts = this.facts();
-      const stable = stableFacts(facts);
-      if (stable === this.lastFacts) return;
-      if (this.connection.send({ msg: { $case: 'facts', value: { facts: toProtoFacts(facts) } } })) this.lastFacts = stable;
-    } catch (err) {
-      this.log.warn('collecting facts failed', { error: errorMessage(err) });
-    }
   }
 
   private prune(): void {

@@ -7,6 +7,8 @@ import { enrollCommand, enrollFlags } from './enroll-command.js';
 import { runCommand, runFlags } from './run-command.js';
 import { applyCommand, planCommand, specFlags } from './spec-commands.js';
 import { statusCommand, statusFlags } from './status-command.js';
+import { chrootExecMain } from '../capabilities/generations/chroot-exec.js';
+import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 
 interface Command {
   summary: string;
@@ -20,6 +22,11 @@ const commands: Record<string, Command> = {
   plan: { summary: 'show what applying a spec file would change (changes nothing)', flags: specFlags, run: planCommand },
   apply: { summary: 'apply a spec file locally, without a controller', flags: specFlags, run: applyCommand },
   status: { summary: 'enrollment, connection, revisions and pending work of this agent', flags: statusFlags, run: statusCommand },
+  'chroot-exec': {
+    summary: 'internal: run one program chrooted into a generation, in a private mount namespace',
+    flags: [],
+    run: (argv, io) => chrootExecMain(argv, new NodeSystemAdapter(), io.err),
+  },
   version: {
     summary: 'print the agent version',
     flags: [],
@@ -74,7 +81,9 @@ export async function runCli(argv: readonly string[], io: CliEnv = defaultCliEnv
     io.err(`ibex-agent: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // Only flags before `--` ask for help: what follows is another program's argv (chroot-exec).
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (own.includes('--help') || own.includes('-h')) {
     io.out(commandHelp(name, cmd));
     return 0;
   }

@@ -10,6 +10,16 @@
  *   intent-written         a section's backup + intent are fsync'd, before its first step runs
  *   files-before-rename    the files capability wrote and fsync'd a temp file, before renaming it into place
  *   state-report-journaled a StateReport is fsync'd in state.json, before it is sent
+ *
+ * Generations (one per step boundary of an upgrade or a switch; see capabilities/generations):
+ *   gen-journaled          the operation is fsync'd in generations/journal.json, nothing on the volume changed yet
+ *   gen-snapshotted        snapshots/<new>/@ exists (snapshot, empty subvolume or received stream), still writable
+ *   gen-changed            the commands ran / the image is unpacked and fstab rendered in the new root
+ *   gen-readonly           the new root is read-only
+ *   gen-linked             links/<new links>/0..N are written
+ *   gen-next-linked        next/current points at the new links directory, before the rename over `current`
+ *   gen-switched           `current` was renamed over and its directory fsync'd, before the state/journal are updated
+ *   gen-gc-deleted         GC deleted a generation's subvolume, before removing its directory (a half-deleted generation)
  */
 export const failpointNames = [
   'job-accepted',
@@ -18,6 +28,14 @@ export const failpointNames = [
   'intent-written',
   'files-before-rename',
   'state-report-journaled',
+  'gen-journaled',
+  'gen-snapshotted',
+  'gen-changed',
+  'gen-readonly',
+  'gen-linked',
+  'gen-next-linked',
+  'gen-switched',
+  'gen-gc-deleted',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 

@@ -26,6 +26,8 @@ export interface ConnectionOptions {
   credential: string;
   log: Logger;
   backoff: Backoff;
+  /** Awaited before each attempt (errors are the callback's to handle): refreshes what Hello reads. */
+  beforeHello?: () => Promise<unknown>;
   /** Built for each attempt, so it carries the journal as it is then. */
   hello: () => Hello;
   /** After a Welcome: the place to re-send what is unacknowledged. */
@@ -106,6 +108,8 @@ export class Connection {
   private async run(): Promise<void> {
     const { log, backoff } = this.opts;
     while (!this.stopped) {
+      await this.opts.beforeHello?.();
+      if (this.stopped) break;
       const end = await this.attempt();
       if (this.stopped) break;
       let delay: number;

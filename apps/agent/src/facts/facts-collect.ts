@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { Facts as ProtoFacts } from '@ibex/proto';
-import { type Facts, factsSchema } from '@ibex/spec';
+import { type Facts, factsSchema, type GenerationsInventory } from '@ibex/spec';
 import { parseIfFlagsUp, parseMemTotal, parseMountinfo, parseOsRelease, parseUptime } from './facts-parse.js';
 
 export interface FactSources {
@@ -14,6 +14,8 @@ export interface FactSources {
   now?: () => number;
   networkInterfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
   statfs?: (path: string) => { blocks: number; bfree: number; bsize: number };
+  /** The generations inventory, collected beforehand (it is async; these facts are not). */
+  generations?: GenerationsInventory;
 }
 
 function read(path: string): string | undefined {
@@ -90,12 +92,17 @@ export function collectFacts(src: FactSources): Facts {
     memoryTotalBytes: parseMemTotal(read(join(host, 'proc/meminfo')) ?? '') ?? os.totalmem(),
     cpuCount: os.availableParallelism(),
     collectedAtMs: now(),
+    ...(src.generations ? { generations: src.generations } : {}),
   };
   // The controller refuses facts outside these bounds: find out here, not there.
   return factsSchema.parse(facts);
 }
 
-/** The same facts as the proto message (which spells the optional os-release as a required key). */
+/**
+ * The same facts as the proto message (which spells the optional os-release as a required key
+ * and carries the generations inventory as JSON text, empty when there is none).
+ */
 export function toProtoFacts(f: Facts): ProtoFacts {
-  return { ...f, osRelease: f.osRelease };
+  const { generations, ...rest } = f;
+  return { ...rest, osRelease: f.osRelease, generationsJson: generations ? JSON.stringify(generations) : '' };
 }

@@ -3,8 +3,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { factsSchema } from '@ibex/spec';
-import { collectFacts } from './facts-collect.js';
+import { Facts as ProtoFacts } from '@ibex/proto';
+import { factsSchema, type GenerationsInventory } from '@ibex/spec';
+import { silentLogger } from '../common/log.js';
+import { collectFacts, toProtoFacts } from './facts-collect.js';
+import { GenerationsFacts } from './generations-facts.js';
 import { parseIfFlagsUp, parseMemTotal, parseMountinfo, parseOsRelease, parseUptime } from './facts-parse.js';
 
 const OS_RELEASE = `PRETTY_NAME="Alpine Linux v3.20"
@@ -106,5 +109,47 @@ describe('facts from a fixture tree', () => {
     assert.ok(facts.hostname && facts.kernel && facts.cpuCount > 0 && facts.memoryTotalBytes > 0);
     assert.ok(facts.filesystems.some((f) => f.mountpoint === '/' && f.sizeBytes > 0));
     assert.ok(facts.interfaces.some((i) => i.name === 'lo'));
+  });
+
+  const inventory: GenerationsInventory = {
+    volume: '/mnt/volume',
+    current: 'g2',
+    booted: 'g1',
+    lastGood: 'g1',
+    trial: { id: 'g2', deadlineAtMs: 2000, bootsLeft: 1 },
+    generations: [
+      { id: 'g2', createdAtMs: 1000, status: 'trial', booted: false, current: true, slot: 0, readOnly: true, complete: true },
+      { id: 'g1', createdAtMs: 500, status: 'good', booted: true, current: false, slot: 1, readOnly: true, complete: true },
+    ],
+    collectedAtMs: 1500,
+  };
+
+  it('carries the generations inventory as JSON in proto Facts (empty without one), through the wire encoding', () => {
+    const withInv = collectFacts({ root: '/', agentVersion: '0', generations: inventory });
+    assert.deepEqual(withInv.generations, inventory);
+    const wire = ProtoFacts.decode(ProtoFacts.encode(toProtoFacts(withInv)).finish());
+    assert.deepEqual(JSON.parse(wire.generationsJson), inventory);
+    assert.equal(wire.hostname, withInv.hostname);
+
+    const without = toProtoFacts(collectFacts({ root: '/', agentVersion: '0' }));
+    assert.equal(without.generationsJson, '');
+    assert.equal('generations' in without, false);
+  });
+
+  it('reports no inventory when the collector fails or returns one the controller would refuse', async () => {
+    let next: () => Promise<unknown> = async () => inventory;
+    const g = new GenerationsFacts(() => next() as Promise<GenerationsInventory | undefined>, silentLogger);
+    assert.deepEqual(await g.refresh(), inventory);
+    assert.deepEqual(g.current, inventory);
+    next = async () => ({ ...inventory, generations: [{ ...inventory.generations[0], status: 'fine' }] });
+    assert.equal(await g.refresh(), undefined);
+    assert.equal(g.current, undefined);
+    next = async () => inventory;
+    await g.refresh();
+    next = async () => {
+      throw new Error('btrfs: no such device');
+    };
+    assert.equal(await g.refresh(), undefined);
+    assert.equal(g.current, undefined);
   });
 });

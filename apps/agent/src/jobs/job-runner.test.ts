@@ -34,6 +34,24 @@ describe('job runner', () => {
         runs++;
         throw Object.assign(new Error('EBUSY: try later'), { code: 'EBUSY' });
       },
+      'generations.rollback': async () => {
+        throw new Error('not used here');
+      },
+      'generations.init': async () => {
+        throw new Error('not used here');
+      },
+      'generations.adopt': async () => {
+        throw new Error('not used here');
+      },
+      'generations.upgrade': async () => {
+        throw new Error('not used here');
+      },
+      'generations.gc': async () => {
+        throw new Error('not used here');
+      },
+      'generations.bootEntries': async () => {
+        throw new Error('not used here');
+      },
     };
     const store = new JobStore(path);
     store.load();

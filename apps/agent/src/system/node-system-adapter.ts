@@ -29,6 +29,7 @@ export class NodeSystemAdapter implements SystemAdapter {
         stdio: ['pipe', 'pipe', 'pipe'],
         signal: opts.signal,
         timeout: opts.timeoutMs,
+        ...(opts.killSignal ? { killSignal: opts.killSignal } : {}),
         env: opts.env ?? process.env,
       });
       let stdout = '';
@@ -138,5 +139,11 @@ export class NodeSystemAdapter implements SystemAdapter {
     }
     await fsyncDir(dirname(path));
     return true;
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await rename(from, to);
+    await fsyncDir(dirname(to));
+    if (dirname(from) !== dirname(to)) await fsyncDir(dirname(from));
   }
 }

@@ -13,6 +13,8 @@ export interface ExecOptions {
   input?: string;
   timeoutMs?: number;
   env?: Record<string, string>;
+  /** Signal sent on abort or timeout (default SIGTERM). */
+  killSignal?: NodeJS.Signals;
 }
 
 export interface WriteOptions {
@@ -44,6 +46,8 @@ export interface SystemAdapter {
   mkdir(path: string, mode: number): Promise<void>;
   /** Removes an empty directory; false when it is not empty or missing. */
   rmdirIfEmpty(path: string): Promise<boolean>;
+  /** One rename() (replacing `to`, a symlink included, without following it), then fsync of both directories. */
+  rename(from: string, to: string): Promise<void>;
 }
 
 /** Atomic writes go through a temp file `.<name>.ibex-<random>.tmp` beside the target. */

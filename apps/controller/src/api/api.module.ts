@@ -12,6 +12,8 @@ import { DevicesController } from './devices/devices.controller.js';
 import { DevicesService } from './devices/devices.service.js';
 import { EnrollmentTokensController } from './enrollment-tokens/enrollment-tokens.controller.js';
 import { EnrollmentTokensService } from './enrollment-tokens/enrollment-tokens.service.js';
+import { GenerationsController } from './generations/generations.controller.js';
+import { GenerationsService } from './generations/generations.service.js';
 import { HealthController } from './health/health.controller.js';
 import { HealthService } from './health/health.service.js';
 import { JobsController } from './jobs/jobs.controller.js';
@@ -24,6 +26,7 @@ export const apiControllers = [
   DevicesController,
   DesiredStateController,
   JobsController,
+  GenerationsController,
   AuditLogController,
 ];
 
@@ -42,6 +45,7 @@ export const apiControllers = [
     DevicesService,
     DesiredStateService,
     JobsService,
+    GenerationsService,
     AuditLogService,
     HealthService,
   ],

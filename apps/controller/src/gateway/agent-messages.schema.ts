@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeIssues, factsSchema, fieldIssues, type FieldIssue } from '@ibex/spec';
+import { describeIssues, factsSchema, fieldIssues, generationsInventorySchema, type FieldIssue, type GenerationsInventory } from '@ibex/spec';
 import { JobOutcome, SectionState } from '@ibex/proto';
 import { ValidationFailed } from '../common/errors.js';
 import { deviceNameSchema } from './enroll/device-name.js';
@@ -24,20 +24,51 @@ const jsonText = (max: number) =>
     }
   }, 'must be empty or valid JSON');
 
+/**
+ * `generations_json`: empty (no generations layout) or the JSON of a GenerationsInventory. The
+ * inventory's own field paths go into the message (they are JSON keys, not proto fields), so the
+ * error names `facts.generations_json` and then what inside it is wrong.
+ */
+const generationsJson = z
+  .string()
+  .max(1024 * 1024, 'must be at most 1048576 characters')
+  .transform((s, ctx): GenerationsInventory | undefined => {
+    if (s === '') return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `must be empty or valid JSON (${(err as Error).message})` });
+      return z.NEVER;
+    }
+    const r = generationsInventorySchema.safeParse(value);
+    if (!r.success) {
+      ctx.addIssue({ code: 'custom', message: `is not a generations inventory: ${describeIssues(fieldIssues(r.error))}` });
+      return z.NEVER;
+    }
+    return r.data;
+  });
+
+/** Proto `Facts` -> the facts the controller stores (`factsSchema`): `generations_json` parsed into `generations`. */
+const protoFactsSchema = factsSchema
+  .omit({ generations: true })
+  .extend({ generationsJson: generationsJson.optional() })
+  .transform(({ generationsJson: generations, ...facts }) => (generations ? { ...facts, generations } : facts));
+
 export const enrollRequestSchema = z.object({
   enrollmentToken: z
     .string()
     .min(1, 'is required')
     .regex(/^ibxe_[A-Za-z0-9]{40}$/, 'must be an enrollment token: ibxe_ followed by 40 letters or digits'),
   name: z.union([z.literal(''), deviceNameSchema]),
-  facts: factsSchema.optional(),
+  facts: protoFactsSchema.optional(),
   agentVersion: text(64),
 });
 export type EnrollInput = z.output<typeof enrollRequestSchema>;
 
 export const helloSchema = z.object({
   agentVersion: text(64),
-  facts: factsSchema.optional(),
+  facts: protoFactsSchema.optional(),
   lastAppliedRevision: revision,
   lastReceivedRevision: revision,
   unfinishedJobs: z
@@ -49,7 +80,7 @@ export type HelloInput = z.output<typeof helloSchema>;
 
 export const heartbeatSchema = z.object({ seq: nonNegative, sentAtMs: nonNegative });
 
-export const factsReportSchema = z.object({ facts: factsSchema.optional().refine((f) => f !== undefined, 'is required') });
+export const factsReportSchema = z.object({ facts: protoFactsSchema.optional().refine((f) => f !== undefined, 'is required') });
 
 /** Proto section states as the controller stores them (libs/spec sectionStates). */
 export const sectionStateNames = {

@@ -1,5 +1,6 @@
 import { credentials, Metadata, type ClientDuplexStream, type ServiceError, type status } from '@grpc/grpc-js';
 import { AgentServiceClient, type AgentMessage, type ControllerMessage, type EnrollRequest, type EnrollResponse, type Facts, type Hello } from '@ibex/proto';
+import type { GenerationsInventory } from '@ibex/spec';
 import { waitFor } from './wait-for.js';
 
 export type Inbound = NonNullable<ControllerMessage['msg']>;
@@ -25,6 +26,40 @@ export function sampleFacts(hostname = 'edge-1'): Facts {
     memoryTotalBytes: 512 * 1024 * 1024,
     cpuCount: 2,
     collectedAtMs: 1_700_000_000_000,
+    generationsJson: '',
+  };
+}
+
+/**
+ * A generations inventory as an agent reports it: `g3` just switched to (trial, current, not
+ * booted yet), `g2` booted and last good, `g1` an older fallback, `g0` bad, `g4` half-made.
+ */
+export function sampleGenerations(): GenerationsInventory {
+  const gen = (id: string, status: 'trial' | 'good' | 'bad', slot: number | null, extra: Partial<GenerationsInventory['generations'][number]> = {}) => ({
+    id,
+    createdAtMs: slot === null ? null : 1_700_000_000_000 - slot * 86_400_000,
+    status,
+    booted: false,
+    current: false,
+    slot,
+    readOnly: true,
+    complete: true,
+    ...extra,
+  });
+  return {
+    volume: '/mnt/ibex-root',
+    current: 'g3',
+    booted: 'g2',
+    lastGood: 'g2',
+    trial: { id: 'g3', deadlineAtMs: 1_700_000_600_000, bootsLeft: 2 },
+    generations: [
+      gen('g3', 'trial', 0, { current: true }),
+      gen('g2', 'good', 1, { booted: true }),
+      gen('g1', 'good', 2),
+      gen('g0', 'bad', 3),
+      gen('g4', 'trial', null, { readOnly: false, complete: false }),
+    ],
+    collectedAtMs: 1_700_000_100_000,
   };
 }
 

@@ -1,5 +1,6 @@
 import { factsSchema } from '@ibex/spec';
 import type { Device, Prisma } from '../../generated/prisma/client.js';
+import { toGenerationsSummary } from '../generations/generations-view.js';
 import { iso } from '../http/schemas.js';
 import type { DeviceStatus, DeviceView } from './devices.dto.js';
 
@@ -16,6 +17,12 @@ export function deviceStatus(d: Pick<Device, 'revokedAt' | 'connectedAt' | 'last
   return 'offline';
 }
 
+// Lists of devices stay small: the inventory (up to 256 generations) is only summarised here.
+function withoutGenerations<F extends { generations?: unknown }>(f: F): Omit<F, 'generations'> {
+  const { generations: _inventory, ...rest } = f;
+  return rest;
+}
+
 export function toDeviceView(d: Device, now: Date, offlineAfterMs: number): DeviceView {
   const facts = d.facts === null ? undefined : factsSchema.safeParse(d.facts);
   return {
@@ -28,7 +35,8 @@ export function toDeviceView(d: Device, now: Date, offlineAfterMs: number): Devi
     enrolledAt: iso(d.enrolledAt),
     revokedAt: iso(d.revokedAt),
     agentVersion: d.agentVersion,
-    facts: facts?.success ? facts.data : null,
+    facts: facts?.success ? withoutGenerations(facts.data) : null,
+    generations: toGenerationsSummary(d.facts),
     desiredRevision: d.desiredRevision,
     receivedRevision: d.receivedRevision,
     appliedRevision: d.appliedRevision,

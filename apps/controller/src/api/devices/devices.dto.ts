@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { factsSchema, labelKeySchema, labelValueSchema, parseSelector, type SelectorTerm } from '@ibex/spec';
 import { pageQueryShape, pageSchema } from '../http/pagination.js';
 import { timestamp } from '../http/schemas.js';
+import { generationsSummary } from '../generations/generations.dto.js';
 
 export const deviceStatuses = ['online', 'offline', 'revoked'] as const;
 export type DeviceStatus = (typeof deviceStatuses)[number];
@@ -49,7 +50,14 @@ export const deviceView = z
     enrolledAt: timestamp,
     revokedAt: timestamp.nullable(),
     agentVersion: z.string().nullable(),
-    facts: factsSchema.meta({ id: 'DeviceFacts' }).nullable().describe('Last facts the agent reported (null before it did).'),
+    facts: factsSchema
+      .omit({ generations: true })
+      .meta({ id: 'DeviceFacts' })
+      .nullable()
+      .describe('Last facts the agent reported (null before it did). The generations inventory is summarised in `generations`.'),
+    generations: generationsSummary
+      .nullable()
+      .describe('Summary of the btrfs generations the agent last reported (null when none); GET /api/v1/devices/{device}/generations has them all.'),
     desiredRevision: z.number().int().describe('Latest desired-state revision (0: none yet).'),
     receivedRevision: z.number().int().describe('Highest revision the agent said it received.'),
     appliedRevision: z.number().int().describe('Highest revision the agent applied in full.'),

@@ -1,12 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { z } from 'zod';
-import { describeIssues, jobTypeNames, jobTypes } from '@ibex/spec';
+import { describeIssues, type JobType, jobTypeNames, jobTypes } from '@ibex/spec';
 import { AuditService } from '../../audit/audit.service.js';
 import { Clock } from '../../common/clock.js';
 import { Conflict, NotFound, ValidationFailed } from '../../common/errors.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import { JOB_SCHEDULER, type JobScheduler } from '../../delivery/agent-delivery.port.js';
-import type { Job, JobEvent, JobStatus, Prisma } from '../../generated/prisma/client.js';
+import type { Device, Job, JobEvent, JobStatus, Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import { sendHint } from '../agent-hints.js';
 import { DevicesService } from '../devices/devices.service.js';
@@ -15,6 +15,9 @@ import type { Caller } from '../http/request-context.js';
 import { iso, isUuid } from '../http/schemas.js';
 import { schemaIssues } from '../http/schema-validation.pipe.js';
 import type { CreateJobBody, JobDetailView, JobLogsQuery, JobLogsView, JobTypeListView, JobView, ListJobsQuery, LogLineView } from './jobs.dto.js';
+
+/** What a caller may override of a job type's defaults. */
+export type JobOverrides = Pick<CreateJobBody, 'timeoutSeconds' | 'expiresInSeconds' | 'maxAttempts'>;
 
 export const FINISHED: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'expired', 'timed_out', 'rejected'];
 /** Log events shown inline by GET /jobs/:id; the rest through /logs. */
@@ -96,30 +99,41 @@ export class JobsService {
       const issues = schemaIssues(params.error.issues, 'params');
       throw new ValidationFailed(`invalid params for job type ${body.type}: ${describeIssues(issues)}`, issues);
     }
-    const now = this.clock.now();
-    const job = await this.prisma.$transaction(async (tx) => {
-      const d = await this.devices.find(ref, tx);
-      if (d.revokedAt) throw new Conflict(`device "${d.name}" is revoked and will not connect again; it cannot run jobs`);
-      const j = await tx.job.create({
-        data: {
-          deviceId: d.id,
-          type: body.type,
-          params: params.data as Prisma.InputJsonObject,
-          status: 'queued',
-          maxAttempts: body.maxAttempts ?? def.defaultMaxAttempts,
-          timeoutMs: body.timeoutSeconds !== undefined ? body.timeoutSeconds * 1000 : def.defaultTimeoutMs,
-          expiresAt: new Date(now.getTime() + (body.expiresInSeconds !== undefined ? body.expiresInSeconds * 1000 : this.config.jobDefaultExpiryMs)),
-          createdBy: caller.actor.id,
-        },
-      });
-      await this.audit.record(
-        { actor: caller.actor, action: 'job.create', target: { type: 'job', id: j.id }, data: { deviceId: d.id, deviceName: d.name, type: j.type }, requestId: caller.requestId },
-        tx,
-      );
-      return j;
-    });
-    await sendHint(this.log, `scheduling job ${job.id}`, () => this.scheduler.jobCreated({ id: job.id, deviceId: job.deviceId, expiresAt: job.expiresAt }));
+    const job = await this.prisma.$transaction(async (tx) => this.insert(tx, caller, await this.devices.find(ref, tx), body.type, params.data, body));
+    await this.announce(job);
     return toJobView(job);
+  }
+
+  /**
+   * Inserts a queued job for `d` and its `job.create` audit row inside the caller's transaction
+   * (params already validated). Call `announce` after the transaction committed.
+   */
+  async insert(tx: Prisma.TransactionClient, caller: Caller, d: Device, type: JobType, params: Record<string, unknown>, opts: JobOverrides = {}): Promise<Job> {
+    const def = jobTypes[type];
+    const now = this.clock.now();
+    if (d.revokedAt) throw new Conflict(`device "${d.name}" is revoked and will not connect again; it cannot run jobs`);
+    const j = await tx.job.create({
+      data: {
+        deviceId: d.id,
+        type,
+        params: params as Prisma.InputJsonObject,
+        status: 'queued',
+        maxAttempts: opts.maxAttempts ?? def.defaultMaxAttempts,
+        timeoutMs: opts.timeoutSeconds !== undefined ? opts.timeoutSeconds * 1000 : def.defaultTimeoutMs,
+        expiresAt: new Date(now.getTime() + (opts.expiresInSeconds !== undefined ? opts.expiresInSeconds * 1000 : this.config.jobDefaultExpiryMs)),
+        createdBy: caller.actor.id,
+      },
+    });
+    await this.audit.record(
+      { actor: caller.actor, action: 'job.create', target: { type: 'job', id: j.id }, data: { deviceId: d.id, deviceName: d.name, type: j.type }, requestId: caller.requestId },
+      tx,
+    );
+    return j;
+  }
+
+  /** Tells the scheduler about a committed job (a hint: the gateway also finds it on reconnect). */
+  async announce(job: Job): Promise<void> {
+    await sendHint(this.log, `scheduling job ${job.id}`, () => this.scheduler.jobCreated({ id: job.id, deviceId: job.deviceId, expiresAt: job.expiresAt }));
   }
 
   /** Newest first. */

@@ -1,5 +1,5 @@
 import { JobOutcome } from '@ibex/proto';
-import { describeIssues, fieldIssues, isJobType, jobTypes, type Facts } from '@ibex/spec';
+import { describeIssues, fieldIssues, isJobType, jobTypes, type Facts, type GenerationsInventory } from '@ibex/spec';
 import type { Job, JobStatus, Prisma } from '../../generated/prisma/client.js';
 import type { JobUpdateInput } from '../agent-messages.schema.js';
 
@@ -17,6 +17,8 @@ export interface JobChange {
   retryAt?: Date;
   /** facts.collect succeeded: the device's facts. */
   facts?: Facts;
+  /** generations.rollback succeeded: the device's generations inventory after the switch. */
+  generations?: GenerationsInventory;
 }
 
 type JobRow = Pick<Job, 'type' | 'status' | 'attempt' | 'maxAttempts' | 'cancelRequestedAt'>;
@@ -62,6 +64,7 @@ function applyResult(job: JobRow, result: Extract<JobUpdateInput['update'], { $c
       if (!output.ok) return { data: { status: 'failed', finishedAt: now, error: output.error } };
       const change: JobChange = { data: { status: 'succeeded', finishedAt: now, error: null, result: output.value as Prisma.InputJsonValue } };
       if (job.type === 'facts.collect') change.facts = output.value as Facts;
+      if (job.type === 'generations.rollback') change.generations = output.value as GenerationsInventory;
       return change;
     }
     case JobOutcome.JOB_OUTCOME_CANCELLED:

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { GenerationsInventory } from '@ibex/spec';
 import { Clock } from '../../common/clock.js';
 import { failpoint } from '../../common/failpoints.js';
 import { CONFIG, type Config } from '../../config/config.js';
@@ -45,6 +46,7 @@ export class JobUpdates {
       const r = await tx.job.updateMany({ where: { id: job.id, attempt: job.attempt, status: { in: ACTIVE_STATUSES } }, data: change.data });
       if (!r.count) return { outcome: 'stale' as const };
       if (change.facts) await tx.device.update({ where: { id: deviceId }, data: { facts: change.facts as Prisma.InputJsonValue } });
+      if (change.generations) await this.storeGenerations(tx, deviceId, change.generations);
       if (u.update.$case === 'result') failpoint('job-result-before-commit');
       return { outcome: 'applied' as const, retryAt: change.retryAt };
     });
@@ -52,5 +54,19 @@ export class JobUpdates {
     if (outcome === 'unknown_job') this.log.warn(`device ${deviceId} sent update ${u.updateId} for job ${u.jobId}, which it does not have; acknowledged and dropped`);
     if (retryAt) await this.timers.schedule({ name: 'retry', jobId: u.jobId, attempt: u.attempt }, retryAt);
     return outcome;
+  }
+
+  /**
+   * A rollback's output is the inventory after the switch: it replaces the stored one unless a
+   * FactsReport collected later already did (the agent also reports facts after the change).
+   * Facts never reported: nothing to attach it to, the next Hello brings both.
+   */
+  private async storeGenerations(tx: Prisma.TransactionClient, deviceId: string, inv: GenerationsInventory): Promise<void> {
+    const d = await tx.device.findUnique({ where: { id: deviceId }, select: { facts: true } });
+    const facts = d?.facts;
+    if (!facts || typeof facts !== 'object' || Array.isArray(facts)) return;
+    const stored = facts.generations as { collectedAtMs?: unknown } | null | undefined;
+    if (stored && typeof stored.collectedAtMs === 'number' && stored.collectedAtMs > inv.collectedAtMs) return;
+    await tx.device.update({ where: { id: deviceId }, data: { facts: { ...facts, generations: inv } as Prisma.InputJsonValue } });
   }
 }

@@ -235,6 +235,11 @@ export interface Facts {
   memoryTotalBytes: number;
   cpuCount: number;
   collectedAtMs: number;
+  /**
+   * The generations inventory (JSON of GenerationsInventory in libs/spec, validated with
+   * generationsInventorySchema); empty when the device has no generations layout.
+   */
+  generationsJson: string;
 }
 
 export interface OsRelease {
@@ -1350,6 +1355,7 @@ function createBaseFacts(): Facts {
     memoryTotalBytes: 0,
     cpuCount: 0,
     collectedAtMs: 0,
+    generationsJson: "",
   };
 }
 
@@ -1387,6 +1393,9 @@ export const Facts: MessageFns<Facts> = {
     }
     if (message.collectedAtMs !== 0) {
       writer.uint32(88).int64(message.collectedAtMs);
+    }
+    if (message.generationsJson !== "") {
+      writer.uint32(98).string(message.generationsJson);
     }
     return writer;
   },
@@ -1492,6 +1501,14 @@ export const Facts: MessageFns<Facts> = {
             message.collectedAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.generationsJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1545,6 +1562,11 @@ export const Facts: MessageFns<Facts> = {
         : isSet(object.collected_at_ms)
         ? globalThis.Number(object.collected_at_ms)
         : 0,
+      generationsJson: isSet(object.generationsJson)
+        ? globalThis.String(object.generationsJson)
+        : isSet(object.generations_json)
+        ? globalThis.String(object.generations_json)
+        : "",
     };
   },
 
@@ -1583,6 +1605,9 @@ export const Facts: MessageFns<Facts> = {
     if (message.collectedAtMs !== 0) {
       obj.collectedAtMs = Math.round(message.collectedAtMs);
     }
+    if (message.generationsJson !== "") {
+      obj.generationsJson = message.generationsJson;
+    }
     return obj;
   },
 
@@ -1604,6 +1629,7 @@ export const Facts: MessageFns<Facts> = {
     message.memoryTotalBytes = object.memoryTotalBytes ?? 0;
     message.cpuCount = object.cpuCount ?? 0;
     message.collectedAtMs = object.collectedAtMs ?? 0;
+    message.generationsJson = object.generationsJson ?? "";
     return message;
   },
 };

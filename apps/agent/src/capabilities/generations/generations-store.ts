@@ -1,0 +1,137 @@
+import { join } from 'node:path';
+import { z } from 'zod';
+import { parseOrThrow } from '@ibex/spec';
+import { readJsonSync, removeDurableSync, writeJsonAtomicSync } from '../../journal/atomic-file.js';
+
+/**
+ * The agent's own record of the generations: config (which volume), state (statuses, last good,
+ * trial) and the journal of an operation in progress. Kept at a fixed place under --root
+ * (`/var/lib/ibex-agent/generations`, on a device a `commons` subvolume, writable while the
+ * root is read-only) rather than in --data-dir, so the facts collector and boot-time recovery
+ * find it from --root alone. Nothing is written on the volume itself: adopting a hand-made
+ * layout leaves it byte for byte as it was.
+ */
+export const generationsStateDir = (root: string) => join(root, 'var/lib/ibex-agent/generations');
+
+const argvSchema = z.array(z.string().max(4096)).min(1).max(256);
+
+export const generationsConfigSchema = z
+  .object({
+    /** Device path (under --root) where the btrfs top level (subvolid=5) is mounted. */
+    volume: z.string().startsWith('/').max(4096),
+    fallbacks: z.number().int().min(0).max(16),
+    health: z
+      .object({
+        /** The new generation must reach the controller within this long after the switch (or the boot). */
+        deadlineSec: z.number().int().min(1).max(86_400),
+        /** Boots of a trial generation before the agent gives up on it. */
+        boots: z.number().int().min(1).max(10),
+        /** Extra checks, each an argv run on the device; exit 0 = healthy. */
+        checks: z.array(argvSchema).max(32),
+        /** The trial only counts once the device booted it (the deadline runs from that boot). */
+        requireBoot: z.boolean().default(false),
+      })
+      .strict(),
+  })
+  .strict();
+export type GenerationsConfig = z.infer<typeof generationsConfigSchema>;
+
+const statusSchema = z.enum(['trial', 'good', 'bad']);
+
+export const trialSchema = z
+  .object({
+    id: z.string(),
+    /** Where a failed trial goes back to. */
+    previous: z.string(),
+    startedAtMs: z.number(),
+    deadlineAtMs: z.number(),
+    bootsLeft: z.number().int().min(0),
+    /** The kernel boot id the boot counter last counted (one decrement per boot). */
+    countedBootId: z.string().nullable(),
+    /** requireBoot: waiting for the first boot of the trial generation (no check, no deadline until then). */
+    awaitingBoot: z.boolean().default(false),
+  })
+  .strict();
+export type Trial = z.infer<typeof trialSchema>;
+
+export const generationsStateSchema = z
+  .object({
+    statuses: z.record(z.string(), statusSchema),
+    lastGood: z.string().nullable(),
+    trial: trialSchema.nullable(),
+    lastRollback: z.object({ from: z.string(), to: z.string(), reason: z.string(), atMs: z.number() }).strict().nullable(),
+  })
+  .strict();
+export type GenerationsState = z.infer<typeof generationsStateSchema>;
+
+/** An operation that changes the volume, journaled before its first destructive step. */
+export const journalSchema = z
+  .object({
+    op: z.enum(['upgrade', 'switch']),
+    /** The links directory this operation makes; `current` pointing at it means the switch happened. */
+    links: z.string(),
+    /** The generation an upgrade creates (deleted if the upgrade is rolled back). */
+    created: z.string().nullable(),
+    /** The generation `current/0` will be after the switch. */
+    to: z.string(),
+    from: z.string(),
+    /** Start a trial of `to` after the switch. */
+    trial: z.boolean(),
+    /** Why a switch happens (a rollback's reason); marks `from` bad when `markFromBad`. */
+    reason: z.string().nullable(),
+    markFromBad: z.boolean(),
+    /** A download the upgrade made (removed when the upgrade ends either way). */
+    download: z.string().nullable(),
+    startedAtMs: z.number(),
+  })
+  .strict();
+export type Journal = z.infer<typeof journalSchema>;
+
+export const emptyState = (): GenerationsState => ({ statuses: {}, lastGood: null, trial: null, lastRollback: null });
+
+export class GenerationsStore {
+  readonly dir: string;
+  constructor(root: string) {
+    this.dir = generationsStateDir(root);
+  }
+
+  get configPath() {
+    return join(this.dir, 'config.json');
+  }
+  get statePath() {
+    return join(this.dir, 'state.json');
+  }
+  get journalPath() {
+    return join(this.dir, 'journal.json');
+  }
+  get downloadsDir() {
+    return join(this.dir, 'downloads');
+  }
+
+  readConfig(): GenerationsConfig | undefined {
+    const v = readJsonSync(this.configPath);
+    return v === undefined ? undefined : parseOrThrow(generationsConfigSchema, v, this.configPath);
+  }
+  writeConfig(c: GenerationsConfig): void {
+    writeJsonAtomicSync(this.configPath, c, 0o644);
+  }
+
+  readState(): GenerationsState {
+    const v = readJsonSync(this.statePath);
+    return v === undefined ? emptyState() : parseOrThrow(generationsStateSchema, v, this.statePath);
+  }
+  writeState(s: GenerationsState): void {
+    writeJsonAtomicSync(this.statePath, s, 0o644);
+  }
+
+  readJournal(): Journal | undefined {
+    const v = readJsonSync(this.journalPath);
+    return v === undefined ? undefined : parseOrThrow(journalSchema, v, this.journalPath);
+  }
+  writeJournal(j: Journal): void {
+    writeJsonAtomicSync(this.journalPath, j);
+  }
+  clearJournal(): void {
+    removeDurableSync(this.journalPath);
+  }
+}

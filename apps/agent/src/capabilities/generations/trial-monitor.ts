@@ -1,0 +1,122 @@
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { SystemAdapter } from '../../system/system-adapter.js';
+import type { GenerationsManager } from './generations-manager.js';
+
+export interface TrialOutcome {
+  id: string;
+  outcome: 'good' | 'rolled-back';
+  reason: string;
+}
+
+/**
+ * Commits or rejects a trial generation. It passes when the agent reaches the controller after
+ * the switch (a Welcome or an acknowledgement; after a reboot into it, the first connection)
+ * within the deadline and every configured check exits 0: then it is `good` and last-known-good.
+ * A failed check, a missed deadline or too many boots switch back to where the trial came from,
+ * mark it `bad` and report `rolled-back` with the reason. The state lives on disk, so an agent
+ * restart (or a reboot) carries on where it was.
+ */
+export class TrialMonitor {
+  private timer?: NodeJS.Timeout;
+  private busy?: Promise<void>;
+  private stopped = false;
+  readonly outcomes: TrialOutcome[] = [];
+
+  constructor(
+    private readonly m: GenerationsManager,
+    private readonly deps: { sys: SystemAdapter; log: Logger; onChanged?: (o: TrialOutcome) => void; now?: () => number },
+  ) {}
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** At agent start: finish/undo an interrupted operation, count this boot, arm the deadline. */
+  async start(): Promise<void> {
+    if (!this.m.config()) return;
+    const recovered = await this.m.recover();
+    if (recovered) this.deps.log.warn(`generations: ${recovered}`);
+    const reason = await this.m.countBoot();
+    if (reason) await this.fail(reason);
+    this.arm();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** (Re)schedules the deadline of the current trial, if there is one (call after a switch). */
+  arm(): void {
+    clearTimeout(this.timer);
+    if (this.stopped) return;
+    const t = this.m.config() ? this.m.store.readState().trial : null;
+    // A trial waiting for its boot has no deadline yet: it starts at that boot.
+    if (!t || t.awaitingBoot) return;
+    // setTimeout holds at most ~24.8 days; a longer deadline is looked at again then.
+    const ms = Math.min(Math.max(0, t.deadlineAtMs - this.now()), 2 ** 31 - 1);
+    this.timer = setTimeout(() => void this.serial(() => this.expire()), ms);
+    this.timer.unref();
+  }
+
+  /** The controller was reached (Welcome, acknowledgement): run the checks of a pending trial. */
+  controllerReached(): Promise<void> {
+    return this.serial(() => this.check());
+  }
+
+  private serial(fn: () => Promise<void>): Promise<void> {
+    const run = (this.busy ?? Promise.resolve()).then(fn).catch((err: unknown) => this.deps.log.error('generations trial handling failed', { error: errorMessage(err) }));
+    this.busy = run;
+    return run;
+  }
+
+  private async check(): Promise<void> {
+    const cfg = this.m.config();
+    const t = cfg ? this.m.store.readState().trial : null;
+    // Before the reboot into it the running system is still the old root: nothing to judge yet.
+    if (!cfg || !t || t.awaitingBoot) return;
+    if (this.now() > t.deadlineAtMs) return this.expire();
+    for (const argv of cfg.health.checks) {
+      const r = await this.deps.sys.exec(argv as [string, ...string[]], { timeoutMs: 120_000 }).catch((err: unknown) => ({ code: null, signal: null, stdout: '', stderr: errorMessage(err) }));
+      if (r.code !== 0) {
+        const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');
+        return this.fail(`health check ${argv.join(' ')} failed (${r.code === null ? 'did not run or was killed' : `exit ${r.code}`})${tail ? `: ${tail}` : ''}`);
+      }
+    }
+    await this.m.markGood(t.id);
+    clearTimeout(this.timer);
+    this.report({ id: t.id, outcome: 'good', reason: `reached the controller${cfg.health.checks.length ? ` and passed ${cfg.health.checks.length} check(s)` : ''}` });
+  }
+
+  private async expire(): Promise<void> {
+    const cfg = this.m.config();
+    const t = cfg ? this.m.store.readState().trial : null;
+    if (!cfg || !t || t.awaitingBoot) return;
+    if (this.now() < t.deadlineAtMs) return this.arm();
+    await this.fail(`generation ${t.id} did not reach the controller within ${cfg.health.deadlineSec} s of its switch or boot`);
+  }
+
+  private async fail(reason: string): Promise<void> {
+    const t = this.m.store.readState().trial;
+    if (!t) return;
+    this.deps.log.error('generations: trial failed, rolling back', { generation: t.id, to: t.previous, reason });
+    try {
+      await this.m.rollback({ to: t.previous, reason, markFromBad: true });
+    } catch (err) {
+      // Not a tight loop on a volume that refuses: look again in a minute.
+      this.deps.log.error('generations: switching back failed; retrying in 60 s', { generation: t.id, error: errorMessage(err) });
+      clearTimeout(this.timer);
+      if (!this.stopped) (this.timer = setTimeout(() => void this.serial(() => this.fail(reason)), 60_000)).unref();
+      return;
+    }
+    this.report({ id: t.id, outcome: 'rolled-back', reason });
+    this.arm();
+  }
+
+  private report(o: TrialOutcome): void {
+    this.outcomes.push(o);
+    this.deps.log[o.outcome === 'good' ? 'info' : 'error'](`generations: ${o.outcome}`, { generation: o.id, reason: o.reason });
+    this.deps.onChanged?.(o);
+  }
+}

@@ -1,0 +1,97 @@
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+
+/** A command for test setup: argv, throws with stderr on failure. */
+export function execArgv(argv: [string, ...string[]], opts: { input?: string } = {}): string {
+  const [cmd, ...args] = argv;
+  return execFileSync(cmd, args, { encoding: 'utf8', input: opts.input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')));
+}
+
+export interface BtrfsVolume {
+  /** The scratch --root. */
+  root: string;
+  /** Device path of the volume under root (what generations config holds). */
+  volume: string;
+  /** Host path where the btrfs top level is mounted. */
+  host: string;
+  device: string;
+  /** Scratch space under root, outside the volume (images, streams). */
+  scratch: string;
+}
+
+/**
+ * A real btrfs: a sparse image file on a loop device (`losetup --find --show`), mkfs.btrfs,
+ * mounted at `<root>/vol/root`. `<root>/proc` links to the real /proc (unless the root is given)
+ * so the code under test reads the real mountinfo and boot id. Everything is undone in t.after, also when the test
+ * fails: mounts under root (innermost first), the loop device, the files.
+ */
+export async function makeBtrfsVolume(t: TestContext, opts: { sizeMiB?: number; root?: string } = {}): Promise<BtrfsVolume> {
+  const sizeMiB = opts.sizeMiB ?? 320;
+  const base = mkdtempSync(join(tmpdir(), `ibex-gen-${process.pid}-`));
+  // An existing root (an agent fixture's) is used as is; its owner removes it.
+  const root = opts.root ?? join(base, 'root');
+  const scratch = join(root, 'scratch');
+  mkdirSync(join(root, 'vol/root'), { recursive: true });
+  mkdirSync(scratch, { recursive: true });
+  if (!opts.root) symlinkSync('/proc', join(root, 'proc'));
+  const img = join(base, 'btrfs.img');
+  execArgv(['truncate', '-s', `${sizeMiB}M`, img]);
+  let device: string | undefined;
+  t.after(() => {
+    for (const m of [...mountsUnder(base), ...(opts.root ? mountsUnder(opts.root) : [])].reverse()) {
+      try {
+        execArgv(['umount', m]);
+      } catch {
+        execArgv(['umount', '-l', m]);
+      }
+    }
+    if (device) execArgv(['losetup', '-d', device]);
+    rmSync(base, { recursive: true, force: true });
+  });
+  device = execArgv(['losetup', '--find', '--show', img]).trim();
+  execArgv(['mkfs.btrfs', '-q', device]);
+  const host = join(root, 'vol/root');
+  execArgv(['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, host]);
+  return { root, volume: '/vol/root', host, device, scratch };
+}
+
+/**
+ * A minimal root filesystem (static BusyBox, /etc, and the mount points the chroot uses) as a
+ * tarball; `marker` goes to /etc/marker so tests can tell images apart.
+ */
+export function makeRootfsTarball(dir: string, name: string, marker: string): string {
+  const tree = join(dir, `${name}-tree`);
+  for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'boot']) mkdirSync(join(tree, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
+  execArgv(['chmod', '0755', join(tree, 'bin/busybox')]);
+  symlinkSync('busybox', join(tree, 'bin/sh'));
+  writeFileSync(join(tree, 'etc/marker'), marker + '\n');
+  writeFileSync(join(tree, 'etc/fstab'), '# placeholder\n');
+  writeFileSync(join(tree, 'boot/vmlinuz-lts'), 'kernel\n');
+  const out = join(dir, `${name}.tar.gz`);
+  execArgv(['tar', '-c', '-z', '-f', out, '--numeric-owner', '-C', tree, '.']);
+  rmSync(tree, { recursive: true, force: true });
+  return out;
+}
+
+export function sha256File(file: string): string {
+  return execArgv(['sha256sum', file]).split(' ')[0]!;
+}
+
+/** A listing of everything on the volume that a change would show: paths, types, link targets, ro flags. */
+export function listVolume(host: string): string {
+  const entries = execArgv(['find', host, '-xdev', '-printf', '%P %y %l %m\n']).split('\n').filter(Boolean).sort();
+  const subvols = execArgv(['btrfs', 'subvolume', 'list', host]).split('\n').filter(Boolean).map((l) => l.replace(/^ID \d+ gen \d+ top level \d+ path /, '')).sort();
+  const ro = subvols.map((p) => `${p} ${execArgv(['btrfs', 'property', 'get', '-ts', join(host, p), 'ro']).trim()}`);
+  return [...entries, ...ro].join('\n');
+}
