@@ -11,7 +11,7 @@
  *   files-before-rename    the files capability wrote and fsync'd a temp file, before renaming it into place
  *   state-report-journaled a StateReport is fsync'd in state.json, before it is sent
  *   network-before-ifup    the network files are replaced and the old config is down, before ifup
- *   network-awaiting-confirmation  a change is applied and its intent marked awaiting confirmation, before it is reported
+ *   awaiting-confirmation  a change that must be confirmed is applied and its intent marked awaiting, before it is reported
  */
 export const failpointNames = [
   'job-accepted',
@@ -21,7 +21,7 @@ export const failpointNames = [
   'files-before-rename',
   'state-report-journaled',
   'network-before-ifup',
-  'network-awaiting-confirmation',
+  'awaiting-confirmation',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 

@@ -186,6 +186,10 @@ function newConfigFiles(rendered: readonly RenderedFile[]): ParsedInterfaces[] {
   return rendered.filter((f) => f.path === INTERFACES || f.path.startsWith(`${INTERFACES_D}/`)).map((f) => parseInterfaces(f.content));
 }
 
+/** Reports carry summaries (the controller takes up to 256 KiB of detail per section): long diffs are cut. */
+const MAX_DIFF = 16 * 1024;
+const capped = (d: string) => (d.length <= MAX_DIFF ? d : `${d.slice(0, MAX_DIFF)}\n... (diff cut at ${MAX_DIFF} bytes of ${d.length})\n`);
+
 const modeText = (m: number) => '0' + (m & 0o7777).toString(8).padStart(3, '0');
 
 export function summarizeNetworkStep(step: NetworkStep): StepSummary {
@@ -207,10 +211,10 @@ export function summarizeNetworkStep(step: NetworkStep): StepSummary {
         path: step.path,
         mode: modeText(step.mode),
         text: `write ${step.path} (${Buffer.byteLength(step.content)} bytes, mode ${modeText(step.mode)}; ${step.before === undefined ? 'creates it' : step.before === step.content ? `mode was ${modeText(step.beforeMode ?? 0)}` : 'replaces it'})`,
-        diff: unifiedDiff(step.path, step.before, step.content),
+        diff: capped(unifiedDiff(step.path, step.before, step.content)),
       };
     case 'remove':
-      return { action: step.action, path: step.path, text: `remove ${step.path} (no longer in the spec)`, diff: unifiedDiff(step.path, step.before, undefined) };
+      return { action: step.action, path: step.path, text: `remove ${step.path} (no longer in the spec)`, diff: capped(unifiedDiff(step.path, step.before, undefined)) };
     case 'ifup':
       return { action: step.action, interfaces: step.interfaces, text: `bring up ${step.interfaces.join(', ')} with the new configuration (${step.reason})`, commands: step.commands };
   }
