@@ -188,7 +188,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       await ctx.sys.mkdir(staging, 0o700).catch(() => {});
       await ctx.sys.mkdir(stagedD, 0o700).catch(() => {});
       // The hand-written files the main file keeps sourcing are read from where they are.
-      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD });
+      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: pathsOf(ctx).interfacesD });
       for (const f of rendered) {
         if (f.path === INTERFACES) await ctx.sys.writeFileAtomic(join(staging, 'interfaces'), Buffer.from(f.content), { mode: 0o600 });
         else if (f.path.startsWith(`${INTERFACES_D}/`)) await ctx.sys.writeFileAtomic(join(stagedD, posix.basename(f.path)), Buffer.from(f.content), { mode: 0o600 });
@@ -263,7 +263,8 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       else await writeDeviceFile(ctx, f.path, f.content, f.mode ?? 0o644);
     }
     // 4. Up again with the old configuration.
-    if (backup.down.length) await attempt('ifup', () => run(ctx, ifupdownArgs(paths, 'ifup', backup.down), `bringing ${backup.down.join(', ')} up with the previous configuration`));
+    // -f: an ifdown above that failed half way may have left them marked up in the state file.
+    if (backup.down.length) await attempt('ifup', () => run(ctx, ifupdownArgs(paths, 'ifup', backup.down, ['-f']), `bringing ${backup.down.join(', ')} up with the previous configuration`));
     if (errors.length) ctx.log.warn('network revert: some commands failed (files were restored)', { errors: errors.join('; ') });
   },
 };

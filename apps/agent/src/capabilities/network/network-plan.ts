@@ -202,7 +202,7 @@ export function summarizeNetworkStep(step: NetworkStep): StepSummary {
       return {
         action: step.action,
         interfaces: step.interfaces,
-        text: `bring down ${step.interfaces.join(', ') || '(nothing up)'} with the current configuration${step.undoRenames.length ? ` and undo renames ${step.undoRenames.map((r) => `${r.to}->${r.from}`).join(', ')}` : ''} (${step.reason})`,
+        text: `bring down ${step.interfaces.join(', ') || '(nothing up)'} with the configuration in place now${step.undoRenames.length ? ` and undo renames ${step.undoRenames.map((r) => `${r.to}->${r.from}`).join(', ')}` : ''} (${step.reason})`,
         commands: step.commands,
       };
     case 'write':
@@ -216,6 +216,6 @@ export function summarizeNetworkStep(step: NetworkStep): StepSummary {
     case 'remove':
       return { action: step.action, path: step.path, text: `remove ${step.path} (no longer in the spec)`, diff: capped(unifiedDiff(step.path, step.before, undefined)) };
     case 'ifup':
-      return { action: step.action, interfaces: step.interfaces, text: `bring up ${step.interfaces.join(', ')} with the new configuration (${step.reason})`, commands: step.commands };
+      return { action: step.action, interfaces: step.interfaces, text: `bring up ${step.interfaces.join(', ')} (${step.reason})`, commands: step.commands };
   }
 }

@@ -120,7 +120,7 @@ iface eth0_static inet static
 \tgateway 192.168.1.1
 \tdns-nameservers 8.8.8.8 8.8.4.4
 \tup ip route add 192.168.2.0/24 via 192.168.1.1 dev eth0_static
-\tpre-down ip route del 192.168.2.0/24 via 192.168.1.1 dev eth0_static
+\tpre-down ip route del 192.168.2.0/24 via 192.168.1.1 dev eth0_static 2>/dev/null || true
 `,
     );
     assert.equal(files[3]!.content, `${HEADER}\nauto eth1_dhcp\niface eth1_dhcp inet dhcp\n\tpre-up [ -e /sys/class/net/eth1_dhcp ] || ip link set dev eth1 name eth1_dhcp\n`);

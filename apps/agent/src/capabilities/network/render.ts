@@ -11,7 +11,8 @@ import { type InterfacesItem, type ParsedInterfaces, parseInterfaces, serializeI
  * - literal `source FILE` lines (no globs, no source-directory: BusyBox has neither);
  * - renames as a `pre-up` command of the interface itself, which both tools run before the
  *   link is brought up, guarded so that a second `ifup` does not fail;
- * - routes as `up ip route add` / `pre-down ip route del` (before the addresses are flushed).
+ * - routes as `up ip route add` / `pre-down ip route del` (before the addresses are flushed; a
+ *   route already gone does not fail the ifdown).
  * Pure and deterministic: the same spec and existing file give byte-identical output.
  */
 
@@ -41,8 +42,10 @@ export interface ExistingConfig {
 }
 
 export interface RenderOptions {
-  /** The directory `source` lines name: the host path of /etc/network/interfaces.d (differs from it under --root). */
+  /** The directory `source` lines of the agent's files name: the host path of /etc/network/interfaces.d (differs from it under --root). */
   sourceDir: string;
+  /** Where the hand-written files of interfaces.d are sourced from (default `sourceDir`; differs while validating a staged copy). */
+  keptSourceDir?: string;
 }
 
 /** What the managed block of an existing main file says the agent wrote last time. */
@@ -97,7 +100,8 @@ export function renderInterface(iface: NetworkInterface, routes: readonly Networ
   if (iface.dns?.servers.length) tail.push(`dns-nameservers ${iface.dns.servers.join(' ')}`);
   if (iface.dns?.search.length) tail.push(`dns-search ${iface.dns.search.join(' ')}`);
   for (const r of routes) tail.push(`up ip route add ${routeArgs(r)}`);
-  for (const r of routes) tail.push(`pre-down ip route del ${routeArgs(r)}`);
+  // Already gone (a hook or an operator removed it) is what down wants: it must not fail the ifdown.
+  for (const r of routes) tail.push(`pre-down ip route del ${routeArgs(r)} 2>/dev/null || true`);
 
   const stanzas: Array<{ head: string; opts: string[] }> = [];
   if (iface.method !== 'static') {
@@ -142,18 +146,21 @@ function sourcesInterfacesD(it: InterfacesItem, sourceDir: string): boolean {
  * `source-directory` of interfaces.d becomes literal `source` lines for the hand-written files in it.
  */
 export function renderNetwork(spec: NetworkSection, existing: ExistingConfig, opts: RenderOptions): RenderedFile[] {
-  const managedNames = new Set(spec.interfaces.map((i) => i.name));
+  // A renamed interface is taken over under its old name too: a hand-written stanza for eth0
+  // would otherwise still configure (or fail on) the link the spec renames.
+  const managedNames = new Set(spec.interfaces.flatMap((i) => [i.name, ...(i.match?.name ? [i.match.name] : [])]));
   const ourFiles = new Set(spec.interfaces.map((i) => i.name));
   const previous = managedBlockOf(existing.main);
   const previousOurs = new Set((previous?.sources ?? []).map((s) => posix.basename(s)));
   // Hand-written files in interfaces.d: not ours now, not ours before.
   const handWritten = existing.interfacesD.filter((n) => !ourFiles.has(n) && !previousOurs.has(n) && !n.startsWith('.')).sort();
 
+  const keptDir = opts.keptSourceDir ?? opts.sourceDir;
   let kept: ParsedInterfaces = existing.main === undefined ? { items: [], finalNewline: true } : withoutInterfaces(parseInterfaces(stripManagedBlock(existing.main)), managedNames);
   kept = {
     ...kept,
     items: kept.items.flatMap((it): InterfacesItem[] =>
-      sourcesInterfacesD(it, opts.sourceDir) ? handWritten.map((n) => ({ kind: 'source', keyword: 'source', path: posix.join(opts.sourceDir, n), lines: [`source ${posix.join(opts.sourceDir, n)}`] })) : [it],
+      sourcesInterfacesD(it, keptDir) ? handWritten.map((n) => ({ kind: 'source', keyword: 'source', path: posix.join(keptDir, n), lines: [`source ${posix.join(keptDir, n)}`] })) : [it],
     ),
   };
   let head = serializeInterfaces(kept);
