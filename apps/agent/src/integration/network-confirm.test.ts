@@ -81,6 +81,30 @@ describe('network changes confirm themselves or revert', () => {
     await agent.waitForLine(/change confirmed/);
   });
 
+  it('is confirmed by the Ack of the report re-sent after reconnecting when the stream broke', async (t) => {
+    const { dev, link, controller, start } = await setup(t);
+    const agent = start();
+    await controller.waitForSession();
+    controller.autoAck = false;
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1300 })));
+    const awaiting = await controller.waitFor(
+      'the report awaiting confirmation',
+      () => controller.stateReports().find((r) => r.revision === 1 && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs),
+      30_000,
+    );
+    // The stream breaks before the controller acknowledged anything; the agent reconnects and
+    // re-sends the same report after the Welcome, and this time it is acknowledged.
+    const sessions = controller.sessions.length;
+    controller.endCurrent();
+    controller.autoAck = true;
+    await controller.waitForSession(sessions, 20_000);
+    const report = await finalNetworkReport(controller, 1, 30_000);
+    assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_IN_SYNC, networkOf(report)!.error);
+    assert.ok(controller.stateReports().some((r) => r.reportId === awaiting.reportId && r.session > awaiting.session), 'the awaiting report was re-sent on the new stream');
+    await agent.waitForLine(/change confirmed/);
+    assert.equal(dev.link('ctl0')?.flags.includes('UP'), true);
+  });
+
   it('a change that cuts the device off is reverted within the deadline and reported once it is back', async (t) => {
     const { dev, link, controller, start } = await setup(t);
     start();
