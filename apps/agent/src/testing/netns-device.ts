@@ -54,7 +54,6 @@ export class NetnsDevice {
       sh(['ip', 'netns', 'add', d.ns]);
       sh(['ip', 'netns', 'add', d.peer]);
       mkdirSync(join(d.root, 'etc/network'), { recursive: true });
-      mkdirSync(join(d.root, 'run'), { recursive: true });
       writeFileSync(join(d.root, 'etc/resolv.conf'), '');
       mkdirSync(`/etc/netns/${d.ns}`, { recursive: true });
       symlinkSync(join(d.root, 'etc/network'), `/etc/netns/${d.ns}/network`);
@@ -140,6 +139,7 @@ export class NetnsDevice {
 
   /** ifupdown-ng inside the device, against the scratch root's files and state. */
   ifupdown(tool: 'ifup' | 'ifdown', names: string[]): { code: number | null; stdout: string; stderr: string } {
+    mkdirSync(join(this.root, 'run'), { recursive: true });
     return sh([...this.prefix, tool, '-i', join(this.root, 'etc/network/interfaces'), '-S', join(this.root, 'run/ifstate'), ...names], false);
   }
 

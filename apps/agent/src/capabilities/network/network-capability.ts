@@ -133,6 +133,15 @@ async function renameLink(ctx: CapabilityContext, from: string, to: string): Pro
   await run(ctx, ['ip', 'link', 'set', 'dev', from, 'name', to], `renaming ${from} back to ${to}`);
 }
 
+/** ifupdown-ng cannot create its state file (and locks) in a missing directory: a scratch root may have no /run yet. */
+async function ensureStateDir(ctx: CapabilityContext): Promise<void> {
+  const r = await resolveUnderRoot(ctx.sys, ctx.root, '/run/ifstate');
+  for (const dir of r.missingParents)
+    await ctx.sys.mkdir(dir, 0o755).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+}
+
 async function writeDeviceFile(ctx: CapabilityContext, devicePath: string, content: string, mode: number): Promise<void> {
   const r = await resolveUnderRoot(ctx.sys, ctx.root, devicePath);
   for (const dir of r.missingParents)
@@ -199,6 +208,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
 
     async ifdown(step, ctx) {
       const paths = pathsOf(ctx);
+      await ensureStateDir(ctx);
       if (step.interfaces.length) await run(ctx, ifupdownArgs(paths, 'ifdown', step.interfaces, ['-f']), `bringing down ${step.interfaces.join(', ')} with the current configuration`);
       for (const r of step.undoRenames) await renameLink(ctx, r.to, r.from);
     },
@@ -213,6 +223,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
 
     async ifup(step, ctx) {
       failpoint('network-before-ifup');
+      await ensureStateDir(ctx);
       await run(ctx, ifupdownArgs(pathsOf(ctx), 'ifup', step.interfaces), `bringing up ${step.interfaces.join(', ')} with the new configuration`);
     },
   },
@@ -241,6 +252,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
 
   async revert(ctx, backup) {
     const paths = pathsOf(ctx);
+    await ensureStateDir(ctx);
     const errors: string[] = [];
     const attempt = async (what: string, fn: () => Promise<unknown>) => {
       try {
