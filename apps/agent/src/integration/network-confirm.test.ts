@@ -16,15 +16,18 @@ import { ScriptedController } from '../testing/scripted-controller.js';
  * agent must put the old configuration back by itself.
  */
 
+/** The deadline of changes expected to revert (short, so the tests are quick). */
 const CONFIRM_SEC = 4;
+/** The deadline of changes expected to be confirmed: long enough for a loaded machine. */
+const GENEROUS_SEC = 30;
 
-const ctlSpec = (address: string, extra: Record<string, unknown> = {}) => ({
+const ctlSpec = (address: string, extra: Record<string, unknown> = {}, confirmTimeoutSec = CONFIRM_SEC) => ({
   network: {
     interfaces: [
       { name: 'lo', method: 'loopback' },
       { name: 'ctl0', method: 'static', addresses: [`${address}/30`], ...extra },
     ],
-    confirmTimeoutSec: CONFIRM_SEC,
+    confirmTimeoutSec,
   },
 });
 
@@ -70,7 +73,7 @@ describe('network changes confirm themselves or revert', () => {
     const { dev, link, controller, start } = await setup(t);
     const agent = start();
     await controller.waitForSession();
-    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 })));
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 }, GENEROUS_SEC)));
     const report = await finalNetworkReport(controller, 1, 30_000);
     assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_IN_SYNC, networkOf(report)!.error);
     const applying = controller.stateReports().find((r) => r.revision === 1 && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs);
@@ -86,7 +89,7 @@ describe('network changes confirm themselves or revert', () => {
     const agent = start();
     await controller.waitForSession();
     controller.autoAck = false;
-    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1300 })));
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1300 }, GENEROUS_SEC)));
     const awaiting = await controller.waitFor(
       'the report awaiting confirmation',
       () => controller.stateReports().find((r) => r.revision === 1 && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs),
@@ -153,7 +156,7 @@ describe('network changes confirm themselves or revert', () => {
     const { dev, link, controller, start } = await setup(t);
     const first = start({ IBEX_AGENT_FAILPOINTS: 'network-before-ifup' });
     await controller.waitForSession();
-    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 })));
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 }, GENEROUS_SEC)));
     assert.equal((await first.exited).signal, 'SIGKILL');
     assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')));
     // Half applied: the new file is in place, ctl0 is down.
