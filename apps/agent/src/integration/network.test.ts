@@ -236,6 +236,28 @@ source-directory /etc/network/interfaces.d
     assert.equal(sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false).code, 0);
   });
 
+  it('local apply --confirm-timeout keeps the change on "yes" and reverts it without an answer', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    const first = writeSpec(dev, 'first', { network: { interfaces: [{ name: 'eth0', method: 'static', addresses: ['10.9.0.2/24'] }] } });
+    assert.equal((await agent(dev, ['apply', '--spec', first])).code, 0);
+    const second = writeSpec(dev, 'second', { network: { interfaces: [{ name: 'eth0', method: 'static', addresses: ['10.9.1.2/24'] }] } });
+
+    // Nobody answers (stdin is closed): reverted at once.
+    const silent = await agent(dev, ['apply', '--spec', second, '--confirm-timeout', '30']);
+    assert.equal(silent.code, 1, silent.stdout + silent.stderr);
+    assert.match(silent.stderr, /network applied; type "yes" and Enter within 30 s to keep it, or it is reverted/);
+    assert.match(silent.stdout, /network: reverted: not confirmed: nobody answered "yes" within 30 s after the change; the previous state was restored/);
+    assert.deepEqual(dev.ipv4Of('eth0'), ['10.9.0.2/24']);
+
+    // "yes" keeps it.
+    const yes = await runAgent(['apply', '--spec', second, '--confirm-timeout', '30', '--root', dev.root], {}, 90_000, dev.prefix, { text: 'yes\n', afterStderr: /type "yes"/ });
+    assert.equal(yes.code, 0, yes.stdout + yes.stderr);
+    assert.match(yes.stdout, /network: in sync \(\d+ step\(s\) applied\) \(confirmed on the terminal\)/);
+    assert.deepEqual(dev.ipv4Of('eth0'), ['10.9.1.2/24']);
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+  });
+
   it('refuses, changing nothing, when an interface to configure does not exist', async (t) => {
     const dev = device(t);
     const spec = writeSpec(dev, 'missing', { network: { interfaces: [{ name: 'eth0_static', match: { name: 'eth0' }, method: 'dhcp' }] } });
