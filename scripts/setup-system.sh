@@ -11,6 +11,10 @@ packages=(
   redis-tools         # redis-cli
   busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash
   btrfs-progs         # generations: btrfs on loop devices (mkfs.btrfs, btrfs subvolume/send/receive)
+  busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash;
+                      # BusyBox ifup/udhcpd/udhcpc for the network capability tests
+  ifupdown-ng         # Alpine's ifup/ifdown/ifquery: the network capability applies with it
+  udhcpc              # /sbin/udhcpc + its default script: what ifupdown-ng's dhcp executor runs (as on Alpine)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { filesSectionSchema } from './sections/files.js';
 import { generationsSectionSchema } from './sections/generations.js';
+import { networkSectionSchema } from './sections/network.js';
 
 /**
  * Every section the desired state can hold, with its schema. A capability library adds its
@@ -9,6 +10,7 @@ import { generationsSectionSchema } from './sections/generations.js';
  */
 export const sectionSchemas = {
   files: filesSectionSchema,
+  network: networkSectionSchema,
   generations: generationsSectionSchema,
 } as const;
 

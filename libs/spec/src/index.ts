@@ -7,3 +7,5 @@ export * from './generations-inventory.js';
 export * from './generations-jobs.js';
 export * from './sections/files.js';
 export * from './sections/generations.js';
+export * from './sections/ip.js';
+export * from './sections/network.js';

@@ -137,8 +137,9 @@ export class Agent {
 
   async start(): Promise<void> {
     this.writeStatus({ connected: false, credentialRefused: false }, true);
-    const reverted = await this.engine.recover();
-    if (reverted.length) this.log.warn('reverted sections whose apply was interrupted', { sections: reverted.join(',') });
+    const reverted = await this.engine.recoverSections();
+    if (reverted.length) this.log.warn('reverted sections whose apply was interrupted or never confirmed', { sections: reverted.map((r) => r.section).join(',') });
+    this.desired.reportRecovered(reverted);
     this.runner.finishInterrupted();
     // Before anything else touches the device: finish or undo an interrupted generations
     // operation, count this boot of a trial generation, arm its deadline.
@@ -233,7 +234,10 @@ export class Agent {
         case 'desired':
           return this.desired.receive(m.msg.value);
         case 'ack':
-          for (const id of m.msg.value.ids) if (!this.jobs.ack(id) && !this.state.ack(id)) this.log.debug('ack for an unknown id', { id });
+          for (const id of m.msg.value.ids) {
+            this.desired.acked(id);
+            if (!this.jobs.ack(id) && !this.state.ack(id)) this.log.debug('ack for an unknown id', { id });
+          }
           void this.trial.controllerReached();
           return;
         case 'welcome':

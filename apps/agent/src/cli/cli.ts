@@ -5,7 +5,7 @@ import { type FlagSpec, flagHelp, parseFlags } from './args.js';
 import type { CliEnv } from './common-flags.js';
 import { enrollCommand, enrollFlags } from './enroll-command.js';
 import { runCommand, runFlags } from './run-command.js';
-import { applyCommand, planCommand, specFlags } from './spec-commands.js';
+import { applyCommand, applyFlags, planCommand, specFlags } from './spec-commands.js';
 import { statusCommand, statusFlags } from './status-command.js';
 import { chrootExecMain } from '../capabilities/generations/chroot-exec.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
@@ -20,7 +20,7 @@ const commands: Record<string, Command> = {
   enroll: { summary: 'trade an enrollment token for this device\'s credential', flags: enrollFlags, run: enrollCommand },
   run: { summary: 'keep the stream to the controller and do what it asks', flags: runFlags, run: runCommand },
   plan: { summary: 'show what applying a spec file would change (changes nothing)', flags: specFlags, run: planCommand },
-  apply: { summary: 'apply a spec file locally, without a controller', flags: specFlags, run: applyCommand },
+  apply: { summary: 'apply a spec file locally, without a controller', flags: applyFlags, run: applyCommand },
   status: { summary: 'enrollment, connection, revisions and pending work of this agent', flags: statusFlags, run: statusCommand },
   'chroot-exec': {
     summary: 'internal: run one program chrooted into a generation, in a private mount namespace',

@@ -22,6 +22,8 @@ export interface CliEnv {
   cwd: string;
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Answers a yes/no question on stdin within the time (tests may replace it; default: process.stdin). */
+  stdin?: (timeoutMs: number) => Promise<boolean>;
 }
 
 /** Settings from the parsed flags, the environment and the config file. */

@@ -19,6 +19,43 @@ export const specFlags: FlagSpec[] = [
   ...commonFlags,
 ];
 
+export const applyFlags: FlagSpec[] = [
+  ...specFlags,
+  {
+    name: 'confirm-timeout',
+    kind: 'value',
+    arg: 'SEC',
+    help: 'keep a change that can cut the device off (network) only if "yes" is typed on stdin within SEC seconds, else revert it (default: confirm at once)',
+  },
+];
+
+/**
+ * Waits for one line on stdin: true only for "yes". End of input, another answer or the
+ * deadline is a no (like `netplan try`: if the operator's session is cut, nobody answers).
+ */
+function answeredYes(stdin: NodeJS.ReadableStream, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const finish = (yes: boolean) => {
+      clearTimeout(timer);
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.pause();
+      resolve(yes);
+    };
+    const onData = (d: Buffer | string) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) finish(buf.slice(0, nl).trim().toLowerCase() === 'yes');
+    };
+    const onEnd = () => finish(buf.trim().toLowerCase() === 'yes');
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    stdin.on('data', onData);
+    stdin.once('end', onEnd);
+    stdin.resume();
+  });
+}
+
 /** Reads and validates a spec file; every problem names the file (and the field). */
 export function readSpecFile(path: string): Record<string, unknown> {
   let text: string;
@@ -46,13 +83,28 @@ function printResults(results: SectionResult[], verb: 'plan' | 'apply', out: (s:
     else if (r.state === 'in_sync' && verb === 'apply' && r.steps.length) head = `in sync (${r.steps.length} step(s) applied)`;
     else if (r.state === 'in_sync') head = 'in sync, nothing to do';
     else head = r.state;
-    out(`${r.section}: ${head}${r.error ? `: ${r.error}` : ''}\n`);
-    for (const s of r.steps) out(`  - ${s.text}\n`);
+    out(`${r.section}: ${head}${r.error ? `: ${r.error}` : ''}${r.detail ? ` (${r.detail})` : ''}\n`);
+    for (const s of r.steps) {
+      out(`  - ${s.text}\n`);
+      // Dry-run details (docs/network.md): the commands a step runs and the diff of a file it writes.
+      if (Array.isArray(s.commands)) for (const c of s.commands as string[][]) out(`      $ ${c.map(shellQuote).join(' ')}\n`);
+      if (typeof s.diff === 'string' && s.diff) out(s.diff.replace(/^/gm, '      ').replace(/ +$/gm, ''));
+    }
   }
 }
 
+/** For display only (nothing is run through a shell): quotes an argument a reader would misread. */
+function shellQuote(a: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
 async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): Promise<number> {
-  const flags = parseFlags(verb, argv, specFlags);
+  const flags = parseFlags(verb, argv, verb === 'apply' ? applyFlags : specFlags);
+  let confirmSec: number | undefined;
+  if (flags['confirm-timeout'] !== undefined) {
+    confirmSec = Number(flags['confirm-timeout']);
+    if (!Number.isInteger(confirmSec) || confirmSec < 1 || confirmSec > 3600) throw new UsageError(`--confirm-timeout must be a whole number of seconds from 1 to 3600, not "${String(flags['confirm-timeout'])}"`);
+  }
   const cfg = configFrom(flags, io);
   const specPath = isAbsolute(flags.spec as string) ? (flags.spec as string) : resolve(io.cwd, flags.spec as string);
   const spec = readSpecFile(specPath);
@@ -71,6 +123,28 @@ async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): 
   } else {
     await engine.recover();
     results = await engine.apply(spec);
+    // A local apply has no controller to prove the device is still reachable. By default the
+    // change is confirmed at once (the operator is at the device); with --confirm-timeout the
+    // operator must answer "yes" in time, so a session the change cut off reverts it. Under
+    // `ibex-agent run` the controller's Ack confirms it (docs/network.md).
+    const awaiting = results.filter((r) => r.awaitingConfirmationUntilMs !== undefined);
+    let yes = true;
+    if (awaiting.length && confirmSec !== undefined) {
+      io.err(`ibex-agent apply: ${awaiting.map((r) => r.section).join(', ')} applied; type "yes" and Enter within ${confirmSec} s to keep it, or it is reverted\n`);
+      yes = await (io.stdin ? io.stdin(confirmSec * 1000) : answeredYes(process.stdin, confirmSec * 1000));
+    }
+    const settled = new Map<string, SectionResult>();
+    for (const r of awaiting) {
+      if (yes) {
+        engine.confirm(r.section);
+        const detail = confirmSec === undefined ? 'confirmed at once: a local apply has no controller to reach' : 'confirmed on the terminal';
+        settled.set(r.section, { ...r, state: 'in_sync', detail, awaitingConfirmationUntilMs: undefined });
+      } else {
+        const reverted = await engine.revertUnconfirmed(r.section, `not confirmed: nobody answered "yes" within ${confirmSec} s after the change`);
+        settled.set(r.section, { ...reverted, steps: r.steps });
+      }
+    }
+    results = results.map((r) => settled.get(r.section) ?? r);
   }
   if (flags.json === true) io.out(JSON.stringify({ root: cfg.root, sections: results }, null, 2) + '\n');
   else printResults(results, verb, io.out);

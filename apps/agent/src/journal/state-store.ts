@@ -61,7 +61,7 @@ export class StateStore {
         section: s.section,
         state: sectionStateToProto(s.state),
         error: s.error ?? '',
-        detailJson: JSON.stringify({ steps: s.steps }),
+        detailJson: JSON.stringify({ steps: s.steps, ...(s.detail ? { detail: s.detail } : {}), ...(s.awaitingConfirmationUntilMs ? { awaitingConfirmationUntilMs: s.awaitingConfirmationUntilMs } : {}) }),
         observedAtMs: s.observedAtMs || this.now(),
       })),
     };

@@ -29,14 +29,22 @@ export interface CliResult {
 }
 
 /** Runs one agent command to completion. */
-export function runAgent(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliResult> {
+export function runAgent(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, prefix: string[] = [], input?: { text: string; afterStderr: RegExp }): Promise<CliResult> {
   const [cmd, pre] = agentCommand();
+  const argv = [...prefix, cmd, ...pre, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...pre, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { env: childEnv(env), stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    // `input` is typed once stderr shows the prompt, as an operator would.
+    if (input) {
+      child.stdin!.on('error', () => {});
+      child.stderr!.on('data', () => {
+        if (input.afterStderr.test(stderr) && !child.stdin!.writableEnded) child.stdin!.end(input.text);
+      });
+    }
     const t = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`ibex-agent ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stderr}`));
@@ -72,9 +80,11 @@ export class AgentProcess {
     );
   }
 
-  static start(args: string[], env: Record<string, string> = {}): AgentProcess {
+  /** `prefix` runs the agent through another program, e.g. `ip netns exec NS` (which execs it, keeping the pid). */
+  static start(args: string[], env: Record<string, string> = {}, prefix: string[] = []): AgentProcess {
     const [cmd, pre] = agentCommand();
-    return new AgentProcess(spawn(cmd, [...pre, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
+    const argv = [...prefix, cmd, ...pre, ...args];
+    return new AgentProcess(spawn(argv[0]!, argv.slice(1), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
   }
 
   get running(): boolean {
