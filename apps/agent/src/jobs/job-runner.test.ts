@@ -34,6 +34,7 @@ describe('job runner', () => {
         runs++;
         throw Object.assign(new Error('EBUSY: try later'), { code: 'EBUSY' });
       },
+      'state.plan': async () => ({ revision: 0, proposed: false, sections: [] }),
     };
     const store = new JobStore(path);
     store.load();
