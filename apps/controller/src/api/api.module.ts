@@ -16,6 +16,8 @@ import { HealthController } from './health/health.controller.js';
 import { HealthService } from './health/health.service.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
+import { PlanController } from './plan/plan.controller.js';
+import { PlanService } from './plan/plan.service.js';
 
 export const apiControllers = [
   HealthController,
@@ -24,6 +26,7 @@ export const apiControllers = [
   DevicesController,
   DesiredStateController,
   JobsController,
+  PlanController,
   AuditLogController,
 ];
 
@@ -42,6 +45,7 @@ export const apiControllers = [
     DevicesService,
     DesiredStateService,
     JobsService,
+    PlanService,
     AuditLogService,
     HealthService,
   ],
