@@ -11,6 +11,7 @@ import { DataDir } from '../journal/data-dir.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import { AGENT_VERSION } from '../version.js';
 import { type FlagSpec, parseFlags } from './args.js';
+import { formatStepDetails } from './format-steps.js';
 import { type CliEnv, commonFlags, configFrom } from './common-flags.js';
 
 export const specFlags: FlagSpec[] = [
@@ -47,7 +48,7 @@ function printResults(results: SectionResult[], verb: 'plan' | 'apply', out: (s:
     else if (r.state === 'in_sync') head = 'in sync, nothing to do';
     else head = r.state;
     out(`${r.section}: ${head}${r.error ? `: ${r.error}` : ''}\n`);
-    for (const s of r.steps) out(`  - ${s.text}\n`);
+    for (const s of r.steps) out(`  - ${s.text}\n${verb === 'plan' ? formatStepDetails(s) : ''}`);
   }
 }
 
