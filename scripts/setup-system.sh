@@ -9,7 +9,10 @@ packages=(
   libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross
   postgresql-client   # pg_isready
   redis-tools         # redis-cli
-  busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash
+  busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash;
+                      # BusyBox ifup/udhcpd/udhcpc for the network capability tests
+  ifupdown-ng         # Alpine's ifup/ifdown/ifquery: the network capability applies with it
+  udhcpc              # /sbin/udhcpc + its default script: what ifupdown-ng's dhcp executor runs (as on Alpine)
 )
 missing=()
 for p in "${packages[@]}"; do

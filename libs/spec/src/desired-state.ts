@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { filesSectionSchema } from './sections/files.js';
+import { networkSectionSchema } from './sections/network.js';
 
 /**
  * Every section the desired state can hold, with its schema. A capability library adds its
@@ -8,6 +9,7 @@ import { filesSectionSchema } from './sections/files.js';
  */
 export const sectionSchemas = {
   files: filesSectionSchema,
+  network: networkSectionSchema,
 } as const;
 
 export type SectionName = keyof typeof sectionSchemas;
