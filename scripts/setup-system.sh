@@ -9,6 +9,7 @@ packages=(
   libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross
   postgresql-client   # pg_isready
   redis-tools         # redis-cli
+  patch               # GNU patch: the dry-run diff tests apply the agent's diffs with it
   busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash;
                       # BusyBox ifup/udhcpd/udhcpc for the network capability tests
   ifupdown-ng         # Alpine's ifup/ifdown/ifquery: the network capability applies with it
