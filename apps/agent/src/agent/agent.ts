@@ -104,8 +104,9 @@ export class Agent {
 
   async start(): Promise<void> {
     this.writeStatus({ connected: false, credentialRefused: false }, true);
-    const reverted = await this.engine.recover();
-    if (reverted.length) this.log.warn('reverted sections whose apply was interrupted', { sections: reverted.join(',') });
+    const reverted = await this.engine.recoverSections();
+    if (reverted.length) this.log.warn('reverted sections whose apply was interrupted or never confirmed', { sections: reverted.map((r) => r.section).join(',') });
+    this.desired.reportRecovered(reverted);
     this.runner.finishInterrupted();
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
@@ -163,7 +164,10 @@ export class Agent {
         case 'desired':
           return this.desired.receive(m.msg.value);
         case 'ack':
-          for (const id of m.msg.value.ids) if (!this.jobs.ack(id) && !this.state.ack(id)) this.log.debug('ack for an unknown id', { id });
+          for (const id of m.msg.value.ids) {
+            this.desired.acked(id);
+            if (!this.jobs.ack(id) && !this.state.ack(id)) this.log.debug('ack for an unknown id', { id });
+          }
           return;
         case 'welcome':
         case undefined:

@@ -3,7 +3,7 @@ import { errorMessage } from '../common/errors.js';
 import { failpoint } from '../common/failpoints.js';
 import type { Logger } from '../common/log.js';
 import { Mutex } from '../common/mutex.js';
-import type { Engine } from '../engine/engine.js';
+import type { Engine, RecoveredSection } from '../engine/engine.js';
 import type { SectionResult } from '../engine/section-result.js';
 import type { DataDir } from '../journal/data-dir.js';
 import { type StoredDesired, readDesired, writeDesired } from '../journal/desired-store.js';
@@ -37,6 +37,9 @@ export class DesiredStateManager {
   private applyQueued = false;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private readonly stopCtl = new AbortController();
+  /** The report ids whose Ack confirms the changes awaiting confirmation. */
+  private confirmWaiter?: { ids: Set<string>; resolve: () => void };
   private readonly now: () => number;
 
   constructor(private readonly deps: DesiredStateDeps) {
@@ -56,8 +59,43 @@ export class DesiredStateManager {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopCtl.abort();
     clearInterval(this.timer);
     await this.mutex.idle();
+  }
+
+  /**
+   * An Ack from the controller. Acknowledging a StateReport sent after a change was applied
+   * proves the agent still reaches the controller, on the same stream or after reconnecting
+   * (the report is re-sent after the Welcome): that confirms the change.
+   */
+  acked(id: string): void {
+    if (this.confirmWaiter?.ids.has(id)) this.confirmWaiter.resolve();
+  }
+
+  /**
+   * At start, before connecting: sections the engine reverted because their change was never
+   * confirmed (the agent died or the device rebooted inside the window) are reported `reverted`.
+   */
+  reportRecovered(recovered: readonly RecoveredSection[]): void {
+    const d = this.desired;
+    const unconfirmed = recovered.filter((r) => r.unconfirmed);
+    if (!d || !unconfirmed.length) return;
+    const results: SectionResult[] = unconfirmed.map((r) => ({ section: r.section, state: 'reverted', error: r.reason, steps: [], observedAtMs: this.now(), unconfirmed: true }));
+    for (const r of results) this.deps.log.warn('section not applied', { section: r.section, revision: d.revision, state: r.state, error: r.error });
+    this.report(d.revision, results, true);
+  }
+
+  /** Sections reverted for want of confirmation in this revision: only a new revision or a state.apply job tries them again. */
+  private heldSections(revision: number): Set<string> {
+    if (this.deps.state.revision !== revision) return new Set();
+    return new Set(this.deps.state.sections.filter((s) => s.unconfirmed && s.state !== 'in_sync').map((s) => s.section));
+  }
+
+  private automaticSections(spec: Record<string, unknown>, revision: number): string[] | undefined {
+    const held = this.heldSections(revision);
+    if (!held.size) return undefined;
+    return Object.keys(spec).filter((n) => !held.has(n));
   }
 
   /** A DesiredState from the controller: journaled before anything acts on it. */
@@ -113,19 +151,70 @@ export class DesiredStateManager {
       this.deps.log.debug('reconciling', { revision: d.revision, why });
       const spec = this.parseSpec(d);
       if (!spec.ok) return void this.report(d.revision, [spec.failure], true);
-      await this.applyPass(d, spec.value, {}).catch((err) => this.deps.log.error('reconcile pass failed', { error: errorMessage(err) }));
+      await this.applyPass(d, spec.value, { sections: this.automaticSections(spec.value, d.revision) }).catch((err) => this.deps.log.error('reconcile pass failed', { error: errorMessage(err) }));
     });
   }
 
   private async applyPass(d: StoredDesired, spec: Record<string, unknown>, opts: { sections?: string[]; signal?: AbortSignal }): Promise<SectionResult[]> {
-    const results = await this.deps.engine.apply(spec, { ...opts, onApplying: (applying) => this.report(d.revision, applying, false) });
-    this.report(d.revision, results, true);
+    let results = await this.deps.engine.apply(spec, { ...opts, onApplying: (applying) => this.report(d.revision, applying, false) });
+    const sent = this.report(d.revision, results, true);
+    this.logResults(d.revision, results);
+    const awaiting = results.filter((r) => r.awaitingConfirmationUntilMs !== undefined);
+    if (awaiting.length) {
+      const settled = await this.awaitConfirmation(awaiting, sent.reportId);
+      results = results.map((r) => settled.get(r.section) ?? r);
+      this.report(d.revision, [...settled.values()], true);
+      this.logResults(d.revision, [...settled.values()]);
+    }
+    return results;
+  }
+
+  private logResults(revision: number, results: readonly SectionResult[]): void {
     for (const r of results) {
-      const fields = { section: r.section, revision: d.revision, state: r.state, steps: r.steps.length, error: r.error };
+      const fields = { section: r.section, revision, state: r.state, steps: r.steps.length, error: r.error ?? r.detail };
       if (r.state === 'failed' || r.state === 'reverted') this.deps.log.warn('section not applied', fields);
       else this.deps.log.info('section reconciled', fields);
     }
-    return results;
+  }
+
+  /**
+   * Waits (holding the pass, so nothing else changes the device meanwhile) until the controller
+   * acknowledges the report sent after the change, or the earliest deadline passes. Confirmed:
+   * the sections are in sync. Not confirmed (or the agent is stopping): all of them are reverted,
+   * as nobody can tell which change cut the device off.
+   */
+  private async awaitConfirmation(awaiting: readonly SectionResult[], reportId: string): Promise<Map<string, SectionResult>> {
+    const untilMs = Math.min(...awaiting.map((r) => r.awaitingConfirmationUntilMs!));
+    const sections = awaiting.map((r) => r.section).join(', ');
+    this.deps.log.info('awaiting confirmation: the controller must acknowledge the report sent after the change', { sections, untilMs, reportId });
+    const outcome = await new Promise<'confirmed' | 'timeout' | 'stopped'>((resolve) => {
+      const timer = setTimeout(() => done('timeout'), Math.max(0, untilMs - this.now()));
+      const onStop = () => done('stopped');
+      const done = (o: 'confirmed' | 'timeout' | 'stopped') => {
+        clearTimeout(timer);
+        this.stopCtl.signal.removeEventListener('abort', onStop);
+        this.confirmWaiter = undefined;
+        resolve(o);
+      };
+      if (this.stopCtl.signal.aborted) return done('stopped');
+      this.stopCtl.signal.addEventListener('abort', onStop, { once: true });
+      this.confirmWaiter = { ids: new Set([reportId]), resolve: () => done('confirmed') };
+    });
+    const settled = new Map<string, SectionResult>();
+    if (outcome === 'confirmed') {
+      for (const r of awaiting) {
+        this.deps.engine.confirm(r.section);
+        settled.set(r.section, { ...r, state: 'in_sync', detail: undefined, awaitingConfirmationUntilMs: undefined, observedAtMs: this.now() });
+      }
+      return settled;
+    }
+    const seconds = Math.round((untilMs - (awaiting[0]!.observedAtMs || untilMs)) / 1000);
+    const reason =
+      outcome === 'timeout'
+        ? `not confirmed: the controller was not reachable within ${seconds} s after the change`
+        : 'not confirmed: the agent was stopped while the change awaited confirmation';
+    for (const r of awaiting) settled.set(r.section, { ...(await this.deps.engine.revertUnconfirmed(r.section, reason)), steps: r.steps });
+    return settled;
   }
 
   /**
@@ -138,7 +227,8 @@ export class DesiredStateManager {
       if (!d || this.stopped) return;
       const spec = this.parseSpec(d);
       if (!spec.ok) return;
-      const planned = await this.deps.engine.plan(spec.value);
+      const sections = this.automaticSections(spec.value, d.revision);
+      const planned = await this.deps.engine.plan(spec.value, { sections });
       const last = new Map(this.deps.state.revision === d.revision ? this.deps.state.sections.map((s) => [s.section, s.state]) : []);
       const drifted = planned.filter((p) => p.state === 'pending' && last.get(p.section) === 'in_sync').map((p) => ({ ...p, state: 'drifted' as const }));
       this.deps.log.debug('drift check', { revision: d.revision, drifted: drifted.length, outOfSync: planned.filter((p) => p.state === 'pending').length });
@@ -146,7 +236,7 @@ export class DesiredStateManager {
       if (this.deps.healDrift) {
         if (!planned.some((p) => p.state === 'pending')) return;
         if (drifted.length) this.report(d.revision, drifted, false);
-        await this.applyPass(d, spec.value, {});
+        await this.applyPass(d, spec.value, { sections });
         return;
       }
       if (!drifted.length) return;
@@ -167,9 +257,10 @@ export class DesiredStateManager {
     return { ok: false, failure: { section: 'spec', state: 'failed', error, steps: [], observedAtMs: this.now() } };
   }
 
-  private report(revision: number, sections: SectionResult[], final: boolean): void {
+  private report(revision: number, sections: SectionResult[], final: boolean): StateReport {
     const r = this.deps.state.report(revision, sections, final);
     failpoint('state-report-journaled');
     this.deps.send(r);
+    return r;
   }
 }

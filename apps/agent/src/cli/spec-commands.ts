@@ -11,7 +11,6 @@ import { DataDir } from '../journal/data-dir.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import { AGENT_VERSION } from '../version.js';
 import { type FlagSpec, parseFlags } from './args.js';
-import { formatStepDetails } from './format-steps.js';
 import { type CliEnv, commonFlags, configFrom } from './common-flags.js';
 
 export const specFlags: FlagSpec[] = [
@@ -47,9 +46,19 @@ function printResults(results: SectionResult[], verb: 'plan' | 'apply', out: (s:
     else if (r.state === 'in_sync' && verb === 'apply' && r.steps.length) head = `in sync (${r.steps.length} step(s) applied)`;
     else if (r.state === 'in_sync') head = 'in sync, nothing to do';
     else head = r.state;
-    out(`${r.section}: ${head}${r.error ? `: ${r.error}` : ''}\n`);
-    for (const s of r.steps) out(`  - ${s.text}\n${verb === 'plan' ? formatStepDetails(s) : ''}`);
+    out(`${r.section}: ${head}${r.error ? `: ${r.error}` : ''}${r.detail ? ` (${r.detail})` : ''}\n`);
+    for (const s of r.steps) {
+      out(`  - ${s.text}\n`);
+      // Dry-run details (docs/network.md): the commands a step runs and the diff of a file it writes.
+      if (Array.isArray(s.commands)) for (const c of s.commands as string[][]) out(`      $ ${c.map(shellQuote).join(' ')}\n`);
+      if (typeof s.diff === 'string' && s.diff) out(s.diff.replace(/^/gm, '      ').replace(/ +$/gm, ''));
+    }
   }
+}
+
+/** For display only (nothing is run through a shell): quotes an argument a reader would misread. */
+function shellQuote(a: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
 async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): Promise<number> {
@@ -72,6 +81,14 @@ async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): 
   } else {
     await engine.recover();
     results = await engine.apply(spec);
+    // A local apply has no controller to prove the device is still reachable: the operator who
+    // runs it is at the device (or on the connection it would cut), so the change is confirmed
+    // at once. Under `ibex-agent run` the controller's Ack confirms it (docs/network.md).
+    results = results.map((r) => {
+      if (r.awaitingConfirmationUntilMs === undefined) return r;
+      engine.confirm(r.section);
+      return { ...r, state: 'in_sync' as const, detail: 'confirmed at once: a local apply has no controller to reach', awaitingConfirmationUntilMs: undefined };
+    });
   }
   if (flags.json === true) io.out(JSON.stringify({ root: cfg.root, sections: results }, null, 2) + '\n');
   else printResults(results, verb, io.out);

@@ -10,6 +10,8 @@
  *   intent-written         a section's backup + intent are fsync'd, before its first step runs
  *   files-before-rename    the files capability wrote and fsync'd a temp file, before renaming it into place
  *   state-report-journaled a StateReport is fsync'd in state.json, before it is sent
+ *   network-before-ifup    the network files are replaced and the old config is down, before ifup
+ *   awaiting-confirmation  a change that must be confirmed is applied and its intent marked awaiting, before it is reported
  */
 export const failpointNames = [
   'job-accepted',
@@ -18,6 +20,8 @@ export const failpointNames = [
   'intent-written',
   'files-before-rename',
   'state-report-journaled',
+  'network-before-ifup',
+  'awaiting-confirmation',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 

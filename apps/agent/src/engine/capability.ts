@@ -41,6 +41,14 @@ export interface Capability<Spec, Actual, S extends Step, Backup> {
   summarize(step: S): StepSummary;
   backup(ctx: CapabilityContext, steps: readonly S[]): Promise<Backup>;
   revert(ctx: CapabilityContext, backup: Backup): Promise<void>;
+  /**
+   * For a change that can cut the device off (network, a generation switch): after it is
+   * applied and verified, the engine keeps the intent (and backup) on disk marked "awaiting
+   * confirmation" for `timeoutMs`; the caller confirms it once it has proved it still reaches
+   * the controller, or it is reverted (also at the next start, if the agent died meanwhile).
+   * Undefined (or no method): the change is final once verified.
+   */
+  confirmation?(spec: Spec): { timeoutMs: number } | undefined;
 }
 
 // The registry holds capabilities of different types; the engine only moves values between

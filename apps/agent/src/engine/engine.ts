@@ -43,6 +43,22 @@ interface Intent {
   section: string;
   startedAtMs: number;
   backup: unknown;
+  /** Set once the change is applied and verified but must still be confirmed (Capability.confirmation). */
+  awaitingConfirmationUntilMs?: number;
+}
+
+/** A section `recoverSections` reverted at start, and why. */
+export interface RecoveredSection {
+  section: string;
+  /** The change had been applied and was awaiting confirmation (rather than interrupted mid-apply). */
+  unconfirmed: boolean;
+  reason: string;
+}
+
+/** A section whose applied change waits for confirmation. */
+export interface AwaitingSection {
+  section: string;
+  untilMs: number;
 }
 
 /** Sections in a fixed order: the ones the spec library knows, in its order, then the rest by name. */
@@ -85,6 +101,15 @@ export class Engine {
    * died between backing up and verifying, so the section may be half changed.
    */
   async recover(): Promise<string[]> {
+    return (await this.recoverSections()).map((r) => r.section);
+  }
+
+  /**
+   * Like `recover`, with the reason per section. An intent awaiting confirmation means the
+   * agent died (or the device rebooted) inside the confirmation window: nothing confirmed the
+   * change, so it is reverted like an interrupted one, before the agent connects.
+   */
+  async recoverSections(): Promise<RecoveredSection[]> {
     const dir = this.deps.dataDir.intents;
     let names: string[];
     try {
@@ -92,7 +117,7 @@ export class Engine {
     } catch {
       return [];
     }
-    const recovered: string[] = [];
+    const recovered: RecoveredSection[] = [];
     for (const name of names) {
       const intent = readJsonSync(join(dir, name)) as Intent | undefined;
       if (!intent) continue;
@@ -101,12 +126,57 @@ export class Engine {
         this.deps.log.error('interrupted apply of a section this agent has no capability for; left as is', { section: intent.section });
         continue;
       }
-      this.deps.log.warn('reverting an apply that was interrupted', { section: intent.section, startedAtMs: intent.startedAtMs });
+      const unconfirmed = intent.awaitingConfirmationUntilMs !== undefined;
+      this.deps.log.warn(unconfirmed ? 'reverting a change that was never confirmed' : 'reverting an apply that was interrupted', { section: intent.section, startedAtMs: intent.startedAtMs });
       await cap.revert(this.ctx(intent.section, new AbortController().signal), intent.backup);
       this.clearIntent(intent.section);
-      recovered.push(intent.section);
+      recovered.push({
+        section: intent.section,
+        unconfirmed,
+        reason: unconfirmed
+          ? `not confirmed: the agent restarted while the change awaited confirmation (deadline ${new Date(intent.awaitingConfirmationUntilMs!).toISOString()}); the previous state was restored`
+          : 'the agent restarted while the change was being applied; the previous state was restored',
+      });
     }
     return recovered;
+  }
+
+  /** Sections applied and verified whose change still waits for confirmation (their intent is on disk). */
+  awaitingConfirmation(): AwaitingSection[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.deps.dataDir.intents).filter((n) => n.endsWith('.json') && !n.startsWith('.'));
+    } catch {
+      return [];
+    }
+    return names.flatMap((n) => {
+      const i = readJsonSync(join(this.deps.dataDir.intents, n)) as Intent | undefined;
+      return i?.awaitingConfirmationUntilMs !== undefined ? [{ section: i.section, untilMs: i.awaitingConfirmationUntilMs }] : [];
+    });
+  }
+
+  /** The change reached the controller: it is final; the backup goes. */
+  confirm(section: string): void {
+    const i = readJsonSync(this.intentPath(section)) as Intent | undefined;
+    if (i?.awaitingConfirmationUntilMs === undefined) return;
+    this.clearIntent(section);
+    this.deps.log.info('change confirmed', { section });
+  }
+
+  /** Not confirmed in time: restores the backup. Returns the section's result (`reverted`, or `failed` when the revert failed). */
+  async revertUnconfirmed(section: string, reason: string): Promise<SectionResult> {
+    const i = readJsonSync(this.intentPath(section)) as Intent | undefined;
+    const cap = this.deps.registry.get(section);
+    const base = { section, steps: [] as StepSummary[], observedAtMs: this.now(), unconfirmed: true };
+    if (!i || !cap) return { ...base, state: 'failed', error: `${reason}; but no backup was found to revert` };
+    this.deps.log.warn('change not confirmed, reverting', { section, reason });
+    try {
+      await cap.revert(this.ctx(section, new AbortController().signal), i.backup);
+    } catch (err) {
+      return { ...base, state: 'failed', error: `${reason}; reverting failed, the section may be half applied (the next start retries): ${errorMessage(err)}` };
+    }
+    this.clearIntent(section);
+    return { ...base, state: 'reverted', error: `${reason}; the previous state was restored` };
   }
 
   private async planAll(spec: Readonly<Record<string, unknown>>, opts: PassOptions): Promise<PlannedSection[]> {
@@ -172,6 +242,15 @@ export class Engine {
       }
     }
     if (!failure) {
+      const confirm = cap.confirmation?.(spec);
+      if (confirm) {
+        // Applied and verified, but it may have cut the device off: keep the backup until the
+        // caller proves the controller is still reachable (or the deadline reverts it).
+        const untilMs = this.now() + confirm.timeoutMs;
+        writeJsonAtomicSync(this.intentPath(section), { section, startedAtMs: this.now(), backup, awaitingConfirmationUntilMs: untilMs } satisfies Intent);
+        failpoint('awaiting-confirmation');
+        return { ...result('applying'), detail: `awaiting confirmation until ${new Date(untilMs).toISOString()}: the agent must reach the controller again or the change is reverted`, awaitingConfirmationUntilMs: untilMs };
+      }
       this.clearIntent(section);
       return result('in_sync');
     }

@@ -1,7 +1,8 @@
 import { filesCapability } from '../capabilities/files/files-capability.js';
+import { networkCapability } from '../capabilities/network/network-capability.js';
 import { CapabilityRegistry } from './capability.js';
 
 /** The capabilities this agent build has. */
 export function defaultRegistry(): CapabilityRegistry {
-  return new CapabilityRegistry().register(filesCapability);
+  return new CapabilityRegistry().register(filesCapability).register(networkCapability);
 }

@@ -16,6 +16,12 @@ export interface SectionResult {
   error?: string;
   steps: StepSummary[];
   observedAtMs: number;
+  /** Shown with the state, e.g. "awaiting confirmation until ..." for an `applying` section. */
+  detail?: string;
+  /** The change is applied and verified and waits for confirmation until then (state `applying`). */
+  awaitingConfirmationUntilMs?: number;
+  /** Reverted because the change was not confirmed: automatic passes leave it alone for this revision. */
+  unconfirmed?: boolean;
 }
 
 const toProto: Record<SectionStateName, SectionState> = {

@@ -62,7 +62,11 @@ export class StateStore {
         state: sectionStateToProto(s.state),
         error: s.error ?? '',
         // Diffs are dry-run output (state.plan); a report names the steps, it does not repeat file contents.
-        detailJson: JSON.stringify({ steps: s.steps.map(({ diff: _diff, ...step }) => step) }),
+        detailJson: JSON.stringify({
+          steps: s.steps.map(({ diff: _diff, ...step }) => step),
+          ...(s.detail ? { detail: s.detail } : {}),
+          ...(s.awaitingConfirmationUntilMs ? { awaitingConfirmationUntilMs: s.awaitingConfirmationUntilMs } : {}),
+        }),
         observedAtMs: s.observedAtMs || this.now(),
       })),
     };

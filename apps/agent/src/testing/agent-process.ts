@@ -29,10 +29,11 @@ export interface CliResult {
 }
 
 /** Runs one agent command to completion. */
-export function runAgent(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliResult> {
+export function runAgent(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, prefix: string[] = []): Promise<CliResult> {
   const [cmd, pre] = agentCommand();
+  const argv = [...prefix, cmd, ...pre, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...pre, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -72,9 +73,11 @@ export class AgentProcess {
     );
   }
 
-  static start(args: string[], env: Record<string, string> = {}): AgentProcess {
+  /** `prefix` runs the agent through another program, e.g. `ip netns exec NS` (which execs it, keeping the pid). */
+  static start(args: string[], env: Record<string, string> = {}, prefix: string[] = []): AgentProcess {
     const [cmd, pre] = agentCommand();
-    return new AgentProcess(spawn(cmd, [...pre, ...args], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
+    const argv = [...prefix, cmd, ...pre, ...args];
+    return new AgentProcess(spawn(argv[0]!, argv.slice(1), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
   }
 
   get running(): boolean {

@@ -28,6 +28,8 @@ export interface Received {
 
 export interface ScriptedControllerOptions {
   port?: number;
+  /** Address to listen on (default 127.0.0.1), e.g. the host end of a test veth. */
+  host?: string;
   credentials?: ServerCredentials;
   /** The credential Connect accepts (Bearer value). */
   credential?: string;
@@ -67,14 +69,14 @@ export class ScriptedController {
       connect: (call: ServerDuplexStream<AgentMessage, ControllerMessage>) => self!.onConnect(call),
     });
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${opts.port ?? 0}`, opts.credentials ?? ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(`${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`, opts.credentials ?? ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     self = new ScriptedController(server, port, opts);
     return self;
   }
 
   get url(): string {
-    return `grpc://127.0.0.1:${this.port}`;
+    return `grpc://${this.opts.host ?? '127.0.0.1'}:${this.port}`;
   }
 
   /** Closes every stream at once (like a crashed controller). */

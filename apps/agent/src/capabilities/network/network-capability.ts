@@ -1,0 +1,270 @@
+import { join, posix } from 'node:path';
+import { type NetworkSection, networkSectionSchema } from '@ibex/spec';
+import { FatalError, errorMessage } from '../../common/errors.js';
+import { failpoint } from '../../common/failpoints.js';
+import type { Capability, CapabilityContext } from '../../engine/capability.js';
+import { resolveUnderRoot } from '../../system/root-path.js';
+import { type LiveLink, type LiveRoute, type NetworkActual, type NetworkPaths, type NetworkStep, ifupdownArgs, planNetwork, summarizeNetworkStep } from './network-plan.js';
+import { type ParsedInterfaces, ifaceNames, parseInterfaces } from './parse.js';
+import { INTERFACES, INTERFACES_D, managedBlockOf, renderNetwork } from './render.js';
+
+/** What revert needs: the old bytes of every file the steps touch, and what was up and how links were named. */
+export interface NetworkBackup {
+  files: Array<{ path: string; content?: string; mode?: number }>;
+  /** Interfaces the apply brings down with the old config (revert brings them up again with it). */
+  down: string[];
+  /** Interfaces the apply brings up with the new config (revert brings them down). */
+  up: string[];
+  /** Link names before the apply, by the spec's final name (to undo the new config's renames). */
+  namesBefore: Record<string, string>;
+}
+
+async function hostPath(ctx: CapabilityContext, devicePath: string): Promise<string> {
+  return (await resolveUnderRoot(ctx.sys, ctx.root, devicePath)).host;
+}
+
+function pathsOf(ctx: CapabilityContext): NetworkPaths {
+  const host = (p: string) => join(ctx.root, p);
+  return {
+    interfaces: host(INTERFACES),
+    interfacesD: host(INTERFACES_D),
+    stateFile: host('/run/ifstate'),
+    staging: join(ctx.backupDir, 'staged'),
+    host,
+  };
+}
+
+/** Runs a program (argv, no shell); a non-zero exit becomes an error with its output. */
+async function run(ctx: CapabilityContext, argv: string[], what: string): Promise<string> {
+  ctx.log.debug('run', { argv: argv.join(' ') });
+  const r = await ctx.sys.exec(argv as [string, ...string[]], { signal: ctx.signal, timeoutMs: 120_000 });
+  if (r.code !== 0) {
+    const out = `${r.stderr}\n${r.stdout}`.trim().split('\n').slice(-12).join('\n');
+    throw new FatalError(`${what} failed (${argv.join(' ')} exited ${r.code ?? r.signal}): ${out}`);
+  }
+  return r.stdout;
+}
+
+async function readIfFile(ctx: CapabilityContext, devicePath: string): Promise<{ content: string; mode: number } | undefined> {
+  const host = await hostPath(ctx, devicePath);
+  const st = await ctx.sys.lstat(host);
+  if (!st?.isFile()) return undefined;
+  return { content: (await ctx.sys.readFile(host)).toString('utf8'), mode: st.mode & 0o7777 };
+}
+
+/** A path named in a `source` line, as a device path (ours are written as host paths under --root). */
+function toDevicePath(ctx: CapabilityContext, p: string): string {
+  if (ctx.root !== '/' && p.startsWith(ctx.root.replace(/\/$/, '') + '/')) return p.slice(ctx.root.replace(/\/$/, '').length);
+  return p;
+}
+
+/** The main file and every file it sources (literal, glob `dir/*`, or source-directory), parsed. */
+async function readCurrentConfig(ctx: CapabilityContext, main: string | undefined): Promise<ParsedInterfaces[]> {
+  if (main === undefined) return [];
+  const first = parseInterfaces(main);
+  const out = [first];
+  const seen = new Set<string>([INTERFACES]);
+  const queue = [...first.items];
+  while (queue.length) {
+    const it = queue.shift()!;
+    if (it.kind !== 'source') continue;
+    const dev = toDevicePath(ctx, it.path);
+    let files: string[];
+    if (it.keyword === 'source-directory' || dev.endsWith('/*')) {
+      const dir = dev.replace(/\/\*$/, '');
+      files = (await ctx.sys.readdir(await hostPath(ctx, dir))).filter((n) => !n.startsWith('.')).sort().map((n) => posix.join(dir, n));
+    } else files = [dev];
+    for (const f of files) {
+      if (seen.has(f)) continue;
+      seen.add(f);
+      const got = await readIfFile(ctx, f);
+      if (!got) continue;
+      const p = parseInterfaces(got.content);
+      out.push(p);
+      queue.push(...p.items);
+    }
+  }
+  return out;
+}
+
+interface IpAddrJson {
+  ifname: string;
+  address?: string;
+  flags?: string[];
+  addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+}
+
+async function observeLinks(ctx: CapabilityContext): Promise<LiveLink[]> {
+  const raw = JSON.parse((await run(ctx, ['ip', '-j', 'addr', 'show'], 'listing addresses')) || '[]') as IpAddrJson[];
+  return raw.map((l) => ({
+    name: l.ifname,
+    mac: l.address,
+    up: (l.flags ?? []).includes('UP'),
+    addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet' || a.family === 'inet6').map((a) => `${a.local}/${a.prefixlen}`),
+  }));
+}
+
+async function observeRoutes(ctx: CapabilityContext): Promise<LiveRoute[]> {
+  const out: LiveRoute[] = [];
+  for (const fam of ['-4', '-6']) {
+    const raw = JSON.parse((await run(ctx, ['ip', '-j', fam, 'route', 'show'], 'listing routes')) || '[]') as Array<{ dst: string; gateway?: string; dev?: string; metric?: number }>;
+    out.push(...raw.map((r) => ({ dst: r.dst, gateway: r.gateway, dev: r.dev, metric: r.metric })));
+  }
+  return out;
+}
+
+async function hasBusybox(ctx: CapabilityContext): Promise<boolean> {
+  try {
+    return (await ctx.sys.exec(['busybox', 'ifup', '--help'])).stderr.includes('ifup');
+  } catch {
+    return false;
+  }
+}
+
+async function linkExists(ctx: CapabilityContext, name: string): Promise<boolean> {
+  return (await ctx.sys.exec(['ip', 'link', 'show', 'dev', name])).code === 0;
+}
+
+/** Renames `from` to `to` when `from` exists and `to` does not (the link must be down). */
+async function renameLink(ctx: CapabilityContext, from: string, to: string): Promise<void> {
+  if (from === to || !(await linkExists(ctx, from)) || (await linkExists(ctx, to))) return;
+  await run(ctx, ['ip', 'link', 'set', 'dev', from, 'down'], `bringing ${from} down`);
+  await run(ctx, ['ip', 'link', 'set', 'dev', from, 'name', to], `renaming ${from} back to ${to}`);
+}
+
+async function writeDeviceFile(ctx: CapabilityContext, devicePath: string, content: string, mode: number): Promise<void> {
+  const r = await resolveUnderRoot(ctx.sys, ctx.root, devicePath);
+  for (const dir of r.missingParents)
+    await ctx.sys.mkdir(dir, 0o755).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  await ctx.sys.writeFileAtomic(r.host, Buffer.from(content), { mode });
+}
+
+export const networkCapability: Capability<NetworkSection, NetworkActual, NetworkStep, NetworkBackup> = {
+  section: 'network',
+  schema: networkSectionSchema,
+
+  confirmation(spec) {
+    return { timeoutMs: spec.confirmTimeoutSec * 1000 };
+  },
+
+  async observe(ctx, spec) {
+    const paths = pathsOf(ctx);
+    const mainFile = await readIfFile(ctx, INTERFACES);
+    const dirHost = await hostPath(ctx, INTERFACES_D);
+    const interfacesD: string[] = [];
+    for (const n of await ctx.sys.readdir(dirHost)) if ((await ctx.sys.lstat(join(dirHost, n)))?.isFile()) interfacesD.push(n);
+    const existing = { main: mainFile?.content, interfacesD: interfacesD.sort() };
+    // Every path the plan may write or remove: the rendering, and what the last apply managed.
+    const candidates = new Set(renderNetwork(spec, existing, { sourceDir: paths.interfacesD }).map((f) => f.path));
+    const prev = managedBlockOf(mainFile?.content);
+    for (const s of prev?.sources ?? []) candidates.add(posix.join(INTERFACES_D, posix.basename(s)));
+    for (const h of prev?.hooks ?? []) candidates.add(h);
+    const files: NetworkActual['files'] = {};
+    for (const p of [...candidates].sort()) files[p] = p === INTERFACES ? mainFile : await readIfFile(ctx, p);
+    return {
+      paths,
+      existing,
+      files,
+      current: await readCurrentConfig(ctx, mainFile?.content),
+      links: await observeLinks(ctx),
+      routes: await observeRoutes(ctx),
+      busybox: await hasBusybox(ctx),
+    };
+  },
+
+  plan: planNetwork,
+  summarize: summarizeNetworkStep,
+
+  executors: {
+    async refuse(step) {
+      throw new FatalError(step.reason);
+    },
+
+    async validate(step, ctx) {
+      const staging = pathsOf(ctx).staging;
+      const stagedD = join(staging, 'interfaces.d');
+      await ctx.sys.mkdir(staging, 0o700).catch(() => {});
+      await ctx.sys.mkdir(stagedD, 0o700).catch(() => {});
+      // The hand-written files the main file keeps sourcing are read from where they are.
+      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: pathsOf(ctx).interfacesD });
+      for (const f of rendered) {
+        if (f.path === INTERFACES) await ctx.sys.writeFileAtomic(join(staging, 'interfaces'), Buffer.from(f.content), { mode: 0o600 });
+        else if (f.path.startsWith(`${INTERFACES_D}/`)) await ctx.sys.writeFileAtomic(join(stagedD, posix.basename(f.path)), Buffer.from(f.content), { mode: 0o600 });
+      }
+      for (const cmd of step.commands) await run(ctx, cmd, `validating the new network configuration (${cmd[0] === 'busybox' ? 'BusyBox ifup' : 'ifupdown-ng'})`);
+    },
+
+    async ifdown(step, ctx) {
+      const paths = pathsOf(ctx);
+      if (step.interfaces.length) await run(ctx, ifupdownArgs(paths, 'ifdown', step.interfaces, ['-f']), `bringing down ${step.interfaces.join(', ')} with the current configuration`);
+      for (const r of step.undoRenames) await renameLink(ctx, r.to, r.from);
+    },
+
+    async write(step, ctx) {
+      await writeDeviceFile(ctx, step.path, step.content, step.mode);
+    },
+
+    async remove(step, ctx) {
+      await ctx.sys.unlink(await hostPath(ctx, step.path));
+    },
+
+    async ifup(step, ctx) {
+      failpoint('network-before-ifup');
+      await run(ctx, ifupdownArgs(pathsOf(ctx), 'ifup', step.interfaces), `bringing up ${step.interfaces.join(', ')} with the new configuration`);
+    },
+  },
+
+  async backup(ctx, steps) {
+    const files: NetworkBackup['files'] = [];
+    for (const s of steps) {
+      if ((s.action === 'write' || s.action === 'remove') && !files.some((f) => f.path === s.path)) {
+        const now = await readIfFile(ctx, s.path);
+        files.push({ path: s.path, content: now?.content, mode: now?.mode });
+      }
+    }
+    const down = steps.flatMap((s) => (s.action === 'ifdown' ? s.interfaces : []));
+    const up = steps.flatMap((s) => (s.action === 'ifup' ? s.interfaces : []));
+    const validate = steps.find((s) => s.action === 'validate');
+    const namesBefore: Record<string, string> = {};
+    if (validate?.action === 'validate') {
+      const links = await observeLinks(ctx);
+      for (const i of validate.spec.interfaces) {
+        const l = links.find((x) => x.name === i.name) ?? links.find((x) => (i.match?.name !== undefined && x.name === i.match.name) || (i.match?.mac !== undefined && x.mac === i.match.mac));
+        if (l) namesBefore[i.name] = l.name;
+      }
+    }
+    return { files, down, up, namesBefore };
+  },
+
+  async revert(ctx, backup) {
+    const paths = pathsOf(ctx);
+    const errors: string[] = [];
+    const attempt = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        errors.push(`${what}: ${errorMessage(err)}`);
+      }
+    };
+    // 1. Down with whatever configuration is on disk now (the new one, or part of it).
+    const onDisk = await readCurrentConfig(ctx, (await readIfFile(ctx, INTERFACES))?.content);
+    const defined = new Set(onDisk.flatMap(ifaceNames));
+    const live = new Set((await observeLinks(ctx)).map((l) => l.name));
+    const toDown = [...new Set([...backup.up, ...backup.down])].filter((n) => defined.has(n) && live.has(n));
+    if (toDown.length) await attempt('ifdown', () => run(ctx, ifupdownArgs(paths, 'ifdown', toDown, ['-f']), `bringing down ${toDown.join(', ')}`));
+    // 2. Links get the names they had before.
+    for (const [now, before] of Object.entries(backup.namesBefore)) await attempt(`rename ${now}`, () => renameLink(ctx, now, before));
+    // 3. The old files.
+    for (const f of [...backup.files].reverse()) {
+      const host = await hostPath(ctx, f.path);
+      if (f.content === undefined) await ctx.sys.unlink(host);
+      else await writeDeviceFile(ctx, f.path, f.content, f.mode ?? 0o644);
+    }
+    // 4. Up again with the old configuration.
+    // -f: an ifdown above that failed half way may have left them marked up in the state file.
+    if (backup.down.length) await attempt('ifup', () => run(ctx, ifupdownArgs(paths, 'ifup', backup.down, ['-f']), `bringing ${backup.down.join(', ')} up with the previous configuration`));
+    if (errors.length) ctx.log.warn('network revert: some commands failed (files were restored)', { errors: errors.join('; ') });
+  },
+};

@@ -1,0 +1,221 @@
+import { posix } from 'node:path';
+import { type NetworkSection, ipToBigInt, ipFamily, parseCidr } from '@ibex/spec';
+import type { StepSummary } from '../../engine/section-result.js';
+import { autoNames, ifaceNames, ifaceOptions, parseInterfaces, renamesOf, type ParsedInterfaces } from './parse.js';
+import { type ExistingConfig, INTERFACES, INTERFACES_D, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
+import { unifiedDiff } from './unified-diff.js';
+
+/** A link as `ip -j addr` shows it. */
+export interface LiveLink {
+  name: string;
+  mac?: string;
+  up: boolean;
+  /** `addr/prefix`, both families. */
+  addresses: string[];
+}
+
+export interface LiveRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  metric?: number;
+}
+
+/** Host paths and tool argv prefixes the steps use (under --root). */
+export interface NetworkPaths {
+  /** Host path of /etc/network/interfaces. */
+  interfaces: string;
+  /** Host path of /etc/network/interfaces.d (what `source` lines name). */
+  interfacesD: string;
+  /** ifupdown-ng state file (-S). */
+  stateFile: string;
+  /** Where the validate step stages the new files. */
+  staging: string;
+  /** Host path for a device path. */
+  host: (devicePath: string) => string;
+}
+
+export interface NetworkActual {
+  paths: NetworkPaths;
+  existing: ExistingConfig;
+  /** Current content of every file the plan may touch (device path -> content; absent = missing). */
+  files: Record<string, { content: string; mode: number } | undefined>;
+  /** The files the current configuration is read from (main + everything it sources), parsed, for the old config of each interface. */
+  current: ParsedInterfaces[];
+  links: LiveLink[];
+  routes: LiveRoute[];
+  /** Whether the BusyBox applet is there to double-check the files. */
+  busybox: boolean;
+}
+
+export type NetworkStep =
+  | { action: 'refuse'; reason: string }
+  | { action: 'validate'; spec: NetworkSection; existing: ExistingConfig; commands: string[][] }
+  | { action: 'ifdown'; interfaces: string[]; undoRenames: Array<{ from: string; to: string }>; commands: string[][]; reason: string }
+  | { action: 'write'; path: string; content: string; mode: number; before?: string; beforeMode?: number }
+  | { action: 'remove'; path: string; before: string }
+  | { action: 'ifup'; interfaces: string[]; commands: string[][]; reason: string };
+
+export const ifupdownArgs = (paths: NetworkPaths, tool: 'ifup' | 'ifdown', names: string[], extra: string[] = []): string[] => [tool, ...extra, '-i', paths.interfaces, '-S', paths.stateFile, ...names];
+
+/** The validation commands: ifupdown-ng's dry run (it parses every sourced file), and BusyBox's when present. */
+export function validateCommands(paths: NetworkPaths, busybox: boolean): string[][] {
+  const main = posix.join(paths.staging, 'interfaces');
+  const cmds = [['ifup', '-n', '-a', '-i', main, '-S', posix.join(paths.staging, 'ifstate')]];
+  if (busybox) cmds.push(['busybox', 'ifup', '-n', '-a', '-i', main]);
+  return cmds;
+}
+
+/** One interface's configuration as a comparable string: its stanzas' headers and options, in order, and whether it is auto. */
+function canonical(files: readonly ParsedInterfaces[], name: string): string | undefined {
+  const heads = files.flatMap((p) => p.items.flatMap((it) => (it.kind === 'iface' && it.name === name ? [`${it.family ?? ''} ${it.method ?? ''}`] : [])));
+  if (!heads.length) return undefined;
+  const opts = files.flatMap((p) => ifaceOptions(p, name).map((o) => `${o.key} ${o.value}`));
+  const auto = files.some((p) => autoNames(p).includes(name));
+  return JSON.stringify({ heads, opts, auto });
+}
+
+const sameIp = (a: string, b: string) => ipFamily(a) !== undefined && ipFamily(a) === ipFamily(b) && ipToBigInt(a) === ipToBigInt(b);
+const sameCidr = (a: string, b: string) => {
+  const x = parseCidr(a);
+  const y = parseCidr(b);
+  return !!x && !!y && x.prefix === y.prefix && sameIp(x.address, y.address);
+};
+
+/** What is missing live for an interface the spec brings up: empty when it is as configured. */
+export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'links' | 'routes'>): Map<string, string[]> {
+  const gaps = new Map<string, string[]>();
+  const add = (n: string, g: string) => gaps.set(n, [...(gaps.get(n) ?? []), g]);
+  for (const i of spec.interfaces) {
+    if (!i.auto) continue;
+    const link = actual.links.find((l) => l.name === i.name);
+    if (!link) {
+      add(i.name, 'the link does not exist');
+      continue;
+    }
+    if (!link.up) add(i.name, 'the link is down');
+    for (const a of i.addresses) if (!link.addresses.some((x) => sameCidr(x, a))) add(i.name, `address ${a} is missing`);
+    for (const gw of [i.gateway, i.gateway6]) {
+      if (gw && !actual.routes.some((r) => r.dst === 'default' && r.gateway !== undefined && sameIp(r.gateway, gw) && r.dev === i.name)) add(i.name, `the default route via ${gw} is missing`);
+    }
+  }
+  for (const r of spec.routes) {
+    const i = spec.interfaces.find((x) => x.name === r.interface);
+    if (!i?.auto) continue;
+    const present = actual.routes.some(
+      (x) => x.dst !== 'default' && sameCidr(x.dst.includes('/') ? x.dst : `${x.dst}/${ipFamily(x.dst) === 6 ? 128 : 32}`, r.to) && x.dev === r.interface && (r.via ? x.gateway !== undefined && sameIp(x.gateway, r.via) : true) && (r.metric === undefined || (x.metric ?? 0) === r.metric),
+    );
+    if (!present) add(r.interface, `the route to ${r.to}${r.via ? ` via ${r.via}` : ''} is missing`);
+  }
+  return gaps;
+}
+
+/**
+ * Pure: the steps that make the device's ifupdown files and live interfaces match the spec.
+ * Files differ -> validate the new files with the real tools, ifdown the affected interfaces
+ * with the OLD config (undoing their renames), replace the files, ifup them. Files match but
+ * an interface is not as configured (drift) -> ifdown + ifup it. Nothing differs -> [].
+ */
+export function planNetwork(spec: NetworkSection, actual: NetworkActual): NetworkStep[] {
+  const { paths } = actual;
+  // Refuse interfaces that cannot be there: no link by its final name, its match name or MAC.
+  const refusals: NetworkStep[] = [];
+  for (const i of spec.interfaces) {
+    if (i.method === 'loopback') continue;
+    const found = actual.links.some((l) => l.name === i.name || (i.match?.name !== undefined && l.name === i.match.name) || (i.match?.mac !== undefined && l.mac === i.match.mac));
+    if (!found) {
+      const what = i.match?.mac ? `with MAC ${i.match.mac}` : i.match?.name ? `${i.match.name} (to be renamed ${i.name})` : i.name;
+      refusals.push({ action: 'refuse', reason: `interfaces: no network interface ${what} on this device; nothing was changed` });
+    }
+  }
+  if (refusals.length) return refusals;
+
+  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD });
+  const stale = staleManagedPaths(actual.existing, rendered);
+  const writes: NetworkStep[] = rendered.flatMap((f): NetworkStep[] => {
+    const now = actual.files[f.path];
+    if (now && now.content === f.content && now.mode === f.mode) return [];
+    return [{ action: 'write', path: f.path, content: f.content, mode: f.mode, before: now?.content, beforeMode: now?.mode }];
+  });
+  const removes: NetworkStep[] = stale.flatMap((p): NetworkStep[] => {
+    const now = actual.files[p];
+    return now ? [{ action: 'remove', path: p, before: now.content }] : [];
+  });
+
+  const newParsed = newConfigFiles(rendered);
+  const live = new Set(actual.links.map((l) => l.name));
+  const oldNames = new Set(actual.current.flatMap(ifaceNames));
+  const newNames = new Set(spec.interfaces.map((i) => i.name));
+  const newAuto = new Set(spec.interfaces.filter((i) => i.auto).map((i) => i.name));
+
+  let affected: string[];
+  let reason: string;
+  if (writes.length || removes.length) {
+    // Only what a changed stanza (or a hook?) touches: hooks run at the next up/down anyway.
+    affected = [...new Set([...oldNames, ...newNames])].filter((n) => canonical(actual.current, n) !== canonical(newParsed, n)).sort();
+    reason = 'its configuration changes';
+  } else {
+    const gaps = liveGaps(spec, actual);
+    if (!gaps.size) return [];
+    affected = [...gaps.keys()].sort();
+    reason = [...gaps].map(([n, g]) => `${n}: ${g.join(', ')}`).join('; ');
+  }
+
+  const steps: NetworkStep[] = [];
+  if (writes.length || removes.length) steps.push({ action: 'validate', spec, existing: actual.existing, commands: validateCommands(paths, actual.busybox) });
+  // Down with the old config: only what it defines and what exists now.
+  const down = affected.filter((n) => oldNames.has(n) && live.has(n));
+  const oldRenames = actual.current.flatMap(renamesOf).filter((r) => affected.includes(r.to));
+  if (down.length || oldRenames.length) {
+    steps.push({
+      action: 'ifdown',
+      interfaces: down,
+      undoRenames: oldRenames,
+      commands: [...(down.length ? [ifupdownArgs(paths, 'ifdown', down, ['-f'])] : []), ...oldRenames.map((r) => ['ip', 'link', 'set', 'dev', r.to, 'name', r.from])],
+      reason,
+    });
+  }
+  steps.push(...writes, ...removes);
+  const up = affected.filter((n) => newAuto.has(n));
+  if (up.length) steps.push({ action: 'ifup', interfaces: up, commands: [ifupdownArgs(paths, 'ifup', up)], reason });
+  return steps;
+}
+
+/** The new configuration as the tools will read it: the main file and the interfaces.d files it sources. */
+function newConfigFiles(rendered: readonly RenderedFile[]): ParsedInterfaces[] {
+  return rendered.filter((f) => f.path === INTERFACES || f.path.startsWith(`${INTERFACES_D}/`)).map((f) => parseInterfaces(f.content));
+}
+
+/** Reports carry summaries (the controller takes up to 256 KiB of detail per section): long diffs are cut. */
+const MAX_DIFF = 16 * 1024;
+const capped = (d: string) => (d.length <= MAX_DIFF ? d : `${d.slice(0, MAX_DIFF)}\n... (diff cut at ${MAX_DIFF} bytes of ${d.length})\n`);
+
+const modeText = (m: number) => '0' + (m & 0o7777).toString(8).padStart(3, '0');
+
+export function summarizeNetworkStep(step: NetworkStep): StepSummary {
+  switch (step.action) {
+    case 'refuse':
+      return { action: step.action, text: `cannot apply: ${step.reason}` };
+    case 'validate':
+      return { action: step.action, text: 'validate the new files with the real tools before changing anything', commands: step.commands };
+    case 'ifdown':
+      return {
+        action: step.action,
+        interfaces: step.interfaces,
+        text: `bring down ${step.interfaces.join(', ') || '(nothing up)'} with the configuration in place now${step.undoRenames.length ? ` and undo renames ${step.undoRenames.map((r) => `${r.to}->${r.from}`).join(', ')}` : ''} (${step.reason})`,
+        commands: step.commands,
+      };
+    case 'write':
+      return {
+        action: step.action,
+        path: step.path,
+        mode: modeText(step.mode),
+        text: `write ${step.path} (${Buffer.byteLength(step.content)} bytes, mode ${modeText(step.mode)}; ${step.before === undefined ? 'creates it' : step.before === step.content ? `mode was ${modeText(step.beforeMode ?? 0)}` : 'replaces it'})`,
+        diff: capped(unifiedDiff(step.path, step.before, step.content)),
+      };
+    case 'remove':
+      return { action: step.action, path: step.path, text: `remove ${step.path} (no longer in the spec)`, diff: capped(unifiedDiff(step.path, step.before, undefined)) };
+    case 'ifup':
+      return { action: step.action, interfaces: step.interfaces, text: `bring up ${step.interfaces.join(', ')} (${step.reason})`, commands: step.commands };
+  }
+}

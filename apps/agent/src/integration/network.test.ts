@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { runAgent } from '../testing/agent-process.js';
+import { NetnsDevice, sh } from '../testing/netns-device.js';
+
+/**
+ * The network capability with the real tools, as root: every test has its own device network
+ * namespace (ifupdown-ng runs inside it against a scratch root) and a peer namespace.
+ */
+
+const scenario = (logFile: string) => ({
+  network: {
+    interfaces: [
+      { name: 'lo', method: 'loopback' },
+      { name: 'eth0_static', match: { name: 'eth0' }, method: 'static', addresses: ['192.168.1.100/24'], gateway: '192.168.1.1', dns: { servers: ['8.8.8.8', '8.8.4.4'] } },
+      { name: 'eth1_dhcp', match: { name: 'eth1' }, method: 'dhcp' },
+    ],
+    routes: [{ interface: 'eth0_static', to: '192.168.2.0/24', via: '192.168.1.1' }],
+    hooks: [{ phase: 'down', name: 'log-down', content: `#!/bin/sh\necho "interface \${IFACE} went down" >> ${logFile}\n` }],
+  },
+});
+
+function device(t: { after: (fn: () => void) => void }): NetnsDevice {
+  const dev = NetnsDevice.create();
+  t.after(() => dev.destroy());
+  mkdirSync(join(dev.root, 'var/log'), { recursive: true });
+  return dev;
+}
+
+async function agent(dev: NetnsDevice, args: string[]) {
+  return runAgent([...args, '--root', dev.root], {}, 90_000, dev.prefix);
+}
+
+function writeSpec(dev: NetnsDevice, name: string, spec: unknown): string {
+  const f = join(dev.root, `${name}.json`);
+  writeFileSync(f, JSON.stringify(spec));
+  return f;
+}
+
+const hasRoute = (dev: NetnsDevice, dst: string, via: string, ifname: string) => dev.routes().some((r) => r.dst === dst && r.gateway === via && r.dev === ifname);
+
+describe('network capability with ifupdown-ng in network namespaces', () => {
+  it('applies the issue scenario: renames before up, static + DHCP (udhcpd in a peer namespace), the route follows up/down, a log line on down; re-applying is a no-op', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    dev.addLink('eth1', 'p1');
+    dev.startDhcpServer('p1', '192.168.50.1', '192.168.50.100', '192.168.50.150');
+    const log = join(dev.root, 'var/log/network.log');
+    const spec = writeSpec(dev, 'scenario', scenario(log));
+
+    // Dry run: the exact file diff and the commands, nothing changed.
+    const plan = await agent(dev, ['plan', '--spec', spec]);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /network: \d+ step\(s\) to run/);
+    assert.match(plan.stdout, /\+iface eth0_static inet static\n\s+\+\tpre-up \[ -e \/sys\/class\/net\/eth0_static \] \|\| ip link set dev eth0 name eth0_static/);
+    assert.match(plan.stdout, /\$ ifup -n -a -i \S+\/staged\/interfaces/);
+    assert.match(plan.stdout, new RegExp(`\\$ ifup -i ${dev.root}/etc/network/interfaces -S ${dev.root}/run/ifstate eth0_static eth1_dhcp lo`));
+    assert.ok(!existsSync(join(dev.root, 'etc/network/interfaces')), 'plan must not write anything');
+    const json = JSON.parse((await agent(dev, ['plan', '--spec', spec, '--json'])).stdout) as { sections: Array<{ section: string; steps: Array<{ action: string; diff?: string; commands?: string[][] }> }> };
+    const steps = json.sections.find((s) => s.section === 'network')!.steps;
+    assert.ok(steps.some((s) => s.action === 'write' && s.diff?.includes('+\taddress 192.168.1.100')));
+    assert.deepEqual(steps.find((s) => s.action === 'ifup')?.commands, [['ifup', '-i', `${dev.root}/etc/network/interfaces`, '-S', `${dev.root}/run/ifstate`, 'eth0_static', 'eth1_dhcp', 'lo']]);
+
+    const apply = await agent(dev, ['apply', '--spec', spec]);
+    assert.equal(apply.code, 0, apply.stdout + apply.stderr);
+    assert.match(apply.stdout, /network: in sync \(\d+ step\(s\) applied\)/);
+
+    const names = dev.addrs().map((l) => l.ifname);
+    assert.ok(names.includes('eth0_static') && names.includes('eth1_dhcp') && !names.includes('eth0') && !names.includes('eth1'), names.join());
+    assert.deepEqual(dev.ipv4Of('eth0_static'), ['192.168.1.100/24']);
+    const dhcp = dev.ipv4Of('eth1_dhcp');
+    assert.equal(dhcp.length, 1);
+    assert.match(dhcp[0]!, /^192\.168\.50\.(1[0-4]\d|150)\/24$/);
+    assert.ok(hasRoute(dev, '192.168.2.0/24', '192.168.1.1', 'eth0_static'), JSON.stringify(dev.routes()));
+    assert.ok(hasRoute(dev, 'default', '192.168.1.1', 'eth0_static'));
+    assert.match(readFileSync(join(dev.root, 'etc/network/interfaces.d/eth0_static'), 'utf8'), /dns-nameservers 8\.8\.8\.8 8\.8\.4\.4/);
+
+    // BusyBox ifup accepts the same files.
+    const bb = sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
+    assert.equal(bb.code, 0, bb.stderr + bb.stdout);
+    assert.match(bb.stdout + bb.stderr, /ip addr add 192\.168\.1\.100\/24 dev eth0_static/);
+
+    // Re-applying: nothing to do, nothing run (the files are not even rewritten).
+    const mtime = statSync(join(dev.root, 'etc/network/interfaces')).mtimeMs;
+    const again = await agent(dev, ['apply', '--spec', spec, '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual((JSON.parse(again.stdout) as { sections: Array<{ state: string; steps: unknown[] }> }).sections.map((s) => [s.state, s.steps.length]), [['in_sync', 0]]);
+    assert.equal(statSync(join(dev.root, 'etc/network/interfaces')).mtimeMs, mtime);
+
+    // Down removes the route and logs; up adds it again.
+    const down = dev.ifupdown('ifdown', ['eth0_static']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.ok(!dev.routes().some((r) => r.dst === '192.168.2.0/24'));
+    assert.match(readFileSync(log, 'utf8'), /interface eth0_static went down/);
+    // The agent sees the drift.
+    const drift = await agent(dev, ['plan', '--spec', spec]);
+    assert.match(drift.stdout, /bring up eth0_static \(eth0_static: the link is down, address 192\.168\.1\.100\/24 is missing/);
+    assert.equal(dev.ifupdown('ifup', ['eth0_static']).code, 0);
+    assert.ok(hasRoute(dev, '192.168.2.0/24', '192.168.1.1', 'eth0_static'));
+  });
+
+  it('adopts a hand-written setup without losing what it does not manage', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    const net = join(dev.root, 'etc/network');
+    mkdirSync(join(net, 'interfaces.d'), { recursive: true });
+    mkdirSync(join(net, 'if-up.d'), { recursive: true });
+    const handMain = `#!/bin/ash
+# /etc/network/interfaces, written by hand
+
+# Loopback interface
+auto lo
+iface lo inet loopback
+
+auto eth0
+iface eth0 inet static
+    address 192.168.1.50
+    netmask 255.255.255.0
+
+mapping wl*
+    script /usr/local/bin/pick-wifi
+    map HOME wlan0-home
+
+iface wlan0 inet dhcp
+    # keep me
+    wpa-conf /etc/wpa_supplicant/wpa_supplicant.conf
+source-directory /etc/network/interfaces.d
+`;
+    writeFileSync(join(net, 'interfaces'), handMain);
+    const vpn = 'iface vpn0 inet manual\n    pre-up echo vpn\n';
+    writeFileSync(join(net, 'interfaces.d/vpn0'), vpn);
+    const hook = `#!/bin/sh\necho "hand hook $IFACE $MODE" >> ${dev.root}/var/log/hand.log\n`;
+    writeFileSync(join(net, 'if-up.d/hand-hook'), hook, { mode: 0o755 });
+    // The device booted with it.
+    const boot = dev.ifupdown('ifup', ['-a']);
+    assert.equal(boot.code, 0, boot.stderr);
+    assert.deepEqual(dev.ipv4Of('eth0'), ['192.168.1.50/24']);
+
+    const spec = writeSpec(dev, 'adopt', {
+      network: {
+        interfaces: [
+          { name: 'lo', method: 'loopback' },
+          { name: 'eth0_static', match: { name: 'eth0' }, method: 'static', addresses: ['192.168.1.100/24'] },
+        ],
+        routes: [{ interface: 'eth0_static', to: '192.168.2.0/24', via: '192.168.1.1' }],
+      },
+    });
+    const apply = await agent(dev, ['apply', '--spec', spec]);
+    assert.equal(apply.code, 0, apply.stdout + apply.stderr);
+
+    const main = readFileSync(join(net, 'interfaces'), 'utf8');
+    for (const line of handMain.split('\n')) {
+      if (!line || /eth0|192\.168\.1\.50|255\.255\.255\.0|source-directory|^auto lo$|^iface lo /.test(line)) continue;
+      assert.ok(main.includes(line + '\n'), `hand-written line lost: ${line}\n${main}`);
+    }
+    assert.ok(main.includes(`source ${net}/interfaces.d/vpn0\n`), main);
+    assert.ok(!/iface eth0 |auto eth0$|192\.168\.1\.50/m.test(main), `the spec took eth0 over:\n${main}`);
+    assert.equal(readFileSync(join(net, 'interfaces.d/vpn0'), 'utf8'), vpn);
+    assert.equal(readFileSync(join(net, 'if-up.d/hand-hook'), 'utf8'), hook);
+    assert.ok(!dev.addrs().some((l) => l.ifname === 'eth0'));
+    assert.deepEqual(dev.ipv4Of('eth0_static'), ['192.168.1.100/24']);
+    assert.ok(hasRoute(dev, '192.168.2.0/24', '192.168.1.1', 'eth0_static'));
+    // The hand-written hook still runs for the interface the agent now manages.
+    assert.match(readFileSync(join(dev.root, 'var/log/hand.log'), 'utf8'), /hand hook eth0_static start/);
+    // Both tools still read the adopted file.
+    assert.equal(sh(['busybox', 'ifup', '-n', '-a', '-i', join(net, 'interfaces')], false).code, 0);
+    assert.equal(sh([...dev.prefix, 'ifquery', '-i', join(net, 'interfaces'), '-S', join(dev.root, 'run/ifstate'), '-L'], false).code, 0);
+    const replan = await agent(dev, ['plan', '--spec', spec]);
+    assert.match(replan.stdout, /network: in sync, nothing to do/);
+  });
+
+  it('reverts to the previous files and addresses when verification fails', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    const good = writeSpec(dev, 'good', {
+      network: {
+        interfaces: [{ name: 'eth0_static', match: { name: 'eth0' }, method: 'static', addresses: ['192.168.1.100/24'] }],
+        routes: [{ interface: 'eth0_static', to: '192.168.2.0/24', via: '192.168.1.1' }],
+      },
+    });
+    assert.equal((await agent(dev, ['apply', '--spec', good])).code, 0);
+    const net = join(dev.root, 'etc/network');
+    const before = { main: readFileSync(join(net, 'interfaces'), 'utf8'), eth0: readFileSync(join(net, 'interfaces.d/eth0_static'), 'utf8') };
+
+    // ifup succeeds, but an if-up.d hook takes the address away again: the live check fails.
+    const bad = writeSpec(dev, 'bad', {
+      network: {
+        interfaces: [{ name: 'eth0_static', match: { name: 'eth0' }, method: 'static', addresses: ['192.168.1.101/24'] }],
+        routes: [{ interface: 'eth0_static', to: '192.168.2.0/24', via: '192.168.1.1' }],
+        hooks: [{ phase: 'up', name: 'flush', content: '#!/bin/sh\nip addr flush dev "$IFACE"\n' }],
+      },
+    });
+    const r = await agent(dev, ['apply', '--spec', bad]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /network: reverted: verify failed: .*address 192\.168\.1\.101\/24 is missing.*the previous state was restored/);
+    assert.equal(readFileSync(join(net, 'interfaces'), 'utf8'), before.main);
+    assert.equal(readFileSync(join(net, 'interfaces.d/eth0_static'), 'utf8'), before.eth0);
+    assert.ok(!existsSync(join(net, 'if-up.d/flush')));
+    assert.deepEqual(dev.ipv4Of('eth0_static'), ['192.168.1.100/24']);
+    assert.ok(hasRoute(dev, '192.168.2.0/24', '192.168.1.1', 'eth0_static'));
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+  });
+
+  it('refuses, changing nothing, when an interface to configure does not exist', async (t) => {
+    const dev = device(t);
+    const spec = writeSpec(dev, 'missing', { network: { interfaces: [{ name: 'eth0_static', match: { name: 'eth0' }, method: 'dhcp' }] } });
+    const r = await agent(dev, ['apply', '--spec', spec]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /no network interface eth0 \(to be renamed eth0_static\) on this device/);
+    assert.ok(!existsSync(join(dev.root, 'etc/network/interfaces')));
+  });
+});

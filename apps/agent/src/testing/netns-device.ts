@@ -1,0 +1,169 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { scratchRoot } from './agent-process.js';
+
+/** Runs a program (argv) to completion; throws with its output when it fails and `check` is set. */
+export function sh(argv: string[], check = true): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 60_000 });
+  if (r.error) throw r.error;
+  if (check && r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}${r.stdout}`);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface IpAddr {
+  ifname: string;
+  address?: string;
+  flags: string[];
+  addr_info: Array<{ family: string; local: string; prefixlen: number }>;
+}
+export interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+}
+
+/**
+ * A device for network tests: a network namespace with a scratch root whose /etc/network is
+ * what ifupdown sees inside it (ip netns exec bind-mounts /etc/netns/NAME/network over
+ * /etc/network, and resolv.conf likewise, so hooks and the DHCP client touch only the scratch
+ * root), plus a peer namespace at the other end of its veth links. Names are unique (pid +
+ * random) and `destroy` removes everything, also after a failure.
+ */
+export class NetnsDevice {
+  readonly id = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+  readonly ns = `ibxn-${this.id}`;
+  readonly peer = `ibxp-${this.id}`;
+  readonly root: string;
+  readonly dataDir: string;
+  private readonly cleanupRoot: () => void;
+  private readonly hostLinks: string[] = [];
+  private destroyed = false;
+
+  private constructor() {
+    const s = scratchRoot('ibex-net-it-');
+    this.root = s.root;
+    this.dataDir = s.dataDir;
+    this.cleanupRoot = s.cleanup;
+  }
+
+  static create(): NetnsDevice {
+    const d = new NetnsDevice();
+    try {
+      sh(['ip', 'netns', 'add', d.ns]);
+      sh(['ip', 'netns', 'add', d.peer]);
+      mkdirSync(join(d.root, 'etc/network'), { recursive: true });
+      mkdirSync(join(d.root, 'run'), { recursive: true });
+      writeFileSync(join(d.root, 'etc/resolv.conf'), '');
+      mkdirSync(`/etc/netns/${d.ns}`, { recursive: true });
+      symlinkSync(join(d.root, 'etc/network'), `/etc/netns/${d.ns}/network`);
+      symlinkSync(join(d.root, 'etc/resolv.conf'), `/etc/netns/${d.ns}/resolv.conf`);
+      sh(['ip', '-n', d.peer, 'link', 'set', 'lo', 'up']);
+    } catch (err) {
+      d.destroy();
+      throw err;
+    }
+    return d;
+  }
+
+  /** argv prefix that runs a program inside the device namespace. */
+  get prefix(): string[] {
+    return ['ip', 'netns', 'exec', this.ns];
+  }
+
+  /** A veth pair: `name` inside the device (down, like a fresh NIC), `peerName` up in the peer namespace. */
+  addLink(name: string, peerName: string, mac?: string): void {
+    const tmp = `v${this.id}${randomBytes(1).toString('hex')}`;
+    sh(['ip', 'link', 'add', tmp, ...(mac ? ['address', mac] : []), 'type', 'veth', 'peer', 'name', `${tmp}p`]);
+    this.hostLinks.push(tmp);
+    sh(['ip', 'link', 'set', tmp, 'netns', this.ns]);
+    sh(['ip', 'link', 'set', `${tmp}p`, 'netns', this.peer]);
+    sh(['ip', '-n', this.ns, 'link', 'set', tmp, 'name', name]);
+    sh(['ip', '-n', this.peer, 'link', 'set', `${tmp}p`, 'name', peerName]);
+    sh(['ip', '-n', this.peer, 'link', 'set', peerName, 'up']);
+  }
+
+  /**
+   * A veth pair between the host (where the test's scripted controller listens) and the device:
+   * link-local /30 addresses (169.254.0.0/16) that exist only on this link. Returns the
+   * addresses; the device side is left unconfigured (its network spec configures it).
+   */
+  addHostLink(name: string): { hostIf: string; hostIp: string; deviceIp: string; otherDeviceIp: string } {
+    const hostIf = `h${this.id}`.slice(0, 15);
+    const tmp = `d${this.id}`.slice(0, 15);
+    sh(['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', tmp]);
+    this.hostLinks.push(hostIf);
+    sh(['ip', 'link', 'set', tmp, 'netns', this.ns]);
+    sh(['ip', '-n', this.ns, 'link', 'set', tmp, 'name', name]);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      let b = randomInt(100, 200);
+      if (b === 169) b = 170;
+      const c = randomInt(0, 32) * 8;
+      if (sh(['ip', 'addr', 'add', `169.254.${b}.${c + 1}/30`, 'dev', hostIf], false).code !== 0) continue;
+      sh(['ip', 'link', 'set', hostIf, 'up']);
+      // otherDeviceIp is in the next /30: moving the device there cuts it off from the host.
+      return { hostIf, hostIp: `169.254.${b}.${c + 1}`, deviceIp: `169.254.${b}.${c + 2}`, otherDeviceIp: `169.254.${b}.${c + 6}` };
+    }
+    throw new Error('could not find a free link-local /30 for the test veth');
+  }
+
+  /** BusyBox udhcpd in the peer namespace on `peerIf` (which gets `serverIp/24`). */
+  startDhcpServer(peerIf: string, serverIp: string, start: string, end: string): void {
+    sh(['ip', '-n', this.peer, 'addr', 'add', `${serverIp}/24`, 'dev', peerIf]);
+    const dir = join(this.root, 'dhcp-server');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'leases'), '');
+    writeFileSync(
+      join(dir, 'udhcpd.conf'),
+      [`start ${start}`, `end ${end}`, `interface ${peerIf}`, `lease_file ${dir}/leases`, `pidfile ${dir}/udhcpd.pid`, 'option subnet 255.255.255.0', 'option lease 600', ''].join('\n'),
+    );
+    // udhcpd daemonizes; destroy() kills what runs in the peer namespace.
+    sh(['ip', 'netns', 'exec', this.peer, 'busybox', 'udhcpd', join(dir, 'udhcpd.conf')]);
+  }
+
+  addrs(): IpAddr[] {
+    return JSON.parse(sh(['ip', '-n', this.ns, '-j', 'addr', 'show']).stdout) as IpAddr[];
+  }
+
+  link(name: string): IpAddr | undefined {
+    return this.addrs().find((l) => l.ifname === name);
+  }
+
+  ipv4Of(name: string): string[] {
+    return (this.link(name)?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+  }
+
+  routes(): IpRoute[] {
+    return JSON.parse(sh(['ip', '-n', this.ns, '-j', 'route', 'show']).stdout) as IpRoute[];
+  }
+
+  /** ifupdown-ng inside the device, against the scratch root's files and state. */
+  ifupdown(tool: 'ifup' | 'ifdown', names: string[]): { code: number | null; stdout: string; stderr: string } {
+    return sh([...this.prefix, tool, '-i', join(this.root, 'etc/network/interfaces'), '-S', join(this.root, 'run/ifstate'), ...names], false);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const ns of [this.ns, this.peer]) {
+      // udhcpc/udhcpd and anything else left running there.
+      const pids = sh(['ip', 'netns', 'pids', ns], false).stdout.split('\n').filter(Boolean);
+      // ifupdown-ng's dhcp executor keeps udhcpc's pid file in the host's /run.
+      for (const f of readdirSync('/run').filter((n) => /^udhcpc\..*\.pid$/.test(n))) {
+        try {
+          if (pids.includes(readFileSync(join('/run', f), 'utf8').trim())) rmSync(join('/run', f), { force: true });
+        } catch {}
+      }
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {}
+      }
+      sh(['ip', 'netns', 'del', ns], false);
+    }
+    for (const l of this.hostLinks) sh(['ip', 'link', 'del', l], false);
+    rmSync(`/etc/netns/${this.ns}`, { recursive: true, force: true });
+    this.cleanupRoot();
+  }
+}
