@@ -3,7 +3,7 @@
 // the controller), real Postgres, Redis and ifupdown-ng. The device is configured through the
 // REST API only; what it did is checked with `ip -j` inside the namespace. Steps run in order.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -33,6 +33,8 @@ describe('network end to end: desired network config through REST, applied by if
     db = await createTestDatabase();
     ns = await createNetns();
     root = await mkdtemp(join(tmpdir(), 'ibex-e2e-net-root-'));
+    // A device's root has /run (a tmpfs at boot): ifupdown-ng keeps its state and locks there.
+    await mkdir(join(root, 'run'));
     ctl = new ControllerProcess({
       databaseUrl: db.url,
       env: { IBEX_HEARTBEAT_INTERVAL_MS: '1000', IBEX_PRESENCE_FLUSH_MS: '200', IBEX_LOG_LEVEL: 'warn' },
@@ -60,7 +62,11 @@ describe('network end to end: desired network config through REST, applied by if
     return out[0]!.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
   };
   const mtu = async () => (JSON.parse(await execOk('ip', ['netns', 'exec', ns.name, 'ip', '-j', 'link', 'show', 'dev', ns.nsIf])) as Array<{ mtu: number }>)[0]!.mtu;
-  const interfacesFile = () => readFile(join(root, 'etc/network/interfaces'), 'utf8');
+  /** The config the agent rendered: `interfaces` sources one file per interface under interfaces.d. */
+  const interfacesFile = async () => {
+    const main = await readFile(join(root, 'etc/network/interfaces'), 'utf8');
+    return `${main}${await readFile(join(root, 'etc/network/interfaces.d', ns.nsIf), 'utf8')}`;
+  };
 
   /** The device's network as an operator writes it: loopback, and the veth with the address it already has. */
   const network = (extra: Record<string, unknown> = {}, address = `${ns.nsIp}/30`) => ({
@@ -126,9 +132,7 @@ describe('network end to end: desired network config through REST, applied by if
     await assert.rejects(readFile(join(root, 'etc/ibex-e2e/hello')), { code: 'ENOENT' });
   });
 
-  const WAITING = 'waiting for the network capability (h/net: apps/agent/src/capabilities/network and the confirmation in the engine); without it the agent reports the section unsupported';
-
-  it('applies a network section with ifupdown-ng; in_sync once the agent reached the controller again', { skip: WAITING }, async () => {
+  it('applies a network section with ifupdown-ng; in_sync once the agent reached the controller again', async () => {
     const put = await putSpec({ network: network() }, 'adopt the veth');
     const s = await waitFor('network in_sync', async () => {
       const x = await section('network');
@@ -136,14 +140,19 @@ describe('network end to end: desired network config through REST, applied by if
     }, 60_000);
     assert.equal(s.state, 'in_sync', JSON.stringify(s));
     assert.equal((await state()).appliedRevision, put.revision);
-    const file = await interfacesFile();
-    assert.match(file, new RegExp(`iface ${ns.nsIf} inet static`));
-    assert.match(file, new RegExp(`address ${ns.nsIp.replaceAll('.', '\\.')}`));
+    assert.match(await readFile(join(root, 'etc/network/interfaces'), 'utf8'), new RegExp(`^source \\S*/etc/network/interfaces\\.d/${ns.nsIf}$`, 'm'));
+    const stanza = await readFile(join(root, 'etc/network/interfaces.d', ns.nsIf), 'utf8');
+    assert.match(stanza, new RegExp(`^iface ${ns.nsIf} inet static$`, 'm'));
+    // One address per stanza with a dotted netmask: what both ifupdown-ng and BusyBox ifup read.
+    assert.match(stanza, new RegExp(`^\\s+address ${ns.nsIp.replaceAll('.', '\\.')}$`, 'm'));
+    assert.match(stanza, /^\s+netmask 255\.255\.255\.252$/m);
     assert.deepEqual(await veth4(), [`${ns.nsIp}/30`]);
     assert.equal((await ctl.json(`/api/v1/devices/${DEVICE}`)).status, 'online');
+    // in_sync came only after the controller acknowledged the report sent after the change.
+    assert.equal(agent.events(/^change confirmed$/).length, 1, agent.logs.slice(-3000));
   });
 
-  it('plans a proposed network change through REST: the file diff and the ifupdown commands, and changes nothing', { skip: WAITING }, async () => {
+  it('plans a proposed network change through REST: the file diff and the ifupdown commands, and changes nothing', async () => {
     const fileBefore = await interfacesFile();
     const mtuBefore = await mtu();
     const revision = (await state()).desiredRevision;
@@ -153,7 +162,7 @@ describe('network end to end: desired network config through REST, applied by if
     const net = (job.result.sections as Array<{ section: string; state: string; steps: Array<{ diff?: string; commands?: string[][] }> }>).find((s) => s.section === 'network');
     assert.equal(net?.state, 'pending', JSON.stringify(job.result));
     const diff = net.steps.map((s) => s.diff ?? '').join('');
-    assert.match(diff, /^\+\+\+ b\/etc\/network\/interfaces$/m);
+    assert.ok(diff.includes(`+++ b/etc/network/interfaces.d/${ns.nsIf}\n`), diff);
     assert.match(diff, /^\+\s*mtu 1400$/m);
     const commands = net.steps.flatMap((s) => s.commands ?? []);
     assert.ok(commands.length > 0, 'the plan lists the commands it would run');
@@ -167,19 +176,25 @@ describe('network end to end: desired network config through REST, applied by if
     assert.equal((await section('network'))?.state, 'in_sync');
   });
 
-  it('a change that cuts the device off from the controller is reverted by the agent, which reconnects and reports it', { skip: WAITING }, async () => {
+  it('a change that cuts the device off from the controller is reverted by the agent, which reconnects and reports it', async () => {
     const fileBefore = await interfacesFile();
+    const sessionsBefore = agent.events(/^connected to the controller$/).length;
     const moved = elsewhere();
     const put = await putSpec({ network: network({}, moved) }, 'move the veth to another subnet (cuts the device off)');
     const started = Date.now();
-    // While the change stands the device cannot reach the controller; then the agent restores
-    // the old config by itself (confirmTimeoutSec 10), reconnects and reports.
+    // The agent applies it: the veth has only the new address, off the host's /30.
+    await waitFor('the moved address on the veth', async () => JSON.stringify(await veth4()) === JSON.stringify([moved]), 30_000, 50);
+    // The controller heard at most the "applying" report sent before the change.
+    const during = (await section('network'))?.state;
+    assert.ok(during === 'pending' || during === 'applying', `the section is ${during} while the device is cut off`);
+    // Then nothing confirms it; at the deadline (confirmTimeoutSec 10) the agent restores the old
+    // config by itself, reaches the controller again and reports.
     const s = await waitFor('network reverted', async () => {
       const x = await section('network');
       return x && x.revision === put.revision && x.state !== 'pending' && x.state !== 'applying' ? x : undefined;
     }, 90_000, 500);
     assert.equal(s.state, 'reverted', JSON.stringify(s));
-    assert.match(s.error ?? '', /controller|confirm/i);
+    assert.match(s.error ?? '', /not confirmed: the controller was not reachable within 10 s after the change; the previous state was restored/);
     assert.ok(Date.now() - started >= 10_000, 'not reverted before the confirmation deadline');
     assert.deepEqual(await veth4(), [`${ns.nsIp}/30`], 'the original address is back');
     assert.equal(await interfacesFile(), fileBefore);
@@ -187,5 +202,8 @@ describe('network end to end: desired network config through REST, applied by if
     const st = await state();
     assert.equal(st.inSync, false);
     assert.ok(st.appliedRevision < put.revision);
+    assert.equal(agent.events(/^change not confirmed, reverting$/).length, 1, 'reverted once, by the agent');
+    // The controller gave the silent stream up meanwhile (offline after 3 heartbeats); the agent connected again.
+    assert.ok(agent.events(/^connected to the controller$/).length > sessionsBefore, 'a new session after the revert');
   });
 });
