@@ -139,3 +139,53 @@ describe('reconcile engine with the files capability', () => {
     assert.deepEqual(orderSections(['z', 'files', 'a']), ['files', 'a', 'z']);
   });
 });
+
+describe('reconcile engine: changes that must be confirmed', () => {
+  const base = mkdtempSync(join(tmpdir(), 'ibex-engine-confirm-'));
+  after(() => rmSync(base, { recursive: true, force: true }));
+  let n = 0;
+  // The files capability, asking for confirmation like the network one does.
+  const confirming = { ...filesCapability, confirmation: () => ({ timeoutMs: 60_000 }) };
+  const setup = () => {
+    const root = join(base, `root-${++n}`);
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc/motd'), 'old\n');
+    const dataDir = new DataDir(join(root, 'var/lib/ibex-agent'));
+    const make = () => new Engine({ registry: new CapabilityRegistry().register(confirming), sys: new NodeSystemAdapter(), log: silentLogger, root, dataDir, agentVersion: '9.9.9', now: () => 1_000_000 });
+    return { root, dataDir, engine: make(), make };
+  };
+  const spec = { files: { entries: [{ path: '/etc/motd', content: 'new\n' }] } };
+
+  it('keeps the intent awaiting confirmation after verifying, and confirm makes the change final', async () => {
+    const { root, dataDir, engine } = setup();
+    const [r] = await engine.apply(spec);
+    assert.equal(r!.state, 'applying', r!.error);
+    assert.equal(r!.awaitingConfirmationUntilMs, 1_060_000);
+    assert.match(r!.detail!, /^awaiting confirmation until 1970-01-01T00:17:40\.000Z/);
+    assert.deepEqual(engine.awaitingConfirmation(), [{ section: 'files', untilMs: 1_060_000 }]);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n');
+    engine.confirm('files');
+    assert.deepEqual(engine.awaitingConfirmation(), []);
+    assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n');
+  });
+
+  it('reverts an unconfirmed change from its backup', async () => {
+    const { root, engine } = setup();
+    await engine.apply(spec);
+    const r = await engine.revertUnconfirmed('files', 'not confirmed: test');
+    assert.deepEqual([r.state, r.error, r.unconfirmed], ['reverted', 'not confirmed: test; the previous state was restored', true]);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
+    assert.deepEqual(engine.awaitingConfirmation(), []);
+  });
+
+  it('reverts at start when the agent died while a change awaited confirmation', async () => {
+    const { root, engine, make } = setup();
+    await engine.apply(spec);
+    const recovered = await make().recoverSections();
+    assert.equal(recovered.length, 1);
+    assert.equal(recovered[0]!.unconfirmed, true);
+    assert.match(recovered[0]!.reason, /^not confirmed: the agent restarted while the change awaited confirmation \(deadline 1970-01-01T00:17:40\.000Z\)/);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
+  });
+});

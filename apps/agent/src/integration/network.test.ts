@@ -119,13 +119,14 @@ iface eth0 inet static
     address 192.168.1.50
     netmask 255.255.255.0
 
-mapping wl*
-    script /usr/local/bin/pick-wifi
-    map HOME wlan0-home
-
 iface wlan0 inet dhcp
     # keep me
     wpa-conf /etc/wpa_supplicant/wpa_supplicant.conf
+
+# ifupdown-ng has no mapping stanzas: their lines join the stanza before (wlan0 here, not auto)
+mapping wl*
+    script /usr/local/bin/pick-wifi
+    map HOME wlan0-home
 source-directory /etc/network/interfaces.d
 `;
     writeFileSync(join(net, 'interfaces'), handMain);

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { SectionState, type StateReport } from '@ibex/proto';
+import { writeCredential } from '../journal/credential.js';
+import { AgentProcess, runAgent } from '../testing/agent-process.js';
+import { TEST_CREDENTIAL } from '../testing/fixtures.js';
+import { NetnsDevice } from '../testing/netns-device.js';
+import { ScriptedController } from '../testing/scripted-controller.js';
+
+/**
+ * Confirmation of network changes, end to end on the agent side: the agent runs inside a device
+ * network namespace and reaches a scripted controller over a veth whose device end the network
+ * section configures. A change that moves the device's address off that link cuts it off; the
+ * agent must put the old configuration back by itself.
+ */
+
+const CONFIRM_SEC = 4;
+
+const ctlSpec = (address: string, extra: Record<string, unknown> = {}) => ({
+  network: {
+    interfaces: [
+      { name: 'lo', method: 'loopback' },
+      { name: 'ctl0', method: 'static', addresses: [`${address}/30`], ...extra },
+    ],
+    confirmTimeoutSec: CONFIRM_SEC,
+  },
+});
+
+const desired = (revision: number, s: unknown) => ({ $case: 'desired', value: { revision, specJson: JSON.stringify(s), createdAtMs: Date.now() } }) as const;
+const networkOf = (r: StateReport) => r.sections.find((s) => s.section === 'network');
+
+async function setup(t: { after: (fn: () => unknown) => void }) {
+  const dev = NetnsDevice.create();
+  const agents: AgentProcess[] = [];
+  let controller: ScriptedController | undefined;
+  // One cleanup, in order: the agents, the controller, then the namespaces and the scratch root.
+  t.after(async () => {
+    await Promise.all(agents.map((a) => a.kill()));
+    await controller?.stop();
+    dev.destroy();
+  });
+  const link = dev.addHostLink('ctl0');
+  controller = await ScriptedController.start({ credential: TEST_CREDENTIAL, host: link.hostIp });
+  writeCredential(join(dev.dataDir, 'credential.json'), { deviceId: 'dev-1', deviceName: 'device-one', credential: TEST_CREDENTIAL, controller: controller.url, labels: {}, enrolledAtMs: Date.now() });
+  // The device's starting configuration, applied locally (no controller yet).
+  const initial = join(dev.root, 'initial.json');
+  writeFileSync(initial, JSON.stringify(ctlSpec(link.deviceIp)));
+  const r = await runAgent(['apply', '--spec', initial, '--root', dev.root], {}, 60_000, dev.prefix);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.deepEqual(dev.ipv4Of('ctl0'), [`${link.deviceIp}/30`]);
+  const start = (env: Record<string, string> = {}) => {
+    const a = AgentProcess.start(['run', '--root', dev.root, '--log-level', 'debug'], env, dev.prefix);
+    agents.push(a);
+    return a;
+  };
+  return { dev, link, controller, start };
+}
+
+const finalNetworkReport = (controller: ScriptedController, revision: number, timeoutMs: number) =>
+  controller.waitFor(
+    `a final network report for revision ${revision}`,
+    () => controller.stateReports().find((r) => r.revision === revision && networkOf(r) && networkOf(r)!.state !== SectionState.SECTION_STATE_APPLYING),
+    timeoutMs,
+  );
+
+describe('network changes confirm themselves or revert', () => {
+  it('a change that keeps the controller reachable is confirmed by the Ack and ends in sync', async (t) => {
+    const { dev, link, controller, start } = await setup(t);
+    const agent = start();
+    await controller.waitForSession();
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 })));
+    const report = await finalNetworkReport(controller, 1, 30_000);
+    assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_IN_SYNC, networkOf(report)!.error);
+    const applying = controller.stateReports().find((r) => r.revision === 1 && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs);
+    assert.ok(applying, 'an APPLYING report awaiting confirmation came first');
+    assert.match(JSON.parse(networkOf(applying)!.detailJson).detail, /awaiting confirmation until/);
+    assert.ok(dev.addrs().find((l) => l.ifname === 'ctl0')!.flags.includes('UP'));
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')), 'the intent is cleared once confirmed');
+    await agent.waitForLine(/change confirmed/);
+  });
+
+  it('is confirmed by the Ack of the report re-sent after reconnecting when the stream broke', async (t) => {
+    const { dev, link, controller, start } = await setup(t);
+    const agent = start();
+    await controller.waitForSession();
+    controller.autoAck = false;
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1300 })));
+    const awaiting = await controller.waitFor(
+      'the report awaiting confirmation',
+      () => controller.stateReports().find((r) => r.revision === 1 && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs),
+      30_000,
+    );
+    // The stream breaks before the controller acknowledged anything; the agent reconnects and
+    // re-sends the same report after the Welcome, and this time it is acknowledged.
+    const sessions = controller.sessions.length;
+    controller.endCurrent();
+    controller.autoAck = true;
+    await controller.waitForSession(sessions, 20_000);
+    const report = await finalNetworkReport(controller, 1, 30_000);
+    assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_IN_SYNC, networkOf(report)!.error);
+    assert.ok(controller.stateReports().some((r) => r.reportId === awaiting.reportId && r.session > awaiting.session), 'the awaiting report was re-sent on the new stream');
+    await agent.waitForLine(/change confirmed/);
+    assert.equal(dev.link('ctl0')?.flags.includes('UP'), true);
+  });
+
+  it('a change that cuts the device off is reverted within the deadline and reported once it is back', async (t) => {
+    const { dev, link, controller, start } = await setup(t);
+    start();
+    await controller.waitForSession();
+    const sentAt = Date.now();
+    controller.send(desired(1, ctlSpec(link.otherDeviceIp)));
+    // The device moves away: it cannot reach the controller, the controller never sees an Ack'able report.
+    await controller.waitFor('the new address on the device', () => dev.ipv4Of('ctl0').includes(`${link.otherDeviceIp}/30`), 20_000);
+    await controller.waitFor('the old address back on the device', () => dev.ipv4Of('ctl0').join() === `${link.deviceIp}/30`, (CONFIRM_SEC + 15) * 1000);
+    const revertedAfterMs = Date.now() - sentAt;
+    assert.ok(revertedAfterMs < (CONFIRM_SEC + 10) * 1000, `reverted after ${revertedAfterMs} ms`);
+    const report = await finalNetworkReport(controller, 1, 90_000);
+    assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_REVERTED);
+    assert.match(networkOf(report)!.error, new RegExp(`not confirmed: the controller was not reachable within ${CONFIRM_SEC} s after the change; the previous state was restored`));
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+  });
+
+  it('an agent killed while awaiting confirmation reverts when it starts again', async (t) => {
+    const { dev, link, controller, start } = await setup(t);
+    const first = start({ IBEX_AGENT_FAILPOINTS: 'awaiting-confirmation' });
+    await controller.waitForSession();
+    // A change that would keep the device reachable: only the restart decides the revert.
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 })));
+    const exit = await first.exited;
+    assert.equal(exit.signal, 'SIGKILL');
+    assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')), 'the awaiting intent is on disk');
+    assert.equal(dev.link('ctl0')?.flags.includes('UP'), true);
+
+    const second = start();
+    await second.waitForLine(/reverting a change that was never confirmed/, 20_000);
+    const report = await finalNetworkReport(controller, 1, 30_000);
+    assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_REVERTED);
+    assert.match(networkOf(report)!.error, /not confirmed: the agent restarted while the change awaited confirmation/);
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+    // The previous configuration is back (no mtu line), and the agent does not retry it by itself.
+    const plan = await runAgent(['plan', '--spec', join(dev.root, 'initial.json'), '--root', dev.root], {}, 60_000, dev.prefix);
+    assert.match(plan.stdout, /network: in sync, nothing to do/);
+    const seen = controller.stateReports().length;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(controller.stateReports().slice(seen).filter((r) => networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING).length, 0);
+    assert.equal(second.count(/step section=network/), 0, 'the restarted agent ran no network step');
+  });
+});
