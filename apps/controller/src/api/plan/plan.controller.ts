@@ -1,6 +1,6 @@
-import { Body, Controller, Param, Post, Query, Req } from '@nestjs/common';
+import { Body, Controller, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { Response } from 'express';
 import { CurrentCaller } from '../auth/auth.decorators.js';
 import { ApiDeviceParam } from '../devices/devices.controller.js';
 import { ApiErrors, ApiTokenAuth } from '../http/openapi.js';
@@ -32,11 +32,12 @@ export class PlanController {
     @Param('device') device: string,
     @Body({ schema: planDeviceBody }) body: PlanDeviceBody,
     @Query({ schema: planDeviceQuery }) query: PlanDeviceQuery,
-    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
   ) {
-    // A client that hangs up stops the wait (the job itself stays queued).
+    // A client that hangs up stops the wait (the job itself stays queued). The response closes
+    // before it was sent only when the connection went away.
     const gone = new AbortController();
-    req.once('close', () => gone.abort());
+    res.once('close', () => gone.abort());
     return this.plans.plan(caller, device, body, query.wait, gone.signal);
   }
 }

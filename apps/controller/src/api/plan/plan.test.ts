@@ -89,6 +89,28 @@ describe('plan (dry run) endpoint', () => {
     assert.ok(Date.now() - t0 >= 900, 'waited about a second');
   });
 
+  it('stops waiting when the client hangs up (the job stays queued)', async (t) => {
+    t.mock.method(jobScheduler(c), 'jobCreated', async () => {});
+    // Count the service's reads of the job row (Prisma delegates are proxies: t.mock.method cannot wrap them).
+    const delegate = c.prisma.job as unknown as { findUnique: (...args: unknown[]) => unknown };
+    const original = delegate.findUnique.bind(c.prisma.job);
+    let reads = 0;
+    delegate.findUnique = (...args) => (reads++, original(...args));
+    t.after(() => void (delegate.findUnique = original));
+    const hangUp = new AbortController();
+    const res = c.api('/api/v1/devices/p1/plan?wait=20', { method: 'POST', json: { spec: proposed, sections: ['hang-up'] }, signal: hangUp.signal });
+    await new Promise((r) => setTimeout(r, 600));
+    hangUp.abort();
+    await assert.rejects(res, { name: 'AbortError' });
+    await new Promise((r) => setTimeout(r, 300));
+    const atHangUp = reads;
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(atHangUp >= 2, `polled ${atHangUp} times while waiting`);
+    assert.equal(reads, atHangUp, 'no more polling after the client left');
+    const job = await c.prisma.job.findFirstOrThrow({ where: { deviceId, params: { path: ['sections'], equals: ['hang-up'] } } });
+    assert.equal(job.status, 'queued');
+  });
+
   it('is documented with its body, the PlanResult schema and examples', async () => {
     const doc = await expectStatus(await c.api('/api/docs-json', { token: null }), 200);
     const op = doc.paths['/api/v1/devices/{device}/plan'].post;
