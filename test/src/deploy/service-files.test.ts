@@ -86,8 +86,10 @@ describe('systemd unit ibex-agent.service', () => {
       writeFileSync(copy, readFileSync(unitPath, 'utf8').replaceAll('/usr/local/bin/ibex-agent', realBinary));
       const r = await run('systemd-analyze', ['verify', '--man=no', copy]);
       assert.equal(r.code, 0, show(r));
-      // Unknown keys are only warnings; this unit must not have any.
-      assert.equal(r.stderr.trim(), '', r.stderr);
+      // Unknown keys are only warnings; this unit must not have any. Warnings about the host's own
+      // units it pulls in (ifupdown-ng's networking.service has an ExecRestart) are not ours.
+      const ours = r.stderr.split('\n').filter((l) => l.trim() && !/^\/(lib|usr\/lib|etc)\/systemd\//.test(l));
+      assert.deepEqual(ours, [], r.stderr);
     } finally {
       tmp.cleanup();
     }

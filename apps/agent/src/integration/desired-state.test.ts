@@ -117,11 +117,11 @@ describe('desired state', () => {
     fx = await agentFixture();
     fx.startAgent();
     await fx.controller.waitForSession();
-    fx.controller.send(desired(3, { ...spec, network: { interfaces: [] } }));
+    fx.controller.send(desired(3, { ...spec, teleporter: { enabled: true } }));
     const report = await finalReport(3);
-    const net = sectionOf(report, 'network');
-    assert.equal(net?.state, SectionState.SECTION_STATE_UNSUPPORTED);
-    assert.match(net!.error, /^this agent \(ibex-agent \d+\.\d+\.\d+\) has no capability for section 'network'$/);
+    const other = sectionOf(report, 'teleporter');
+    assert.equal(other?.state, SectionState.SECTION_STATE_UNSUPPORTED);
+    assert.match(other!.error, /^this agent \(ibex-agent \d+\.\d+\.\d+\) has no capability for section 'teleporter'$/);
     assert.equal(sectionOf(report, 'files')?.state, SectionState.SECTION_STATE_IN_SYNC);
     // Unsupported sections do not hold the revision back from being applied.
     const status = JSON.parse((await runAgent(['status', '--json', '--root', fx.root])).stdout);

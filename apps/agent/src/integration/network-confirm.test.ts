@@ -6,7 +6,7 @@ import { SectionState, type StateReport } from '@ibex/proto';
 import { writeCredential } from '../journal/credential.js';
 import { AgentProcess, runAgent } from '../testing/agent-process.js';
 import { TEST_CREDENTIAL } from '../testing/fixtures.js';
-import { NetnsDevice } from '../testing/netns-device.js';
+import { NetnsDevice, sh } from '../testing/netns-device.js';
 import { ScriptedController } from '../testing/scripted-controller.js';
 
 /**
@@ -122,29 +122,49 @@ describe('network changes confirm themselves or revert', () => {
     assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
   });
 
-  it('an agent killed while awaiting confirmation reverts when it starts again', async (t) => {
+  it('an agent killed while awaiting confirmation of a change that cut it off reverts when it starts again', async (t) => {
     const { dev, link, controller, start } = await setup(t);
     const first = start({ IBEX_AGENT_FAILPOINTS: 'awaiting-confirmation' });
     await controller.waitForSession();
-    // A change that would keep the device reachable: only the restart decides the revert.
-    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 })));
+    controller.send(desired(1, ctlSpec(link.otherDeviceIp)));
     const exit = await first.exited;
     assert.equal(exit.signal, 'SIGKILL');
     assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')), 'the awaiting intent is on disk');
-    assert.equal(dev.link('ctl0')?.flags.includes('UP'), true);
+    assert.deepEqual(dev.ipv4Of('ctl0'), [`${link.otherDeviceIp}/30`], 'the device is cut off');
 
+    // Restarted (a reboot would do the same): it reverts before connecting, so it can connect.
     const second = start();
     await second.waitForLine(/reverting a change that was never confirmed/, 20_000);
     const report = await finalNetworkReport(controller, 1, 30_000);
     assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_REVERTED);
     assert.match(networkOf(report)!.error, /not confirmed: the agent restarted while the change awaited confirmation/);
     assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
-    // The previous configuration is back (no mtu line), and the agent does not retry it by itself.
+    assert.deepEqual(dev.ipv4Of('ctl0'), [`${link.deviceIp}/30`]);
+    // The previous configuration is back, and the agent does not retry the change by itself.
     const plan = await runAgent(['plan', '--spec', join(dev.root, 'initial.json'), '--root', dev.root], {}, 60_000, dev.prefix);
     assert.match(plan.stdout, /network: in sync, nothing to do/);
     const seen = controller.stateReports().length;
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(controller.stateReports().slice(seen).filter((r) => networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING).length, 0);
     assert.equal(second.count(/step section=network/), 0, 'the restarted agent ran no network step');
+  });
+
+  it('an agent killed after replacing the files but before ifup reverts at start, then applies the change again', async (t) => {
+    const { dev, link, controller, start } = await setup(t);
+    const first = start({ IBEX_AGENT_FAILPOINTS: 'network-before-ifup' });
+    await controller.waitForSession();
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 })));
+    assert.equal((await first.exited).signal, 'SIGKILL');
+    assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')));
+    // Half applied: the new file is in place, ctl0 is down.
+    assert.equal(dev.link('ctl0')?.flags.includes('UP'), false);
+
+    const second = start();
+    await second.waitForLine(/reverting an apply that was interrupted section=network/, 20_000);
+    const report = await finalNetworkReport(controller, 1, 30_000);
+    assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_IN_SYNC, networkOf(report)!.error);
+    const mtu = (JSON.parse(sh(['ip', '-n', dev.ns, '-j', 'link', 'show', 'ctl0']).stdout) as Array<{ mtu: number; flags: string[] }>)[0]!;
+    assert.equal(mtu.mtu, 1400);
+    assert.ok(mtu.flags.includes('UP'));
   });
 });

@@ -204,6 +204,38 @@ source-directory /etc/network/interfaces.d
     assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
   });
 
+  it('renames by MAC and configures IPv4 and IPv6 addresses, MTU and an IPv6 route', async (t) => {
+    const dev = device(t);
+    dev.addLink('enp9s0', 'p0', '02:1b:ee:00:00:07');
+    const spec = writeSpec(dev, 'mac', {
+      network: {
+        interfaces: [
+          {
+            name: 'lan0',
+            match: { mac: '02:1B:EE:00:00:07' },
+            method: 'static',
+            addresses: ['10.20.0.2/16', 'fd00:20::2/64', '10.21.0.2/24'],
+            gateway6: 'fd00:20::1',
+            mtu: 1400,
+          },
+        ],
+        routes: [{ interface: 'lan0', to: 'fd00:99::/64', via: 'fd00:20::1' }],
+      },
+    });
+    const r = await agent(dev, ['apply', '--spec', spec]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const lan = dev.link('lan0');
+    assert.ok(lan && !dev.link('enp9s0'), 'renamed by MAC');
+    assert.deepEqual(dev.ipv4Of('lan0').sort(), ['10.20.0.2/16', '10.21.0.2/24']);
+    assert.ok(lan.addr_info.some((a) => a.family === 'inet6' && a.local === 'fd00:20::2' && a.prefixlen === 64));
+    assert.equal((JSON.parse(sh(['ip', '-n', dev.ns, '-j', 'link', 'show', 'lan0']).stdout) as Array<{ mtu: number }>)[0]!.mtu, 1400);
+    const v6 = JSON.parse(sh(['ip', '-n', dev.ns, '-j', '-6', 'route', 'show']).stdout) as Array<{ dst: string; gateway?: string; dev?: string }>;
+    assert.ok(v6.some((x) => x.dst === 'fd00:99::/64' && x.gateway === 'fd00:20::1' && x.dev === 'lan0'), JSON.stringify(v6));
+    assert.ok(v6.some((x) => x.dst === 'default' && x.gateway === 'fd00:20::1'), JSON.stringify(v6));
+    assert.match((await agent(dev, ['plan', '--spec', spec])).stdout, /network: in sync, nothing to do/);
+    assert.equal(sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false).code, 0);
+  });
+
   it('refuses, changing nothing, when an interface to configure does not exist', async (t) => {
     const dev = device(t);
     const spec = writeSpec(dev, 'missing', { network: { interfaces: [{ name: 'eth0_static', match: { name: 'eth0' }, method: 'dhcp' }] } });

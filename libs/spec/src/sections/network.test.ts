@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { z } from 'zod';
 import { desiredStateSchema } from '../desired-state.js';
 import { fieldIssues } from '../errors.js';
 import { inNetwork, netmaskToPrefix, parseCidr, prefixToNetmask } from './ip.js';
@@ -47,8 +48,14 @@ describe('network section schema', () => {
       routes: [{ interface: 'lan0', to: 'fd01::/64', via: 'fd00::1', metric: 10 }],
       confirmTimeoutSec: 5,
     });
-    assert.equal(s.interfaces[0]!.match?.mac, '02:aa:bb:00:00:01');
+    assert.equal(s.interfaces[0]!.match?.mac, '02:AA:bb:00:00:01');
     assert.equal(s.confirmTimeoutSec, 5);
+  });
+
+  it('can be published as JSON Schema (the controller documents the API with it)', () => {
+    const js = JSON.stringify(z.toJSONSchema(desiredStateSchema, { io: 'output' }));
+    assert.match(js, /confirmTimeoutSec/);
+    assert.match(JSON.stringify(z.toJSONSchema(desiredStateSchema, { io: 'input' })), /gateway6/);
   });
 
   it('refuses bad addresses, prefixes and gateways with the field path', () => {
@@ -79,7 +86,7 @@ describe('network section schema', () => {
     const dupMac = issuesOf({
       interfaces: [
         { name: 'a', match: { mac: '02:00:00:00:00:01' }, method: 'dhcp' },
-        { name: 'b', match: { mac: '02:00:00:00:00:01' }, method: 'dhcp' },
+        { name: 'b', match: { mac: '02:00:00:00:00:01'.toUpperCase() }, method: 'dhcp' },
       ],
     });
     assert.match(dupMac.get('network.interfaces[1].match.mac') ?? '', /duplicates/);

@@ -20,10 +20,10 @@ export const interfaceNameSchema = z
   .max(15, 'must be at most 15 characters (IFNAMSIZ)')
   .regex(/^[A-Za-z0-9_-]+$/, 'may contain only letters, digits, "_" and "-"');
 
+// No transform (the controller publishes these schemas as JSON Schema): compare MACs lower-cased.
 const macSchema = z
   .string()
-  .transform((s) => s.toLowerCase())
-  .refine((s) => MAC_RE.test(s), 'must be a MAC address such as 02:00:00:00:00:01')
+  .refine((s) => MAC_RE.test(s.toLowerCase()), 'must be a MAC address such as 02:00:00:00:00:01')
   .refine((s) => s !== '00:00:00:00:00:00', 'must not be all zeroes');
 
 const cidrSchema = z.string().refine((s) => parseCidr(s) !== undefined, 'must be an IPv4 or IPv6 address with a prefix length, such as 192.168.1.100/24 or fd00::1/64');
@@ -153,8 +153,9 @@ export const networkSectionSchema = z
         else matchNames.set(i.match.name, n);
       }
       if (i.match?.mac !== undefined) {
-        if (macs.has(i.match.mac)) issue(['interfaces', n, 'match', 'mac'], `duplicates interfaces[${macs.get(i.match.mac)}].match.mac`);
-        else macs.set(i.match.mac, n);
+        const mac = i.match.mac.toLowerCase();
+        if (macs.has(mac)) issue(['interfaces', n, 'match', 'mac'], `duplicates interfaces[${macs.get(mac)}].match.mac`);
+        else macs.set(mac, n);
       }
     });
     // A rename onto a name another entry uses would depend on the order the renames run in.

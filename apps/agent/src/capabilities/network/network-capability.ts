@@ -115,7 +115,8 @@ async function observeRoutes(ctx: CapabilityContext): Promise<LiveRoute[]> {
 
 async function hasBusybox(ctx: CapabilityContext): Promise<boolean> {
   try {
-    return (await ctx.sys.exec(['busybox', 'ifup', '--help'])).stderr.includes('ifup');
+    const r = await ctx.sys.exec(['busybox', '--list']);
+    return r.code === 0 && r.stdout.split('\n').includes('ifup');
   } catch {
     return false;
   }
@@ -231,7 +232,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     if (validate?.action === 'validate') {
       const links = await observeLinks(ctx);
       for (const i of validate.spec.interfaces) {
-        const l = links.find((x) => x.name === i.name) ?? links.find((x) => (i.match?.name !== undefined && x.name === i.match.name) || (i.match?.mac !== undefined && x.mac === i.match.mac));
+        const l = links.find((x) => x.name === i.name) ?? links.find((x) => (i.match?.name !== undefined && x.name === i.match.name) || (i.match?.mac !== undefined && x.mac === i.match.mac.toLowerCase()));
         if (l) namesBefore[i.name] = l.name;
       }
     }

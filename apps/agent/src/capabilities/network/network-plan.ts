@@ -122,7 +122,7 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   const refusals: NetworkStep[] = [];
   for (const i of spec.interfaces) {
     if (i.method === 'loopback') continue;
-    const found = actual.links.some((l) => l.name === i.name || (i.match?.name !== undefined && l.name === i.match.name) || (i.match?.mac !== undefined && l.mac === i.match.mac));
+    const found = actual.links.some((l) => l.name === i.name || (i.match?.name !== undefined && l.name === i.match.name) || (i.match?.mac !== undefined && l.mac === i.match.mac.toLowerCase()));
     if (!found) {
       const what = i.match?.mac ? `with MAC ${i.match.mac}` : i.match?.name ? `${i.match.name} (to be renamed ${i.name})` : i.name;
       refusals.push({ action: 'refuse', reason: `interfaces: no network interface ${what} on this device; nothing was changed` });

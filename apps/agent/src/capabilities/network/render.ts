@@ -80,7 +80,8 @@ const renameCommand = (iface: NetworkInterface): string | undefined => {
   const guard = `[ -e /sys/class/net/${iface.name} ]`;
   if (m?.name) return `${guard} || ip link set dev ${m.name} name ${iface.name}`;
   if (m?.mac)
-    return `${guard} || for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "${m.mac}" ] && ip link set dev "\${d##*/}" name ${iface.name} && break; done; ${guard}`;
+    // No '#' anywhere: ifupdown-ng cuts an option line at it (so no ${d##*/}).
+    return `${guard} || for d in /sys/class/net/*; do [ "$(cat "$d/address")" = "${m.mac.toLowerCase()}" ] && ip link set dev "$(basename "$d")" name ${iface.name} && break; done; ${guard}`;
   return undefined;
 };
 
