@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { factsSchema } from './facts.js';
-import { sectionStates } from './desired-state.js';
+import { desiredStateSchema, sectionStates } from './desired-state.js';
 import { generationsInventorySchema } from './generations-inventory.js';
 import {
   generationsAdoptParamsSchema,
@@ -12,6 +12,24 @@ import {
   generationsUpgradeOutputSchema,
   generationsUpgradeParamsSchema,
 } from './generations-jobs.js';
+
+/**
+ * A step as the agent shows it: `action`, one line of `text`, and capability details. Two
+ * details are shared by every capability: `diff`, the unified diff of a file the step writes
+ * or removes, and `commands`, the argument vectors of the programs the step runs.
+ */
+export const stepSummarySchema = z.looseObject({
+  action: z.string(),
+  text: z.string(),
+  diff: z.string().optional(),
+  commands: z.array(z.array(z.string())).optional(),
+});
+export type StepSummaryOutput = z.infer<typeof stepSummarySchema>;
+
+const sectionList = z.array(z.string().min(1).max(64)).max(64);
+
+/** What a dry run can say of a section: nothing is applied, so never applying/reverted/drifted. */
+export const planSectionStates = ['in_sync', 'pending', 'unsupported', 'failed'] as const;
 
 /**
  * Job types, their parameters and defaults. `retrySafe` says whether the controller may run
@@ -31,7 +49,7 @@ export const jobTypes = {
     params: z
       .object({
         /** Only these sections (default: all in the desired state). */
-        sections: z.array(z.string().min(1).max(64)).max(64).optional(),
+        sections: sectionList.optional(),
         /** Plan only: report what would change without changing anything. */
         dryRun: z.boolean().default(false),
       })
@@ -97,6 +115,36 @@ export const jobTypes = {
     output: generationsGcOutputSchema,
     defaultTimeoutMs: 600_000,
     defaultMaxAttempts: 2,
+    retrySafe: true,
+  },
+  'state.plan': {
+    description:
+      'Dry run: observe the device and plan it against a proposed desired state (default: its current desired revision); ' +
+      'report per section whether it is in sync and the steps that would run, with file diffs and commands. Changes nothing.',
+    params: z
+      .object({
+        /** The desired state to plan for, validated like PUT desired-state (default: the device's current revision). */
+        spec: desiredStateSchema.optional(),
+        /** Only these sections (default: all in the spec). */
+        sections: sectionList.optional(),
+      })
+      .strict(),
+    output: z.object({
+      /** The device's current desired revision (what `spec` is compared with when it is proposed). */
+      revision: z.number().int().min(0),
+      /** True when the plan is for a proposed spec, false for the current desired revision. */
+      proposed: z.boolean(),
+      sections: z.array(
+        z.object({
+          section: z.string(),
+          state: z.enum(planSectionStates),
+          error: z.string().optional(),
+          steps: z.array(stepSummarySchema),
+        }),
+      ),
+    }),
+    defaultTimeoutMs: 120_000,
+    defaultMaxAttempts: 3,
     retrySafe: true,
   },
 } as const;

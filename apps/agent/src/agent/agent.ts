@@ -22,6 +22,7 @@ import { JobStore } from '../journal/job-store.js';
 import { StateStore } from '../journal/state-store.js';
 import { JobFailure, type JobHandlers } from '../jobs/job-handlers.js';
 import { JobRunner } from '../jobs/job-runner.js';
+import { planOutput } from '../jobs/plan-output.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import { AGENT_VERSION } from '../version.js';
 import { DesiredStateManager } from './desired-state-manager.js';
@@ -272,6 +273,13 @@ export class Agent {
         return output;
       },
       ...generationsJobHandlers(this.genManager, this.trial, () => void this.reportFactsNow()),
+      // A dry run succeeds when it could plan: a section it could not observe is `failed` in the output.
+      'state.plan': async (params, ctx) => {
+        ctx.progress(0, params.spec ? 'planning a proposed desired state' : 'planning the current desired state');
+        const r = await this.desired.planNow({ spec: params.spec as Record<string, unknown> | undefined, sections: params.sections, signal: ctx.signal });
+        for (const s of r.sections) ctx.log(s.error ? 'warn' : 'info', `${s.section}: ${s.state}${s.steps.length ? `, ${s.steps.length} step(s) would run` : ''}${s.error ? `: ${s.error}` : ''}`);
+        return planOutput(r);
+      },
     };
   }
 

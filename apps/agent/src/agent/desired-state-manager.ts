@@ -124,6 +124,23 @@ export class DesiredStateManager {
     });
   }
 
+  /**
+   * For state.plan: observe and plan, changing nothing; against `spec` when given (a proposed
+   * desired state), else the current desired revision. Waits for a running apply, so it never
+   * observes a half-applied section.
+   */
+  planNow(opts: { spec?: Record<string, unknown>; sections?: string[]; signal: AbortSignal }): Promise<PassResult & { proposed: boolean }> {
+    return this.mutex.run(async () => {
+      const revision = this.receivedRevision;
+      if (opts.spec) return { revision, proposed: true, sections: await this.deps.engine.plan(opts.spec, opts) };
+      const d = this.desired;
+      if (!d) return { revision, proposed: false, sections: [] };
+      const spec = this.parseSpec(d);
+      if (!spec.ok) return { revision, proposed: false, sections: [spec.failure] };
+      return { revision, proposed: false, sections: await this.deps.engine.plan(spec.value, opts) };
+    });
+  }
+
   private scheduleApply(why: string): void {
     if (this.applyQueued || this.stopped) return;
     this.applyQueued = true;

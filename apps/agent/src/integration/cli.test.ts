@@ -69,7 +69,24 @@ describe('ibex-agent CLI', () => {
     writeFileSync(join(root, 'etc/old'), 'x');
     const plan = await runAgent(['plan', '--spec', specFile, '--root', root]);
     assert.equal(plan.code, 0, plan.stderr);
-    assert.equal(plan.stdout, 'files: 2 step(s) to run\n  - write /etc/issue (5 bytes, mode 0644; creates it)\n  - remove /etc/old (a file)\n');
+    assert.equal(
+      plan.stdout,
+      [
+        'files: 2 step(s) to run',
+        '  - write /etc/issue (5 bytes, mode 0644; creates it)',
+        '      --- /dev/null',
+        '      +++ b/etc/issue',
+        '      @@ -0,0 +1 @@',
+        '      +Ibex',
+        '  - remove /etc/old (a file)',
+        '      --- a/etc/old',
+        '      +++ /dev/null',
+        '      @@ -1 +0,0 @@',
+        '      -x',
+        '      \\ No newline at end of file',
+        '',
+      ].join('\n'),
+    );
     assert.equal(existsSync(join(root, 'etc/issue')), false);
     assert.equal(existsSync(join(root, 'etc/old')), true);
 

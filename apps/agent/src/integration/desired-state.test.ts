@@ -163,4 +163,58 @@ describe('desired state', () => {
     assert.equal(sectionOf(report, 'files')?.state, SectionState.SECTION_STATE_IN_SYNC);
     assert.equal(readFileSync(join(fx.root, 'etc/app/app.conf'), 'utf8'), 'level=3\n');
   });
+
+  it('plans a proposed desired state (state.plan): diffs per file, changes nothing; the current one is in sync', async () => {
+    fx = await agentFixture();
+    fx.startAgent();
+    await fx.controller.waitForSession();
+    fx.controller.send(desired(1, spec));
+    await finalReport(1);
+    const reportsBefore = fx.controller.stateReports().length;
+    const planJob = async (id: string, params: unknown) => {
+      fx!.controller.send({ $case: 'assign', value: { jobId: id, attempt: 1, type: 'state.plan', paramsJson: JSON.stringify(params), timeoutMs: 60_000, createdAtMs: 0 } });
+      const r = await fx!.controller.waitFor(`the ${id} result`, () => fx!.controller.jobUpdates(id).find((u) => u.update?.$case === 'result'));
+      if (r.update?.$case !== 'result') throw new Error('not a result');
+      return r.update.value;
+    };
+
+    const proposed = {
+      files: {
+        entries: [
+          { path: '/etc/motd', content: 'managed by ibex\nplanned line\n' },
+          { path: '/etc/app/app.conf', content: 'level=4\n', mode: '0600' },
+          { path: '/etc/new.conf', content: 'x=1\n' },
+        ],
+      },
+    };
+    const result = await planJob('plan-proposed', { spec: proposed });
+    assert.equal(result.outcome, JobOutcome.JOB_OUTCOME_SUCCEEDED, result.error);
+    const output = jobTypes['state.plan'].output.parse(JSON.parse(result.outputJson));
+    assert.equal(output.revision, 1);
+    assert.equal(output.proposed, true);
+    const files = output.sections.find((x) => x.section === 'files');
+    assert.equal(files?.state, 'pending');
+    assert.deepEqual(
+      files?.steps.map((x) => [x.path, x.diff]),
+      [
+        ['/etc/motd', '--- a/etc/motd\n+++ b/etc/motd\n@@ -1 +1,2 @@\n managed by ibex\n+planned line\n'],
+        ['/etc/app/app.conf', undefined], // 0600: its content is not shown
+        ['/etc/new.conf', '--- /dev/null\n+++ b/etc/new.conf\n@@ -0,0 +1 @@\n+x=1\n'],
+      ],
+    );
+    // Nothing changed on the device, and a plan sends no state report.
+    assert.equal(readFileSync(join(fx.root, 'etc/motd'), 'utf8'), 'managed by ibex\n');
+    assert.equal(readFileSync(join(fx.root, 'etc/app/app.conf'), 'utf8'), 'level=3\n');
+    assert.equal(existsSync(join(fx.root, 'etc/new.conf')), false);
+    assert.equal(fx.controller.stateReports().length, reportsBefore);
+
+    // Without a spec: the current desired revision, which is in sync.
+    const current = jobTypes['state.plan'].output.parse(JSON.parse((await planJob('plan-current', {})).outputJson));
+    assert.deepEqual(current, { revision: 1, proposed: false, sections: [{ section: 'files', state: 'in_sync', steps: [] }] });
+
+    // A proposed spec that is not valid is refused with the field, before anything runs.
+    const bad = await planJob('plan-bad', { spec: { files: { entries: [{ path: 'relative', content: 'x' }] } } });
+    assert.equal(bad.outcome, JobOutcome.JOB_OUTCOME_REJECTED);
+    assert.match(bad.error, /params\.spec\.files\.entries\[0\]\.path/);
+  });
 });

@@ -52,6 +52,7 @@ describe('job runner', () => {
       'generations.bootEntries': async () => {
         throw new Error('not used here');
       },
+      'state.plan': async () => ({ revision: 0, proposed: false, sections: [] }),
     };
     const store = new JobStore(path);
     store.load();

@@ -61,7 +61,12 @@ export class StateStore {
         section: s.section,
         state: sectionStateToProto(s.state),
         error: s.error ?? '',
-        detailJson: JSON.stringify({ steps: s.steps, ...(s.detail ? { detail: s.detail } : {}), ...(s.awaitingConfirmationUntilMs ? { awaitingConfirmationUntilMs: s.awaitingConfirmationUntilMs } : {}) }),
+        // Diffs are dry-run output (state.plan); a report names the steps, it does not repeat file contents.
+        detailJson: JSON.stringify({
+          steps: s.steps.map(({ diff: _diff, ...step }) => step),
+          ...(s.detail ? { detail: s.detail } : {}),
+          ...(s.awaitingConfirmationUntilMs ? { awaitingConfirmationUntilMs: s.awaitingConfirmationUntilMs } : {}),
+        }),
         observedAtMs: s.observedAtMs || this.now(),
       })),
     };

@@ -18,6 +18,8 @@ import { HealthController } from './health/health.controller.js';
 import { HealthService } from './health/health.service.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
+import { PlanController } from './plan/plan.controller.js';
+import { PlanService } from './plan/plan.service.js';
 
 export const apiControllers = [
   HealthController,
@@ -27,6 +29,7 @@ export const apiControllers = [
   DesiredStateController,
   JobsController,
   GenerationsController,
+  PlanController,
   AuditLogController,
 ];
 
@@ -46,6 +49,7 @@ export const apiControllers = [
     DesiredStateService,
     JobsService,
     GenerationsService,
+    PlanService,
     AuditLogService,
     HealthService,
   ],

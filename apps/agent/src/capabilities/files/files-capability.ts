@@ -5,7 +5,8 @@ import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
 import { isTempFileOf } from '../../system/system-adapter.js';
 import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
-import { type FileActual, type FilesActual, type FilesStep, planFiles, sha256, summarizeFilesStep } from './files-plan.js';
+import { diffableText } from '../../engine/unified-diff.js';
+import { DIFF_MAX_BYTES, type FileActual, type FilesActual, type FilesStep, planFiles, sha256, summarizeFilesStep } from './files-plan.js';
 
 /** What a path held before the steps ran, with host paths so revert needs no resolving. */
 type BackedUp =
@@ -30,7 +31,12 @@ async function observeOne(ctx: CapabilityContext, path: string): Promise<FileAct
   const st = await ctx.sys.lstat(host);
   if (!st) return { kind: 'absent' };
   if (st.isSymbolicLink()) return { kind: 'symlink', target: await ctx.sys.readlink(host) };
-  if (st.isFile()) return { kind: 'file', mode: st.mode & 0o7777, size: st.size, sha256: sha256(await ctx.sys.readFile(host)) };
+  if (st.isFile()) {
+    const data = await ctx.sys.readFile(host);
+    // Dry runs show what a file held; one others may not read (a key, /etc/shadow) stays unshown.
+    const text = data.length <= DIFF_MAX_BYTES && st.mode & 0o004 ? diffableText(data) : undefined;
+    return { kind: 'file', mode: st.mode & 0o7777, size: st.size, sha256: sha256(data), ...(text !== undefined ? { text } : {}) };
+  }
   const what = st.isDirectory() ? 'directory' : st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : 'device node';
   return { kind: 'other', what };
 }

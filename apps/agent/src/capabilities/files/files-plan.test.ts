@@ -60,10 +60,31 @@ describe('files planner', () => {
     assert.deepEqual(planFiles(s, a), planFiles(s, a));
   });
 
-  it('summarizes steps without their content', () => {
-    const [w] = planFiles(spec([{ path: '/x', content: 'secret-value' }]), actual({}));
+  it('summarizes steps in one line, the content only in the diff', () => {
+    const [w] = planFiles(spec([{ path: '/x', content: 'value\n' }]), actual({}));
     const sum = summarizeFilesStep(w!);
-    assert.equal(sum.text, 'write /x (12 bytes, mode 0644; creates it)');
-    assert.ok(!JSON.stringify(sum).includes('secret-value'));
+    assert.equal(sum.text, 'write /x (6 bytes, mode 0644; creates it)');
+    assert.equal(sum.diff, '--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+value\n');
+  });
+
+  it('diffs a replaced text file against what was observed, and a removed one against nothing', () => {
+    const s = spec([{ path: '/etc/hosts', content: '127.0.0.1 localhost\n10.0.0.1 gw\n' }, { path: '/etc/old', ensure: 'absent' }]);
+    const steps = planFiles(s, actual({ '/etc/hosts': { ...file('127.0.0.1 localhost\n'), text: '127.0.0.1 localhost\n' }, '/etc/old': { ...file('bye\n'), text: 'bye\n' } }));
+    assert.deepEqual(
+      steps.map((x) => summarizeFilesStep(x).diff),
+      ['--- a/etc/hosts\n+++ b/etc/hosts\n@@ -1 +1,2 @@\n 127.0.0.1 localhost\n+10.0.0.1 gw\n', '--- a/etc/old\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n'],
+    );
+  });
+
+  it('shows no diff for binary content, content not observed as text, or private files', () => {
+    const binary = planFiles(spec([{ path: '/b', content: Buffer.from([0, 1]).toString('base64'), encoding: 'base64' }]), actual({}));
+    const unseen = planFiles(spec([{ path: '/big', content: 'new\n' }]), actual({ '/big': file('too large to keep') }));
+    const secret = planFiles(spec([{ path: '/etc/key', content: 'secret-value', mode: '0600' }]), actual({}));
+    for (const step of [...binary, ...unseen, ...secret]) {
+      const sum = summarizeFilesStep(step);
+      assert.equal(sum.diff, undefined, step.path);
+      assert.match(sum.text, /no diff: binary, larger than 64 KiB, not world-readable or a symlink/);
+      assert.ok(!JSON.stringify(sum).includes('secret-value'));
+    }
   });
 });

@@ -3,7 +3,7 @@ import { type NetworkSection, ipToBigInt, ipFamily, parseCidr } from '@ibex/spec
 import type { StepSummary } from '../../engine/section-result.js';
 import { autoNames, ifaceNames, ifaceOptions, parseInterfaces, renamesOf, type ParsedInterfaces } from './parse.js';
 import { type ExistingConfig, INTERFACES, INTERFACES_D, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
-import { unifiedDiff } from './unified-diff.js';
+import { unifiedDiff } from '../../engine/unified-diff.js';
 
 /** A link as `ip -j addr` shows it. */
 export interface LiveLink {
@@ -211,10 +211,10 @@ export function summarizeNetworkStep(step: NetworkStep): StepSummary {
         path: step.path,
         mode: modeText(step.mode),
         text: `write ${step.path} (${Buffer.byteLength(step.content)} bytes, mode ${modeText(step.mode)}; ${step.before === undefined ? 'creates it' : step.before === step.content ? `mode was ${modeText(step.beforeMode ?? 0)}` : 'replaces it'})`,
-        diff: capped(unifiedDiff(step.path, step.before, step.content)),
+        diff: capped(unifiedDiff(step.path, step.before ?? null, step.content)),
       };
     case 'remove':
-      return { action: step.action, path: step.path, text: `remove ${step.path} (no longer in the spec)`, diff: capped(unifiedDiff(step.path, step.before, undefined)) };
+      return { action: step.action, path: step.path, text: `remove ${step.path} (no longer in the spec)`, diff: capped(unifiedDiff(step.path, step.before ?? null, null)) };
     case 'ifup':
       return { action: step.action, interfaces: step.interfaces, text: `bring up ${step.interfaces.join(', ')} (${step.reason})`, commands: step.commands };
   }

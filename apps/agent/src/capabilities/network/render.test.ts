@@ -7,7 +7,6 @@ import { describe, it } from 'node:test';
 import { networkSectionSchema } from '@ibex/spec';
 import { autoNames, ifaceNames, ifaceOptions, parseInterfaces, renamesOf, serializeInterfaces, withoutInterfaces } from './parse.js';
 import { BEGIN_MARK, END_MARK, managedBlockOf, renderNetwork, staleManagedPaths } from './render.js';
-import { unifiedDiff } from './unified-diff.js';
 import { scenarioSpec } from '../../testing/network-scenario.js';
 
 const HEADER = '# Managed by ibex-agent (the network section of the desired state); changes here are replaced at the next apply.';
@@ -153,14 +152,6 @@ iface eth0_static inet static
     const spec = networkSectionSchema.parse({ interfaces: [{ name: 'lo', method: 'loopback' }] });
     const next = renderNetwork(spec, { main: old[0]!.content, interfacesD: ['lo', 'eth0_static', 'eth1_dhcp'] }, { sourceDir: '/etc/network/interfaces.d' });
     assert.deepEqual(staleManagedPaths({ main: old[0]!.content, interfacesD: [] }, next), ['/etc/network/if-down.d/log-down', '/etc/network/interfaces.d/eth0_static', '/etc/network/interfaces.d/eth1_dhcp']);
-  });
-});
-
-describe('unified diff', () => {
-  it('shows changed lines with context and file creation', () => {
-    assert.equal(unifiedDiff('/f', 'a\nb\nc\n', 'a\nB\nc\n'), '--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n');
-    assert.equal(unifiedDiff('/f', undefined, 'x\n'), '--- /dev/null\n+++ b/f\n@@ -0,0 +1,1 @@\n+x\n');
-    assert.equal(unifiedDiff('/f', 'same\n', 'same\n'), '');
   });
 });
 
