@@ -162,8 +162,11 @@ export class Agent {
     this.log.info('stopping');
     clearInterval(this.pruneTimer);
     clearInterval(this.factsTimer);
-    this.trial.stop();
+    // Kills a running health check at once (no verdict after this); waited for after the jobs,
+    // since a queued switch back may wait for the generations lock a running job holds.
+    const trialStopped = this.trial.stop();
     await this.runner.stop(JOB_STOP_GRACE_MS);
+    await trialStopped;
     await this.desired.stop();
     await this.connection.stop();
     this.writeStatus({ connected: false, credentialRefused: false }, false);

@@ -288,8 +288,10 @@ export class GenerationsManager {
    * shifted behind it. `markFromBad` records the generation switched away from as bad (a
    * failed trial).
    */
-  rollback(req: { to?: string; reason?: string; markFromBad?: boolean }, progress: Progress = noProgress): Promise<GenerationsInventory> {
+  rollback(req: { to?: string; reason?: string; markFromBad?: boolean; signal?: AbortSignal }, progress: Progress = noProgress): Promise<GenerationsInventory> {
     return this.mutex.run(async () => {
+      // Aborted while waiting for the lock (the agent stopping): nothing is started.
+      req.signal?.throwIfAborted();
       const cfg = this.requireConfig();
       const volume = this.volumeHost(cfg);
       await this.recoverLocked(cfg);
@@ -336,16 +338,21 @@ export class GenerationsManager {
 
   // ---------------------------------------------------------------- trial
 
-  /** The trial passed: the generation becomes good and last-known-good. */
-  markGood(id: string): Promise<void> {
+  /**
+   * The trial passed: the generation becomes good and last-known-good. False (nothing written)
+   * when it is no longer the trial or `signal` was aborted while this waited for the lock.
+   */
+  markGood(id: string, signal?: AbortSignal): Promise<boolean> {
     return this.mutex.run(async () => {
+      if (signal?.aborted) return false;
       const state = this.store.readState();
-      if (state.trial?.id !== id) return;
+      if (state.trial?.id !== id) return false;
       state.statuses[id] = 'good';
       state.lastGood = id;
       state.trial = null;
       this.store.writeState(state);
       this.log.info('generation passed its health check', { generation: id });
+      return true;
     });
   }
 

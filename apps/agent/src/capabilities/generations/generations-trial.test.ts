@@ -71,6 +71,38 @@ describe('generations trial and health', { concurrency: false }, () => {
     assert.match(mon.outcomes[0]?.reason ?? '', /did not reach the controller within 1 s/);
   });
 
+  it('stop() kills a running health check at once, records no verdict after it, and leaves the trial pending for the next start', async (t) => {
+    // A check that would pass after a few seconds: without stop() cutting it short it would mark the trial good.
+    const secs = `4.${process.pid}${Math.floor(Math.random() * 1e6)}`;
+    const { v, m, next } = await setup(t, { checks: [['sleep', secs]], deadlineSec: 3600 });
+    const running = () => execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === `sleep ${secs}`);
+    const mon = new TrialMonitor(m, { sys: new NodeSystemAdapter(), log: silentLogger });
+    t.after(() => mon.stop());
+    const checking = mon.controllerReached();
+    const until = Date.now() + 10_000;
+    while (Date.now() < until && !running()) await new Promise((ok) => setTimeout(ok, 50));
+    assert.ok(running(), 'the check runs');
+    const t0 = Date.now();
+    await mon.stop();
+    assert.ok(Date.now() - t0 < 2000, `stop() returned in ${Date.now() - t0} ms, not when the check ended`);
+    await checking;
+    assert.equal(running(), false, 'the check process was killed');
+    // Past the moment the check would have passed: still no verdict.
+    await new Promise((ok) => setTimeout(ok, 4500));
+    assert.deepEqual(mon.outcomes, []);
+    assert.equal(m.store.readState().trial?.id, next, 'the trial is still pending on disk');
+    assert.equal(m.store.readState().statuses[next], 'trial');
+    assert.equal(current0(v), next);
+    // The next start re-arms it: its check runs again and (now passing) commits it.
+    m.store.writeConfig({ ...m.requireConfig(), health: { ...m.requireConfig().health, checks: [['true']] } });
+    const again = new TrialMonitor(m, { sys: new NodeSystemAdapter(), log: silentLogger });
+    t.after(() => again.stop());
+    await again.start();
+    await again.controllerReached();
+    assert.equal(again.outcomes[0]?.outcome, 'good');
+    assert.equal(m.store.readState().statuses[next], 'good');
+  });
+
   it('boot counting: each boot of the trial generation counts once; booting it with none left switches back', async (t) => {
     const { v, first, next } = await setup(t, { boots: 1, deadlineSec: 3600 });
     // The trial generation booted: a mountinfo whose root mount is snapshots/<next>/@ (captured for real).
@@ -87,7 +119,7 @@ describe('generations trial and health', { concurrency: false }, () => {
       const m = manager(v, { mountinfoPath, bootIdPath });
       const mon = new TrialMonitor(m, { sys: new NodeSystemAdapter(), log: silentLogger });
       await mon.start();
-      mon.stop();
+      await mon.stop();
       return m;
     };
     let m = await boot('boot-1');
@@ -112,7 +144,7 @@ describe('generations trial and health', { concurrency: false }, () => {
     assert.equal(m.store.readState().trial?.awaitingBoot, true, 'still waiting for the boot, the 1 s deadline does not run yet');
     assert.equal(current0(v), next);
     assert.deepEqual(before.outcomes, []);
-    before.stop();
+    await before.stop();
     // Now the device boots the trial generation.
     const bootDir = join(v.scratch, 'boot');
     mkdirSync(bootDir);

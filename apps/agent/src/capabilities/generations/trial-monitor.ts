@@ -21,6 +21,8 @@ export class TrialMonitor {
   private timer?: NodeJS.Timeout;
   private busy?: Promise<void>;
   private stopped = false;
+  /** Aborted by stop(): kills a running check and makes a queued verdict a no-op. */
+  private readonly abort = new AbortController();
   readonly outcomes: TrialOutcome[] = [];
 
   constructor(
@@ -42,9 +44,17 @@ export class TrialMonitor {
     this.arm();
   }
 
-  stop(): void {
+  /**
+   * Stops judging: the deadline timer is cleared and a running check is killed (its result is
+   * ignored, no verdict is recorded after this call). The trial stays pending on disk, so the
+   * next start re-arms it and checks again. Aborts at once; the promise resolves when what was
+   * running has let go (a switch back already under way is finished, not cut short).
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.abort.abort(new Error('the agent is stopping'));
+    return (this.busy ?? Promise.resolve()).then(() => {});
   }
 
   /** (Re)schedules the deadline of the current trial, if there is one (call after a switch). */
@@ -66,7 +76,7 @@ export class TrialMonitor {
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {
-    const run = (this.busy ?? Promise.resolve()).then(fn).catch((err: unknown) => this.deps.log.error('generations trial handling failed', { error: errorMessage(err) }));
+    const run = (this.busy ?? Promise.resolve()).then(() => (this.stopped ? undefined : fn())).catch((err: unknown) => this.deps.log.error('generations trial handling failed', { error: errorMessage(err) }));
     this.busy = run;
     return run;
   }
@@ -77,14 +87,19 @@ export class TrialMonitor {
     // Before the reboot into it the running system is still the old root: nothing to judge yet.
     if (!cfg || !t || t.awaitingBoot) return;
     if (this.now() > t.deadlineAtMs) return this.expire();
+    const signal = this.abort.signal;
     for (const argv of cfg.health.checks) {
-      const r = await this.deps.sys.exec(argv as [string, ...string[]], { timeoutMs: 120_000 }).catch((err: unknown) => ({ code: null, signal: null, stdout: '', stderr: errorMessage(err) }));
+      // SIGKILL on stop or timeout: a check only reads, and the agent must not wait on one that ignores SIGTERM.
+      const r = await this.deps.sys.exec(argv as [string, ...string[]], { timeoutMs: 120_000, signal, killSignal: 'SIGKILL' }).catch((err: unknown) => ({ code: null, signal: null, stdout: '', stderr: errorMessage(err) }));
+      // Killed by stop(): no verdict, the trial stays pending for the next start.
+      if (signal.aborted) return;
       if (r.code !== 0) {
         const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');
         return this.fail(`health check ${argv.join(' ')} failed (${r.code === null ? 'did not run or was killed' : `exit ${r.code}`})${tail ? `: ${tail}` : ''}`);
       }
     }
-    await this.m.markGood(t.id);
+    // markGood looks at the signal again under the generations lock: a stop() while it waited records nothing.
+    if (!(await this.m.markGood(t.id, signal))) return;
     clearTimeout(this.timer);
     this.report({ id: t.id, outcome: 'good', reason: `reached the controller${cfg.health.checks.length ? ` and passed ${cfg.health.checks.length} check(s)` : ''}` });
   }
@@ -102,8 +117,9 @@ export class TrialMonitor {
     if (!t) return;
     this.deps.log.error('generations: trial failed, rolling back', { generation: t.id, to: t.previous, reason });
     try {
-      await this.m.rollback({ to: t.previous, reason, markFromBad: true });
+      await this.m.rollback({ to: t.previous, reason, markFromBad: true, signal: this.abort.signal });
     } catch (err) {
+      if (this.abort.signal.aborted) return;
       // Not a tight loop on a volume that refuses: look again in a minute.
       this.deps.log.error('generations: switching back failed; retrying in 60 s', { generation: t.id, error: errorMessage(err) });
       clearTimeout(this.timer);
