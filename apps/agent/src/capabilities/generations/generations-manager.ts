@@ -9,7 +9,7 @@ import type { SystemAdapter } from '../../system/system-adapter.js';
 import { fetchVerified } from './artifact.js';
 import { Btrfs, run } from './btrfs.js';
 import { chrootArgv, defaultSelfCommand } from './chroot-exec.js';
-import { type GenerationsConfig, GenerationsStore, type GenerationsState, type Journal } from './generations-store.js';
+import { type GenerationsConfig, GenerationsStore, type GenerationsState, type Journal, emptyState } from './generations-store.js';
 import { type GenerationOnDisk, type LayoutState, currentGeneration, describeLayoutProblem, readCurrentLinks, readLayout } from './layout-read.js';
 import { DEFAULT_FALLBACKS, currentTarget, genDir, genRoot, isValidId, linksDir, newId, renderFstab, shiftSlots, slotTarget, volumePaths } from './layout.js';
 import { bootedGeneration, mountedGenerations, parseMountinfo, volumeSource } from './mountinfo.js';
@@ -220,8 +220,16 @@ export class GenerationsManager {
       const problem = describeLayoutProblem(l, req.volume);
       if (problem) throw new FatalError(`volume: ${req.volume} does not hold the wiki's layout: ${problem}`);
       const cfg: GenerationsConfig = { volume: req.volume, fallbacks: req.fallbacks ?? Math.max(0, l.slots.length - 1), health: { ...defaultHealth(), ...req.health } };
+      const old = this.store.readConfig();
+      const moving = !!old && old.volume !== req.volume;
+      if (moving) {
+        // The trial, its way back and an interrupted operation belong to the old volume: they must end there first.
+        if (this.store.readJournal()) throw new FatalError(`volume: an operation on ${old.volume} is journaled (interrupted or running); let it finish (the next generations job or agent start recovers it) before adopting ${req.volume}`);
+        this.refuseDuringTrial(`adopt ${req.volume}`);
+      }
       this.store.writeConfig(cfg);
-      const state = this.store.readState();
+      // Statuses and last-known-good of another volume mean nothing here.
+      const state = moving ? emptyState() : this.store.readState();
       const cur = l.slots[0]!;
       state.statuses[cur] ??= 'good';
       state.lastGood ??= cur;
@@ -240,6 +248,7 @@ export class GenerationsManager {
       const cfg = this.requireConfig();
       const volume = this.volumeHost(cfg);
       await this.recoverLocked(cfg);
+      this.refuseDuringTrial('upgrade');
       const from = this.sound(await this.layout(cfg)).id;
       const id = newId(new Date(this.now()));
       // Hash-verified before anything on the volume changes: a bad artifact changes nothing.
@@ -326,6 +335,19 @@ export class GenerationsManager {
       progress(100, `switched from ${from} to ${to}`);
       return (await this.inventory())!;
     });
+  }
+
+  /**
+   * Building on a generation still on trial would make the new trial fall back to an unconfirmed
+   * generation (and a failed check then rolls back to it): refused until the trial ends.
+   */
+  private refuseDuringTrial(what: string): void {
+    const t = this.store.readState().trial;
+    if (!t) return;
+    const when = t.awaitingBoot ? 'it has not been booted yet (requireBoot)' : `its health check is pending (deadline ${new Date(t.deadlineAtMs).toISOString()})`;
+    throw new FatalError(
+      `cannot ${what}: generation ${t.id} is still on trial (${when}); wait until it is good (the agent reaches the controller and its checks pass) or roll it back to ${t.previous} with generations.rollback, then try again`,
+    );
   }
 
   private previousOf(l: LayoutState, state: GenerationsState, from: string): string | undefined {

@@ -103,6 +103,37 @@ describe('generations trial and health', { concurrency: false }, () => {
     assert.equal(m.store.readState().statuses[next], 'good');
   });
 
+  it('an upgrade (or adopting another volume) while a trial is pending is refused, naming the trial and what to do; nothing changes', async (t) => {
+    const { v, m, first, next } = await setup(t, { checks: [['true']], deadlineSec: 3600 });
+    const before = execArgv(['ls', join(v.host, 'snapshots')]);
+    for (const trial of [true, false]) {
+      await assert.rejects(
+        m.upgrade({ from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/third']], trial }),
+        new RegExp(`^FatalError: cannot upgrade: generation ${next} is still on trial \\(its health check is pending \\(deadline [^)]+\\)\\); wait until it is good .* or roll it back to ${first} with generations\\.rollback, then try again$`),
+      );
+    }
+    assert.equal(execArgv(['ls', join(v.host, 'snapshots')]), before, 'no generation was made');
+    assert.equal(current0(v), next);
+    assert.equal(m.store.readJournal(), undefined);
+    // The same btrfs mounted at a second path: adopting it would carry this volume's trial over.
+    const other = join(v.root, 'vol/other');
+    mkdirSync(other);
+    execArgv(['mount', '-t', 'btrfs', '-o', 'subvolid=5', v.device, other]);
+    await assert.rejects(m.adopt({ volume: '/vol/other' }), new RegExp(`cannot adopt /vol/other: generation ${next} is still on trial`));
+    assert.equal(m.requireConfig().volume, v.volume);
+    // Re-adopting the same volume (new settings) keeps the trial and is allowed.
+    await m.adopt({ volume: v.volume, fallbacks: 2, health: { checks: [['true']], deadlineSec: 3600 } });
+    assert.equal(m.store.readState().trial?.id, next);
+    // Once the trial is good, upgrading works again.
+    const mon = new TrialMonitor(m, { sys: new NodeSystemAdapter(), log: silentLogger });
+    t.after(() => mon.stop());
+    await mon.controllerReached();
+    assert.equal(m.store.readState().statuses[next], 'good');
+    const third = await m.upgrade({ from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/third']], trial: true });
+    assert.equal(third.from, next);
+    assert.equal(m.store.readState().trial?.previous, next, 'the new trial falls back to a confirmed generation');
+  });
+
   it('boot counting: each boot of the trial generation counts once; booting it with none left switches back', async (t) => {
     const { v, first, next } = await setup(t, { boots: 1, deadlineSec: 3600 });
     // The trial generation booted: a mountinfo whose root mount is snapshots/<next>/@ (captured for real).
