@@ -1,11 +1,9 @@
-import { existsSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { type GenerationsSection, generationsSectionSchema } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
 import type { StepSummary } from '../../engine/section-result.js';
-import { removeDurableSync } from '../../journal/atomic-file.js';
 import { GenerationsManager, defaultHealth } from './generations-manager.js';
 import type { GenerationsConfig } from './generations-store.js';
 import { describeLayoutProblem, readLayout } from './layout-read.js';
@@ -20,6 +18,8 @@ export interface GenerationsActual {
 
 export type GenerationsStep = { action: 'configure'; config: GenerationsConfig; adopt: boolean } | { action: 'refuse'; reason: string };
 
+// A manager per apply is fine: managers of the same --root share one lock (generations-manager.ts),
+// so the section never interleaves with a generations job or the trial monitor.
 const manager = (ctx: CapabilityContext) => new GenerationsManager({ root: ctx.root, sys: ctx.sys, log: ctx.log });
 
 export function desiredConfig(spec: GenerationsSection): GenerationsConfig {
@@ -72,7 +72,7 @@ export const generationsCapability: Capability<GenerationsSection, GenerationsAc
     async configure(step, ctx) {
       const m = manager(ctx);
       if (step.adopt) await m.adopt({ volume: step.config.volume, fallbacks: step.config.fallbacks, health: step.config.health });
-      else m.store.writeConfig(step.config);
+      else await m.setConfig(step.config);
     },
     async refuse(step) {
       throw new FatalError(step.reason);
@@ -84,8 +84,6 @@ export const generationsCapability: Capability<GenerationsSection, GenerationsAc
   },
 
   async revert(ctx, backup) {
-    const m = manager(ctx);
-    if (backup.config) m.store.writeConfig(backup.config);
-    else if (existsSync(m.store.configPath)) removeDurableSync(m.store.configPath);
+    await manager(ctx).setConfig(backup.config);
   },
 };

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { GenerationsInventory } from '@ibex/spec';
 import { FatalError, errorMessage } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Logger } from '../../common/log.js';
 import { Mutex } from '../../common/mutex.js';
+import { removeDurableSync } from '../../journal/atomic-file.js';
 import type { SystemAdapter } from '../../system/system-adapter.js';
 import { fetchVerified } from './artifact.js';
 import { Btrfs, run } from './btrfs.js';
@@ -67,6 +68,20 @@ export const defaultHealth = (): GenerationsConfig['health'] => ({ deadlineSec: 
 const noProgress: Progress = () => {};
 
 /**
+ * One lock per generations state directory (so per --root), shared by every manager of this
+ * process: the `generations` section (a manager per apply), the jobs and the trial monitor (the
+ * agent's manager) never interleave on the same volume and records. Another process (an
+ * `ibex-agent apply` run by hand while the agent runs) is not covered by it.
+ */
+const locks = new Map<string, Mutex>();
+function lockFor(stateDir: string): Mutex {
+  const key = resolve(stateDir);
+  let m = locks.get(key);
+  if (!m) locks.set(key, (m = new Mutex()));
+  return m;
+}
+
+/**
  * The btrfs generations of one volume: init/adopt, upgrade, switch/rollback, GC, recovery and
  * trial bookkeeping. Every operation that changes the volume journals itself first and runs
  * under one lock; `recover()` (also run before every operation) finishes or undoes an
@@ -75,7 +90,7 @@ const noProgress: Progress = () => {};
 export class GenerationsManager {
   readonly store: GenerationsStore;
   readonly btrfs: Btrfs;
-  private readonly mutex = new Mutex();
+  private readonly mutex: Mutex;
   private readonly sys: SystemAdapter;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -84,6 +99,7 @@ export class GenerationsManager {
     this.sys = deps.sys;
     this.log = deps.log;
     this.store = new GenerationsStore(deps.root);
+    this.mutex = lockFor(this.store.dir);
     this.btrfs = new Btrfs(deps.sys);
     this.now = deps.now ?? Date.now;
   }
@@ -236,6 +252,14 @@ export class GenerationsManager {
       this.store.writeState(state);
       this.log.info('generations layout adopted', { volume: req.volume, current: cur, generations: l.generations.length });
       return (await this.inventory())!;
+    });
+  }
+
+  /** Writes the agent's settings (the section's configure / revert; null removes them), under the lock. */
+  setConfig(cfg: GenerationsConfig | null): Promise<void> {
+    return this.mutex.run(async () => {
+      if (cfg) this.store.writeConfig(cfg);
+      else if (existsSync(this.store.configPath)) removeDurableSync(this.store.configPath);
     });
   }
 
