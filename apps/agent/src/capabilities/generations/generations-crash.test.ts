@@ -45,7 +45,7 @@ async function setup(t: TestContext) {
 const isRo = (p: string) => execArgv(['btrfs', 'property', 'get', '-ts', p, 'ro']).trim() === 'ro=true';
 const current0 = (v: BtrfsVolume) => readlinkSync(join(v.host, 'current/0')).replace('../../snapshots/', '');
 
-function assertConsistent(v: BtrfsVolume, m: GenerationsManager): string {
+function assertConsistent(v: BtrfsVolume, m: GenerationsManager, opts: { halfDeleted?: string } = {}): string {
   const g0 = current0(v);
   assert.match(readlinkSync(join(v.host, 'current')), /^\.\/links\/[^/]+$/);
   assert.equal(lstatSync(join(v.host, 'snapshots', g0, '@')).ino, 256);
@@ -56,7 +56,11 @@ function assertConsistent(v: BtrfsVolume, m: GenerationsManager): string {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(v.root));
   assert.equal(mounts.length, 1, `only the volume is mounted: ${mounts.join('\n')}`);
   // Every generation left on disk is complete (the crashed one either made it or is gone).
-  for (const id of readdirSync(join(v.host, 'snapshots'))) assert.ok(isRo(join(v.host, 'snapshots', id, '@')), `${id} is complete`);
+  // (Except a generation a killed GC left with its subvolume deleted and its directory not yet removed.)
+  for (const id of readdirSync(join(v.host, 'snapshots'))) {
+    if (id === opts.halfDeleted) assert.equal(existsSync(join(v.host, 'snapshots', id, '@')), false, `${id} lost its @`);
+    else assert.ok(isRo(join(v.host, 'snapshots', id, '@')), `${id} is complete`);
+  }
   return g0;
 }
 
@@ -143,6 +147,19 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
     const half = inv.generations.filter((g) => !g.complete).map((g) => g.id);
     assert.ok(half.length === 1 && existsSync(join(v.host, 'snapshots', half[0]!)), `one half-deleted generation is left: ${half}`);
     assert.ok(victims.includes(half[0]!));
+    // GC keeps no journal: what a crash leaves must show as what it is. The half-deleted generation
+    // is reported incomplete and never as current, linked or booted; current is untouched and complete.
+    const h = inv.generations.find((g) => g.id === half[0])!;
+    assert.deepEqual(
+      { complete: h.complete, current: h.current, slot: h.slot, booted: h.booted, readOnly: h.readOnly, status: h.status },
+      { complete: false, current: false, slot: null, booted: false, readOnly: false, status: 'unknown' },
+    );
+    assert.equal(inv.current, ids[4]);
+    assert.equal(inv.generations.find((g) => g.id === inv.current)?.complete, true);
+    assert.deepEqual(inv.generations.filter((g) => g.slot !== null).map((g) => [g.slot, g.complete]), [[3, true], [2, true], [1, true], [0, true]]);
+    assertConsistent(v, m, { halfDeleted: half[0] });
+    // Nothing can link it again: a rollback to it is refused.
+    await assert.rejects(m.rollback({ to: half[0] }), /is not complete/);
     const again = await driver(v.root, 'gc', null);
     assert.equal(again.code, 0, again.stderr);
     assert.ok(JSON.parse(again.stdout).deleted.includes(half[0]));

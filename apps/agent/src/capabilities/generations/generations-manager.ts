@@ -461,12 +461,16 @@ export class GenerationsManager {
       const spare = l.generations.filter((g) => g.complete && !why.has(g.id)).sort((a, b) => (b.createdAtMs ?? 0) - (a.createdAtMs ?? 0));
       for (const g of spare.slice(0, opts.keep ?? 0)) protect(g.id, 'kept');
       const victims = l.generations.filter((g) => !why.has(g.id));
+      // Forget the victims' statuses before deleting anything: a GC killed half way must not leave
+      // a half-deleted generation that the inventory still calls `good` (it shows `unknown`,
+      // `complete: false`, and the next GC finishes it).
+      for (const g of victims) delete state.statuses[g.id];
+      if (victims.length) this.store.writeState(state);
       const deleted: string[] = [];
       for (const [i, g] of victims.entries()) {
         progress(Math.round((i / Math.max(1, victims.length)) * 90), `deleting ${g.id}`);
         await this.deleteGeneration(volume, g);
         deleted.push(g.id);
-        delete state.statuses[g.id];
       }
       const removedLinks: string[] = [];
       for (const d of l.linksDirs) {
