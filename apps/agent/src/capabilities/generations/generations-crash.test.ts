@@ -156,7 +156,8 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
     );
     assert.equal(inv.current, ids[4]);
     assert.equal(inv.generations.find((g) => g.id === inv.current)?.complete, true);
-    assert.deepEqual(inv.generations.filter((g) => g.slot !== null).map((g) => [g.slot, g.complete]), [[3, true], [2, true], [1, true], [0, true]]);
+    const linked = inv.generations.filter((g) => g.slot !== null).sort((a, b) => a.slot! - b.slot!);
+    assert.deepEqual(linked.map((g) => [g.slot, g.id, g.complete]), [ids[4], ids[3], ids[2], ids[1]].map((id, i) => [i, id, true]));
     assertConsistent(v, m, { halfDeleted: half[0] });
     // Nothing can link it again: a rollback to it is refused.
     await assert.rejects(m.rollback({ to: half[0] }), /is not complete/);
