@@ -1,6 +1,7 @@
 // The agent process (node main.js, or the single executable with IBEX_AGENT_BIN) against the
 // scripted controller, with a real btrfs volume under its --root: generations jobs end to end.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -75,6 +76,42 @@ describe('generations jobs through the agent', { concurrency: false }, () => {
     assert.equal(current0(v.host), first);
     const state = JSON.parse(readFileSync(join(v.root, 'var/lib/ibex-agent/generations/state.json'), 'utf8'));
     assert.equal(state.statuses[next], 'bad');
+  });
+
+  it('SIGTERM while a trial health check runs: the agent kills the check, exits at once with no verdict, and the trial stays pending', async (t) => {
+    const { fx, v, start } = await setup(t);
+    const agent = start();
+    await fx.controller.waitForSession();
+    const tar = makeRootfsTarball(v.scratch, 'base', 'base');
+    // A check that would pass, but only after a minute: the agent must not wait for it, nor let it decide after stopping.
+    const secs = `60.${process.pid}${Math.floor(Math.random() * 1e6)}`;
+    const checkPids = () =>
+      execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter(([, ...args]) => args.join(' ') === `sleep ${secs}`)
+        .map(([pid]) => Number(pid));
+    const running = () => checkPids().length > 0;
+    // Without the fix the check outlives the agent: never leave it behind.
+    t.after(() => checkPids().forEach((pid) => process.kill(pid, 'SIGKILL')));
+    fx.controller.send(assign('init-3', 'generations.init', { volume: v.volume, image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) }, health: { checks: [['sleep', secs]], deadlineSec: 3600 } }));
+    const init = await fx.controller.waitFor('init result', () => resultOf(fx.controller.jobUpdates('init-3')), 60_000);
+    assert.equal(init.outcome, JobOutcome.JOB_OUTCOME_SUCCEEDED, init.error);
+    fx.controller.send(assign('up-3', 'generations.upgrade', { from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/new']], trial: true }));
+    const up = await fx.controller.waitFor('upgrade result', () => resultOf(fx.controller.jobUpdates('up-3')), 60_000);
+    assert.equal(up.outcome, JobOutcome.JOB_OUTCOME_SUCCEEDED, up.error);
+    const next = JSON.parse(up.outputJson).id as string;
+    await fx.controller.waitFor('the health check running', () => running() || undefined, 30_000);
+    const t0 = Date.now();
+    const exit = await agent.stop(20_000);
+    assert.deepEqual(exit, { code: 0, signal: null }, 'the agent exited by itself on SIGTERM');
+    assert.ok(Date.now() - t0 < 10_000, `the agent took ${Date.now() - t0} ms to stop`);
+    assert.equal(running(), false, 'the check was killed');
+    assert.equal(agent.count(/generations: (good|rolled-back)/), 0, 'no verdict');
+    const state = JSON.parse(readFileSync(join(v.root, 'var/lib/ibex-agent/generations/state.json'), 'utf8'));
+    assert.equal(state.trial?.id, next, 'the trial is pending for the next start');
+    assert.equal(state.statuses[next], 'trial');
+    assert.equal(current0(v.host), next);
   });
 
   it('the agent SIGKILLed in the middle of an upgrade job recovers at restart: current stays a complete read-only generation', async (t) => {

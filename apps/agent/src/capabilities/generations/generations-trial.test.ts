@@ -75,7 +75,14 @@ describe('generations trial and health', { concurrency: false }, () => {
     // A check that would pass after a few seconds: without stop() cutting it short it would mark the trial good.
     const secs = `4.${process.pid}${Math.floor(Math.random() * 1e6)}`;
     const { v, m, next } = await setup(t, { checks: [['sleep', secs]], deadlineSec: 3600 });
-    const running = () => execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === `sleep ${secs}`);
+    const checkPids = () =>
+      execArgv(['ps', '-eo', 'pid=,args='])
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter(([, ...args]) => args.join(' ') === `sleep ${secs}`)
+        .map(([pid]) => Number(pid));
+    const running = () => checkPids().length > 0;
+    t.after(() => checkPids().forEach((pid) => process.kill(pid, 'SIGKILL')));
     const mon = new TrialMonitor(m, { sys: new NodeSystemAdapter(), log: silentLogger });
     t.after(() => mon.stop());
     const checking = mon.controllerReached();
