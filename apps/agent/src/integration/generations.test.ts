@@ -1,7 +1,6 @@
 // The agent process (node main.js, or the single executable with IBEX_AGENT_BIN) against the
 // scripted controller, with a real btrfs volume under its --root: generations jobs end to end.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -10,6 +9,7 @@ import { generationsInventorySchema } from '@ibex/spec';
 import { type AgentFixture, agentFixture } from '../testing/fixtures.js';
 import { makeBtrfsVolume, makeRootfsTarball, sha256File } from '../testing/btrfs-volume.js';
 import type { AgentProcess } from '../testing/agent-process.js';
+import { killWithCommandLine, pidsWithCommandLine } from '../testing/processes.js';
 
 const assign = (jobId: string, type: string, params: unknown) =>
   ({ $case: 'assign', value: { jobId, attempt: 1, type, paramsJson: JSON.stringify(params), timeoutMs: 300_000, createdAtMs: Date.now() } }) as const;
@@ -85,15 +85,10 @@ describe('generations jobs through the agent', { concurrency: false }, () => {
     const tar = makeRootfsTarball(v.scratch, 'base', 'base');
     // A check that would pass, but only after a minute: the agent must not wait for it, nor let it decide after stopping.
     const secs = `60.${process.pid}${Math.floor(Math.random() * 1e6)}`;
-    const checkPids = () =>
-      execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
-        .split('\n')
-        .map((l) => l.trim().split(/\s+/))
-        .filter(([, ...args]) => args.join(' ') === `sleep ${secs}`)
-        .map(([pid]) => Number(pid));
+    const checkPids = () => pidsWithCommandLine(`sleep ${secs}`);
     const running = () => checkPids().length > 0;
     // Without the fix the check outlives the agent: never leave it behind.
-    t.after(() => checkPids().forEach((pid) => process.kill(pid, 'SIGKILL')));
+    t.after(() => killWithCommandLine(`sleep ${secs}`));
     fx.controller.send(assign('init-3', 'generations.init', { volume: v.volume, image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) }, health: { checks: [['sleep', secs]], deadlineSec: 3600 } }));
     const init = await fx.controller.waitFor('init result', () => resultOf(fx.controller.jobUpdates('init-3')), 60_000);
     assert.equal(init.outcome, JobOutcome.JOB_OUTCOME_SUCCEEDED, init.error);

@@ -10,6 +10,7 @@ import { agentCommand } from '../../testing/agent-process.js';
 import { type BtrfsVolume, makeBtrfsVolume, makeRootfsTarball, execArgv, sha256File } from '../../testing/btrfs-volume.js';
 import { GenerationsManager, type ManagerDeps } from './generations-manager.js';
 import { TrialMonitor } from './trial-monitor.js';
+import { killWithCommandLine, pidsWithCommandLine } from '../../testing/processes.js';
 
 function manager(v: BtrfsVolume, extra: Partial<ManagerDeps> = {}) {
   const [cmd, pre] = agentCommand();
@@ -75,14 +76,9 @@ describe('generations trial and health', { concurrency: false }, () => {
     // A check that would pass after a few seconds: without stop() cutting it short it would mark the trial good.
     const secs = `4.${process.pid}${Math.floor(Math.random() * 1e6)}`;
     const { v, m, next } = await setup(t, { checks: [['sleep', secs]], deadlineSec: 3600 });
-    const checkPids = () =>
-      execArgv(['ps', '-eo', 'pid=,args='])
-        .split('\n')
-        .map((l) => l.trim().split(/\s+/))
-        .filter(([, ...args]) => args.join(' ') === `sleep ${secs}`)
-        .map(([pid]) => Number(pid));
+    const checkPids = () => pidsWithCommandLine(`sleep ${secs}`);
     const running = () => checkPids().length > 0;
-    t.after(() => checkPids().forEach((pid) => process.kill(pid, 'SIGKILL')));
+    t.after(() => killWithCommandLine(`sleep ${secs}`));
     const mon = new TrialMonitor(m, { sys: new NodeSystemAdapter(), log: silentLogger });
     t.after(() => mon.stop());
     const checking = mon.controllerReached();
