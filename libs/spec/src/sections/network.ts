@@ -58,6 +58,8 @@ export const networkInterfaceSchema = z
       .strict()
       .optional(),
     mtu: z.number().int().min(68, 'must be at least 68').max(65535, 'must be at most 65535').optional(),
+    /** dhcp only: how long the apply waits for a lease after ifup (default: the section's dhcpTimeoutSec). */
+    dhcpTimeoutSec: z.number().int().min(1, 'must be at least 1').max(600, 'must be at most 600').optional(),
   })
   .strict()
   .superRefine((i, ctx) => {
@@ -72,6 +74,7 @@ export const networkInterfaceSchema = z
       if (i.match) issue(['match'], 'the loopback interface is not renamed');
       if (i.dns) issue(['dns'], 'the loopback interface has no DNS servers');
     }
+    if (i.dhcpTimeoutSec !== undefined && i.method !== 'dhcp') issue(['dhcpTimeoutSec'], `only a dhcp interface waits for a lease (method is ${i.method})`);
     if (i.match?.name === i.name) issue(['match', 'name'], 'is the same as name: leave match out when the interface is not renamed');
     const seen = new Map<string, number>();
     i.addresses.forEach((a, n) => {
@@ -130,6 +133,8 @@ export const networkHookSchema = z
 export type NetworkHook = z.infer<typeof networkHookSchema>;
 
 export const DEFAULT_CONFIRM_TIMEOUT_SEC = 60;
+/** udhcpc (as ifupdown-ng runs it, with -b) may go to the background before a lease arrives. */
+export const DEFAULT_DHCP_TIMEOUT_SEC = 30;
 
 export const networkSectionSchema = z
   .object({
@@ -138,6 +143,8 @@ export const networkSectionSchema = z
     hooks: z.array(networkHookSchema).max(64).default([]),
     /** How long the agent waits, after the change, to reach the controller again before it restores the previous configuration. */
     confirmTimeoutSec: z.number().int().min(1).max(3600).default(DEFAULT_CONFIRM_TIMEOUT_SEC),
+    /** How long the apply waits, after ifup, for each dhcp interface to get an IPv4 lease before it reverts (per interface: interfaces[].dhcpTimeoutSec). */
+    dhcpTimeoutSec: z.number().int().min(1, 'must be at least 1').max(600, 'must be at most 600').default(DEFAULT_DHCP_TIMEOUT_SEC),
   })
   .strict()
   .superRefine((s, ctx) => {

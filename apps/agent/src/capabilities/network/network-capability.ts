@@ -5,6 +5,7 @@ import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { type LiveLink, type LiveRoute, type NetworkActual, type NetworkPaths, type NetworkStep, ifupdownArgs, planNetwork, summarizeNetworkStep } from './network-plan.js';
+import { waitForLeases } from './dhcp-lease.js';
 import { type ParsedInterfaces, ifaceNames, parseInterfaces } from './parse.js';
 import { INTERFACES, INTERFACES_D, managedBlockOf, renderNetwork } from './render.js';
 
@@ -225,6 +226,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       failpoint('network-before-ifup');
       await ensureStateDir(ctx);
       await run(ctx, ifupdownArgs(pathsOf(ctx), 'ifup', step.interfaces), `bringing up ${step.interfaces.join(', ')} with the new configuration`);
+      await waitForLeases(ctx, step.leases);
     },
   },
 

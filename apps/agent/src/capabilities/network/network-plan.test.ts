@@ -68,6 +68,17 @@ describe('network planner', () => {
     ]);
     assert.deepEqual(summarizeNetworkStep(steps.at(-1)!).commands, [['ifup', '-i', '/r/etc/network/interfaces', '-S', '/r/run/ifstate', 'eth0_static', 'eth1_dhcp', 'lo']]);
     assert.match(String(summarizeNetworkStep(steps[3]!).diff), /^--- \/dev\/null\n\+\+\+ b\/etc\/network\/interfaces\.d\/eth0_static\n@@ -0,0 \+1,10 @@\n/);
+    // The dhcp interface is waited for (the section's default), and the summary says so.
+    const up = steps.at(-1)!;
+    assert.deepEqual(up.action === 'ifup' && up.leases, [{ name: 'eth1_dhcp', timeoutSec: 30 }]);
+    assert.match(summarizeNetworkStep(up).text, /; wait up to 30 s for a DHCP lease on eth1_dhcp$/);
+  });
+
+  it('a dhcp interface waits for its own dhcpTimeoutSec when it has one', () => {
+    const spec = networkSectionSchema.parse({ ...scenarioSpec(), dhcpTimeoutSec: 45, interfaces: scenarioSpec().interfaces.map((i) => (i.method === 'dhcp' ? { ...i, dhcpTimeoutSec: 7 } : i)) });
+    const fresh = [{ name: 'lo', up: false, addresses: [] }, { name: 'eth0', up: false, addresses: [] }, { name: 'eth1', up: false, addresses: [] }];
+    const up = planNetwork(spec, actualAfter(undefined, fresh, [])).at(-1)!;
+    assert.deepEqual(up.action === 'ifup' && up.leases, [{ name: 'eth1_dhcp', timeoutSec: 7 }]);
   });
 
   it('a changed address touches only that interface: down with the old config (undoing its rename), one file, up', () => {

@@ -54,7 +54,13 @@ export type NetworkStep =
   | { action: 'ifdown'; interfaces: string[]; undoRenames: Array<{ from: string; to: string }>; commands: string[][]; reason: string }
   | { action: 'write'; path: string; content: string; mode: number; before?: string; beforeMode?: number }
   | { action: 'remove'; path: string; before: string }
-  | { action: 'ifup'; interfaces: string[]; commands: string[][]; reason: string };
+  | { action: 'ifup'; interfaces: string[]; commands: string[][]; reason: string; leases: LeaseWait[] };
+
+/** A dhcp interface the ifup step waits for: ifupdown-ng's udhcpc -b may return before the lease. */
+export interface LeaseWait {
+  name: string;
+  timeoutSec: number;
+}
 
 export const ifupdownArgs = (paths: NetworkPaths, tool: 'ifup' | 'ifdown', names: string[], extra: string[] = []): string[] => [tool, ...extra, '-i', paths.interfaces, '-S', paths.stateFile, ...names];
 
@@ -177,7 +183,8 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   }
   steps.push(...writes, ...removes);
   const up = affected.filter((n) => newAuto.has(n));
-  if (up.length) steps.push({ action: 'ifup', interfaces: up, commands: [ifupdownArgs(paths, 'ifup', up)], reason });
+  const leases = spec.interfaces.filter((i) => i.method === 'dhcp' && up.includes(i.name)).map((i) => ({ name: i.name, timeoutSec: i.dhcpTimeoutSec ?? spec.dhcpTimeoutSec }));
+  if (up.length) steps.push({ action: 'ifup', interfaces: up, commands: [ifupdownArgs(paths, 'ifup', up)], reason, leases });
   return steps;
 }
 
@@ -216,6 +223,11 @@ export function summarizeNetworkStep(step: NetworkStep): StepSummary {
     case 'remove':
       return { action: step.action, path: step.path, text: `remove ${step.path} (no longer in the spec)`, diff: capped(unifiedDiff(step.path, step.before ?? null, null)) };
     case 'ifup':
-      return { action: step.action, interfaces: step.interfaces, text: `bring up ${step.interfaces.join(', ')} (${step.reason})`, commands: step.commands };
+      return {
+        action: step.action,
+        interfaces: step.interfaces,
+        text: `bring up ${step.interfaces.join(', ')} (${step.reason})${step.leases.map((l) => `; wait up to ${l.timeoutSec} s for a DHCP lease on ${l.name}`).join('')}`,
+        commands: step.commands,
+      };
   }
 }
