@@ -44,6 +44,9 @@ const hasRoute = (dev: NetnsDevice, dst: string, via: string, ifname: string) =>
 describe('network capability with ifupdown-ng in network namespaces', () => {
   it('applies the issue scenario: renames before up, static + DHCP (udhcpd in a peer namespace), the route follows up/down, a log line on down; re-applying is a no-op', async (t) => {
     const dev = device(t);
+    // The scenario's DHCP interface name is fixed; udhcpc's pid file (/run/udhcpc.eth1_dhcp.pid)
+    // is the host's: concurrent runs of this test take turns.
+    await dev.holdName('eth1_dhcp');
     dev.addLink('eth0', 'p0');
     dev.addLink('eth1', 'p1');
     dev.startDhcpServer('p1', '192.168.50.1', '192.168.50.100', '192.168.50.150');
@@ -202,6 +205,37 @@ source-directory /etc/network/interfaces.d
     assert.deepEqual(dev.ipv4Of('eth0_static'), ['192.168.1.100/24']);
     assert.ok(hasRoute(dev, '192.168.2.0/24', '192.168.1.1', 'eth0_static'));
     assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+  });
+
+  it('undoes a rename by MAC when verification fails: the link gets its old name and the old files are back', async (t) => {
+    const dev = device(t);
+    dev.addLink('enp9s0', 'p0', '02:1b:ee:00:00:09');
+    const net = join(dev.root, 'etc/network');
+    const hand = 'auto lo\niface lo inet loopback\n';
+    writeFileSync(join(net, 'interfaces'), hand);
+    assert.equal(dev.ifupdown('ifup', ['-a']).code, 0);
+    const spec = writeSpec(dev, 'mac-bad', {
+      network: {
+        interfaces: [{ name: 'lan0', match: { mac: '02:1B:EE:00:00:09' }, method: 'static', addresses: ['10.68.0.3/24'] }],
+        // ifup (with the rename) succeeds, then this hook takes the address away: verify fails.
+        hooks: [{ phase: 'up', name: 'flush', content: '#!/bin/sh\nip addr flush dev "$IFACE"\n' }],
+      },
+    });
+    const r = await agent(dev, ['apply', '--spec', spec]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /network: reverted: verify failed: .*address 10\.68\.0\.3\/24 is missing.*the previous state was restored/);
+    // The apply did rename it (the hook ran for lan0), and the revert named it back.
+    assert.ok(dev.link('enp9s0'), `enp9s0 is back: ${dev.addrs().map((l) => l.ifname).join()}`);
+    assert.ok(!dev.link('lan0'));
+    assert.equal(dev.link('enp9s0')!.address, '02:1b:ee:00:00:09');
+    assert.equal(readFileSync(join(net, 'interfaces'), 'utf8'), hand);
+    assert.ok(!existsSync(join(net, 'interfaces.d/lan0')));
+    assert.ok(!existsSync(join(net, 'if-up.d/flush')));
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+    // The same spec without the hook applies, under the new name.
+    const good = writeSpec(dev, 'mac-good', { network: { interfaces: [{ name: 'lan0', match: { mac: '02:1B:EE:00:00:09' }, method: 'static', addresses: ['10.68.0.3/24'] }] } });
+    assert.equal((await agent(dev, ['apply', '--spec', good])).code, 0);
+    assert.deepEqual(dev.ipv4Of('lan0'), ['10.68.0.3/24']);
   });
 
   it('renames by MAC and configures IPv4 and IPv6 addresses, MTU and an IPv6 route', async (t) => {
