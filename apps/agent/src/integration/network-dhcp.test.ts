@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runAgent } from '../testing/agent-process.js';
@@ -74,5 +75,30 @@ describe('network capability: DHCP leases', () => {
     assert.deepEqual(nsPids(dev.ns), []);
     assert.ok(!existsSync(`/run/udhcpc.${wan}.pid`));
     assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+  });
+
+  it('tests that need the same fixed DHCP interface name take turns (host-wide lock, a dead holder is taken over)', async (t) => {
+    const a = device(t);
+    const b = device(t);
+    const name = a.uniqueName('lk');
+    const lock = `/run/lock/ibex-test-iface-${name}`;
+    t.after(() => rmSync(lock, { force: true }));
+    await a.holdName(name);
+    let bHolds = false;
+    const waiting = b.holdName(name, 20_000).then(() => (bHolds = true));
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(bHolds, false, 'b must wait while a holds the name');
+    a.destroy();
+    await waiting;
+    assert.equal(readFileSync(lock, 'utf8').trim(), String(process.pid));
+    b.destroy();
+    assert.ok(!existsSync(lock), 'destroy releases the lock');
+    // A holder that died without releasing it: its lock is taken over at once.
+    const dead = spawnSync('true').pid!;
+    writeFileSync(lock, `${dead}\n`);
+    const c = device(t);
+    await c.holdName(name, 1_000);
+    c.destroy();
+    assert.ok(!existsSync(lock));
   });
 });
