@@ -238,6 +238,47 @@ source-directory /etc/network/interfaces.d
     assert.deepEqual(dev.ipv4Of('lan0'), ['10.68.0.3/24']);
   });
 
+  it('applies dns-nameservers / dns-search to the root\'s resolv.conf through its if-up.d hook; a revert puts the old resolv.conf back', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    const hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+    const resolv = join(dev.root, 'etc/resolv.conf');
+    const handResolv = 'nameserver 192.0.2.53\n';
+    writeFileSync(resolv, handResolv);
+    const iface = { name: 'eth0', method: 'static', addresses: ['10.70.0.2/24'] };
+    const dns = { servers: ['10.70.0.53', 'fd00:70::53'], search: ['example.lab', 'corp.example'] };
+    assert.equal((await agent(dev, ['apply', '--spec', writeSpec(dev, 'plain', { network: { interfaces: [iface] } })])).code, 0);
+    assert.equal(readFileSync(resolv, 'utf8'), handResolv);
+
+    // DNS arrives with a change that fails verification: resolv.conf (which the hook rewrote) is put back.
+    const bad = writeSpec(dev, 'dns-bad', { network: { interfaces: [{ ...iface, dns }], hooks: [{ phase: 'up', name: 'flush', content: '#!/bin/sh\nip addr flush dev "$IFACE"\n' }] } });
+    const r = await agent(dev, ['apply', '--spec', bad]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /network: reverted: verify failed/);
+    assert.equal(readFileSync(resolv, 'utf8'), handResolv);
+    assert.ok(!existsSync(join(dev.root, 'etc/network/if-up.d/ibex-dns')));
+
+    const good = writeSpec(dev, 'dns', { network: { interfaces: [{ ...iface, dns }] } });
+    const plan = await agent(dev, ['plan', '--spec', good]);
+    assert.match(plan.stdout, /write \/etc\/network\/if-up\.d\/ibex-dns \(\d+ bytes, mode 0755; creates it\)/);
+    assert.ok(plan.stdout.includes(`+conf='${resolv}'`), plan.stdout);
+    const ok = await agent(dev, ['apply', '--spec', good]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(
+      readFileSync(resolv, 'utf8'),
+      '# Written by ibex-agent (if-up.d/ibex-dns) for eth0 from its dns-nameservers / dns-search\nsearch example.lab corp.example\nnameserver 10.70.0.53\nnameserver fd00:70::53\n',
+    );
+    assert.equal(statSync(resolv).mode & 0o777, 0o644);
+    assert.equal(readFileSync('/etc/resolv.conf', 'utf8'), hostResolv, 'the host\'s resolv.conf is never touched');
+    // BusyBox runs the same hook with the same variables.
+    const bb = sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
+    assert.equal(bb.code, 0, bb.stderr + bb.stdout);
+
+    // Without DNS in the spec the hook goes away (resolv.conf keeps what was last written).
+    assert.equal((await agent(dev, ['apply', '--spec', writeSpec(dev, 'plain2', { network: { interfaces: [iface] } })])).code, 0);
+    assert.ok(!existsSync(join(dev.root, 'etc/network/if-up.d/ibex-dns')));
+  });
+
   it('renames by MAC and configures IPv4 and IPv6 addresses, MTU and an IPv6 route', async (t) => {
     const dev = device(t);
     dev.addLink('enp9s0', 'p0', '02:1b:ee:00:00:07');

@@ -121,6 +121,7 @@ describe('network section schema', () => {
     assert.ok(hooks.has('network.hooks[1].phase'));
     assert.ok(hooks.has('network.hooks[2].content'));
     assert.ok(issuesOf({ ...issueScenario, confirmTimeoutSec: 0 }).has('network.confirmTimeoutSec'));
+    assert.match(issuesOf({ ...issueScenario, hooks: [{ phase: 'up', name: 'ibex-dns', content: '#!/bin/sh\n' }] }).get('network.hooks[0].name') ?? '', /the agent's own up hook/);
     assert.ok(issuesOf({ ...issueScenario, extra: 1 }).size > 0);
   });
 

@@ -106,6 +106,9 @@ export const networkRouteSchema = z
   .strict();
 export type NetworkRoute = z.infer<typeof networkRouteSchema>;
 
+/** The agent's own if-up.d script that applies dns-nameservers / dns-search (docs/network.md). */
+export const DNS_HOOK_NAME = 'ibex-dns';
+
 export const hookPhases = ['pre-up', 'up', 'down', 'post-down'] as const;
 export type HookPhase = (typeof hookPhases)[number];
 
@@ -201,6 +204,7 @@ export const networkSectionSchema = z
     s.hooks.forEach((h, n) => {
       const key = `${h.phase}/${h.name}`;
       if (hookKeys.has(key)) issue(['hooks', n, 'name'], `duplicates hooks[${hookKeys.get(key)}] (same phase and name)`);
+      if (h.phase === 'up' && h.name === DNS_HOOK_NAME) issue(['hooks', n, 'name'], `${DNS_HOOK_NAME} is the agent's own up hook (it applies the interfaces' dns); choose another name`);
       else hookKeys.set(key, n);
     });
   });

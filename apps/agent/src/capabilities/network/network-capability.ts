@@ -7,7 +7,7 @@ import { resolveUnderRoot } from '../../system/root-path.js';
 import { type LiveLink, type LiveRoute, type NetworkActual, type NetworkPaths, type NetworkStep, ifupdownArgs, planNetwork, summarizeNetworkStep } from './network-plan.js';
 import { waitForLeases } from './dhcp-lease.js';
 import { type ParsedInterfaces, ifaceNames, parseInterfaces } from './parse.js';
-import { INTERFACES, INTERFACES_D, managedBlockOf, renderNetwork } from './render.js';
+import { DNS_HOOK, INTERFACES, INTERFACES_D, RESOLV_CONF, managedBlockOf, renderNetwork } from './render.js';
 
 /** What revert needs: the old bytes of every file the steps touch, and what was up and how links were named. */
 export interface NetworkBackup {
@@ -199,7 +199,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       await ctx.sys.mkdir(staging, 0o700).catch(() => {});
       await ctx.sys.mkdir(stagedD, 0o700).catch(() => {});
       // The hand-written files the main file keeps sourcing are read from where they are.
-      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: pathsOf(ctx).interfacesD });
+      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: pathsOf(ctx).interfacesD, resolvConf: pathsOf(ctx).host(RESOLV_CONF) });
       for (const f of rendered) {
         if (f.path === INTERFACES) await ctx.sys.writeFileAtomic(join(staging, 'interfaces'), Buffer.from(f.content), { mode: 0o600 });
         else if (f.path.startsWith(`${INTERFACES_D}/`)) await ctx.sys.writeFileAtomic(join(stagedD, posix.basename(f.path)), Buffer.from(f.content), { mode: 0o600 });
@@ -237,6 +237,15 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
         const now = await readIfFile(ctx, s.path);
         files.push({ path: s.path, content: now?.content, mode: now?.mode });
       }
+    }
+    // The DNS hook (new, or the one the old config had) rewrites resolv.conf at ifup: keep its bytes
+    // too. A symlink (a resolvconf-managed file) is written through and cannot be put back this way.
+    if (steps.some((s) => (s.action === 'write' || s.action === 'remove') && s.path === DNS_HOOK) || managedBlockOf((await readIfFile(ctx, INTERFACES))?.content)?.hooks.includes(DNS_HOOK)) {
+      const st = await ctx.sys.lstat(await hostPath(ctx, RESOLV_CONF));
+      if (!st || st.isFile()) {
+        const now = await readIfFile(ctx, RESOLV_CONF);
+        files.push({ path: RESOLV_CONF, content: now?.content, mode: now?.mode });
+      } else ctx.log.warn('network: /etc/resolv.conf is not a regular file; a revert cannot restore what the DNS hook writes through it');
     }
     const down = steps.flatMap((s) => (s.action === 'ifdown' ? s.interfaces : []));
     const up = steps.flatMap((s) => (s.action === 'ifup' ? s.interfaces : []));

@@ -27,7 +27,7 @@ const routesUp: LiveRoute[] = [
 /** The device as it is once `applied` was applied: its files on disk and its live state. */
 function actualAfter(applied: NetworkSection | undefined, links: LiveLink[], routes: LiveRoute[]): NetworkActual {
   const files: NetworkActual['files'] = {};
-  const rendered = applied ? renderNetwork(applied, { interfacesD: [] }, { sourceDir: paths.interfacesD }) : [];
+  const rendered = applied ? renderNetwork(applied, { interfacesD: [] }, { sourceDir: paths.interfacesD, resolvConf: paths.host('/etc/resolv.conf') }) : [];
   for (const f of rendered) files[f.path] = { content: f.content, mode: f.mode };
   const main = files[INTERFACES]?.content;
   return {
@@ -59,6 +59,7 @@ describe('network planner', () => {
       'write /etc/network/interfaces.d/eth0_static',
       'write /etc/network/interfaces.d/eth1_dhcp',
       'write /etc/network/if-down.d/log-down',
+      'write /etc/network/if-up.d/ibex-dns',
       'ifup eth0_static,eth1_dhcp,lo',
     ]);
     const v = summarizeNetworkStep(steps[0]!);

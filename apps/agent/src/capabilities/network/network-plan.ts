@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { type NetworkSection, ipToBigInt, ipFamily, parseCidr } from '@ibex/spec';
 import type { StepSummary } from '../../engine/section-result.js';
 import { autoNames, ifaceNames, ifaceOptions, parseInterfaces, renamesOf, type ParsedInterfaces } from './parse.js';
-import { type ExistingConfig, INTERFACES, INTERFACES_D, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
+import { type ExistingConfig, INTERFACES, INTERFACES_D, RESOLV_CONF, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
 import { unifiedDiff } from '../../engine/unified-diff.js';
 
 /** A link as `ip -j addr` shows it. */
@@ -136,7 +136,7 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   }
   if (refusals.length) return refusals;
 
-  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD });
+  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD, resolvConf: paths.host(RESOLV_CONF) });
   const stale = staleManagedPaths(actual.existing, rendered);
   const writes: NetworkStep[] = rendered.flatMap((f): NetworkStep[] => {
     const now = actual.files[f.path];
