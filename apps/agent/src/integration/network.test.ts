@@ -80,8 +80,10 @@ describe('network capability with ifupdown-ng in network namespaces', () => {
     assert.ok(hasRoute(dev, 'default', '192.168.1.1', 'eth0_static'));
     assert.match(readFileSync(join(dev.root, 'etc/network/interfaces.d/eth0_static'), 'utf8'), /dns-nameservers 8\.8\.8\.8 8\.8\.4\.4/);
 
-    // BusyBox ifup accepts the same files.
-    const bb = sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
+    // `source` lines name device paths: in the namespace /etc/network is the scratch root's.
+    assert.match(readFileSync(join(dev.root, 'etc/network/interfaces'), 'utf8'), /^source \/etc\/network\/interfaces\.d\/eth0_static$/m);
+    // BusyBox ifup accepts the same files (run in the namespace, where they are /etc/network).
+    const bb = sh([...dev.prefix, 'busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
     assert.equal(bb.code, 0, bb.stderr + bb.stdout);
     assert.match(bb.stdout + bb.stderr, /ip addr add 192\.168\.1\.100\/24 dev eth0_static/);
 
@@ -159,7 +161,7 @@ source-directory /etc/network/interfaces.d
       if (!line || /eth0|192\.168\.1\.50|255\.255\.255\.0|source-directory|^auto lo$|^iface lo /.test(line)) continue;
       assert.ok(main.includes(line + '\n'), `hand-written line lost: ${line}\n${main}`);
     }
-    assert.ok(main.includes(`source ${net}/interfaces.d/vpn0\n`), main);
+    assert.ok(main.includes('source /etc/network/interfaces.d/vpn0\n'), main);
     assert.ok(!/iface eth0 |auto eth0$|192\.168\.1\.50/m.test(main), `the spec took eth0 over:\n${main}`);
     assert.equal(readFileSync(join(net, 'interfaces.d/vpn0'), 'utf8'), vpn);
     assert.equal(readFileSync(join(net, 'if-up.d/hand-hook'), 'utf8'), hook);
@@ -169,7 +171,7 @@ source-directory /etc/network/interfaces.d
     // The hand-written hook still runs for the interface the agent now manages.
     assert.match(readFileSync(join(dev.root, 'var/log/hand.log'), 'utf8'), /hand hook eth0_static start/);
     // Both tools still read the adopted file.
-    assert.equal(sh(['busybox', 'ifup', '-n', '-a', '-i', join(net, 'interfaces')], false).code, 0);
+    assert.equal(sh([...dev.prefix, 'busybox', 'ifup', '-n', '-a', '-i', join(net, 'interfaces')], false).code, 0);
     assert.equal(sh([...dev.prefix, 'ifquery', '-i', join(net, 'interfaces'), '-S', join(dev.root, 'run/ifstate'), '-L'], false).code, 0);
     const replan = await agent(dev, ['plan', '--spec', spec]);
     assert.match(replan.stdout, /network: in sync, nothing to do/);
@@ -271,7 +273,7 @@ source-directory /etc/network/interfaces.d
     assert.equal(statSync(resolv).mode & 0o777, 0o644);
     assert.equal(readFileSync('/etc/resolv.conf', 'utf8'), hostResolv, 'the host\'s resolv.conf is never touched');
     // BusyBox runs the same hook with the same variables.
-    const bb = sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
+    const bb = sh([...dev.prefix, 'busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
     assert.equal(bb.code, 0, bb.stderr + bb.stdout);
 
     // Without DNS in the spec the hook goes away (resolv.conf keeps what was last written).
@@ -308,7 +310,7 @@ source-directory /etc/network/interfaces.d
     assert.ok(v6.some((x) => x.dst === 'fd00:99::/64' && x.gateway === 'fd00:20::1' && x.dev === 'lan0'), JSON.stringify(v6));
     assert.ok(v6.some((x) => x.dst === 'default' && x.gateway === 'fd00:20::1'), JSON.stringify(v6));
     assert.match((await agent(dev, ['plan', '--spec', spec])).stdout, /network: in sync, nothing to do/);
-    assert.equal(sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false).code, 0);
+    assert.equal(sh([...dev.prefix, 'busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false).code, 0);
   });
 
   it('local apply --confirm-timeout keeps the change on "yes" and reverts it without an answer', async (t) => {

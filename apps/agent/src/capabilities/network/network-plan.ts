@@ -25,7 +25,7 @@ export interface LiveRoute {
 export interface NetworkPaths {
   /** Host path of /etc/network/interfaces. */
   interfaces: string;
-  /** Host path of /etc/network/interfaces.d (what `source` lines name). */
+  /** What `source` lines name for /etc/network/interfaces.d: the device path, or its host path when the tools here do not see the root's /etc/network there. */
   interfacesD: string;
   /** ifupdown-ng state file (-S). */
   stateFile: string;
