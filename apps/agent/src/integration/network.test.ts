@@ -44,6 +44,9 @@ const hasRoute = (dev: NetnsDevice, dst: string, via: string, ifname: string) =>
 describe('network capability with ifupdown-ng in network namespaces', () => {
   it('applies the issue scenario: renames before up, static + DHCP (udhcpd in a peer namespace), the route follows up/down, a log line on down; re-applying is a no-op', async (t) => {
     const dev = device(t);
+    // The scenario's DHCP interface name is fixed; udhcpc's pid file (/run/udhcpc.eth1_dhcp.pid)
+    // is the host's: concurrent runs of this test take turns.
+    await dev.holdName('eth1_dhcp');
     dev.addLink('eth0', 'p0');
     dev.addLink('eth1', 'p1');
     dev.startDhcpServer('p1', '192.168.50.1', '192.168.50.100', '192.168.50.150');
@@ -77,8 +80,10 @@ describe('network capability with ifupdown-ng in network namespaces', () => {
     assert.ok(hasRoute(dev, 'default', '192.168.1.1', 'eth0_static'));
     assert.match(readFileSync(join(dev.root, 'etc/network/interfaces.d/eth0_static'), 'utf8'), /dns-nameservers 8\.8\.8\.8 8\.8\.4\.4/);
 
-    // BusyBox ifup accepts the same files.
-    const bb = sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
+    // `source` lines name device paths: in the namespace /etc/network is the scratch root's.
+    assert.match(readFileSync(join(dev.root, 'etc/network/interfaces'), 'utf8'), /^source \/etc\/network\/interfaces\.d\/eth0_static$/m);
+    // BusyBox ifup accepts the same files (run in the namespace, where they are /etc/network).
+    const bb = sh([...dev.prefix, 'busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
     assert.equal(bb.code, 0, bb.stderr + bb.stdout);
     assert.match(bb.stdout + bb.stderr, /ip addr add 192\.168\.1\.100\/24 dev eth0_static/);
 
@@ -156,7 +161,7 @@ source-directory /etc/network/interfaces.d
       if (!line || /eth0|192\.168\.1\.50|255\.255\.255\.0|source-directory|^auto lo$|^iface lo /.test(line)) continue;
       assert.ok(main.includes(line + '\n'), `hand-written line lost: ${line}\n${main}`);
     }
-    assert.ok(main.includes(`source ${net}/interfaces.d/vpn0\n`), main);
+    assert.ok(main.includes('source /etc/network/interfaces.d/vpn0\n'), main);
     assert.ok(!/iface eth0 |auto eth0$|192\.168\.1\.50/m.test(main), `the spec took eth0 over:\n${main}`);
     assert.equal(readFileSync(join(net, 'interfaces.d/vpn0'), 'utf8'), vpn);
     assert.equal(readFileSync(join(net, 'if-up.d/hand-hook'), 'utf8'), hook);
@@ -166,7 +171,7 @@ source-directory /etc/network/interfaces.d
     // The hand-written hook still runs for the interface the agent now manages.
     assert.match(readFileSync(join(dev.root, 'var/log/hand.log'), 'utf8'), /hand hook eth0_static start/);
     // Both tools still read the adopted file.
-    assert.equal(sh(['busybox', 'ifup', '-n', '-a', '-i', join(net, 'interfaces')], false).code, 0);
+    assert.equal(sh([...dev.prefix, 'busybox', 'ifup', '-n', '-a', '-i', join(net, 'interfaces')], false).code, 0);
     assert.equal(sh([...dev.prefix, 'ifquery', '-i', join(net, 'interfaces'), '-S', join(dev.root, 'run/ifstate'), '-L'], false).code, 0);
     const replan = await agent(dev, ['plan', '--spec', spec]);
     assert.match(replan.stdout, /network: in sync, nothing to do/);
@@ -204,6 +209,78 @@ source-directory /etc/network/interfaces.d
     assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
   });
 
+  it('undoes a rename by MAC when verification fails: the link gets its old name and the old files are back', async (t) => {
+    const dev = device(t);
+    dev.addLink('enp9s0', 'p0', '02:1b:ee:00:00:09');
+    const net = join(dev.root, 'etc/network');
+    const hand = 'auto lo\niface lo inet loopback\n';
+    writeFileSync(join(net, 'interfaces'), hand);
+    assert.equal(dev.ifupdown('ifup', ['-a']).code, 0);
+    const spec = writeSpec(dev, 'mac-bad', {
+      network: {
+        interfaces: [{ name: 'lan0', match: { mac: '02:1B:EE:00:00:09' }, method: 'static', addresses: ['10.68.0.3/24'] }],
+        // ifup (with the rename) succeeds, then this hook takes the address away: verify fails.
+        hooks: [{ phase: 'up', name: 'flush', content: '#!/bin/sh\nip addr flush dev "$IFACE"\n' }],
+      },
+    });
+    const r = await agent(dev, ['apply', '--spec', spec]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /network: reverted: verify failed: .*address 10\.68\.0\.3\/24 is missing.*the previous state was restored/);
+    // The apply did rename it (the hook ran for lan0), and the revert named it back.
+    assert.ok(dev.link('enp9s0'), `enp9s0 is back: ${dev.addrs().map((l) => l.ifname).join()}`);
+    assert.ok(!dev.link('lan0'));
+    assert.equal(dev.link('enp9s0')!.address, '02:1b:ee:00:00:09');
+    assert.equal(readFileSync(join(net, 'interfaces'), 'utf8'), hand);
+    assert.ok(!existsSync(join(net, 'interfaces.d/lan0')));
+    assert.ok(!existsSync(join(net, 'if-up.d/flush')));
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+    // The same spec without the hook applies, under the new name.
+    const good = writeSpec(dev, 'mac-good', { network: { interfaces: [{ name: 'lan0', match: { mac: '02:1B:EE:00:00:09' }, method: 'static', addresses: ['10.68.0.3/24'] }] } });
+    assert.equal((await agent(dev, ['apply', '--spec', good])).code, 0);
+    assert.deepEqual(dev.ipv4Of('lan0'), ['10.68.0.3/24']);
+  });
+
+  it('applies dns-nameservers / dns-search to the root\'s resolv.conf through its if-up.d hook; a revert puts the old resolv.conf back', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    const hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+    const resolv = join(dev.root, 'etc/resolv.conf');
+    const handResolv = 'nameserver 192.0.2.53\n';
+    writeFileSync(resolv, handResolv);
+    const iface = { name: 'eth0', method: 'static', addresses: ['10.70.0.2/24'] };
+    const dns = { servers: ['10.70.0.53', 'fd00:70::53'], search: ['example.lab', 'corp.example'] };
+    assert.equal((await agent(dev, ['apply', '--spec', writeSpec(dev, 'plain', { network: { interfaces: [iface] } })])).code, 0);
+    assert.equal(readFileSync(resolv, 'utf8'), handResolv);
+
+    // DNS arrives with a change that fails verification: resolv.conf (which the hook rewrote) is put back.
+    const bad = writeSpec(dev, 'dns-bad', { network: { interfaces: [{ ...iface, dns }], hooks: [{ phase: 'up', name: 'flush', content: '#!/bin/sh\nip addr flush dev "$IFACE"\n' }] } });
+    const r = await agent(dev, ['apply', '--spec', bad]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /network: reverted: verify failed/);
+    assert.equal(readFileSync(resolv, 'utf8'), handResolv);
+    assert.ok(!existsSync(join(dev.root, 'etc/network/if-up.d/ibex-dns')));
+
+    const good = writeSpec(dev, 'dns', { network: { interfaces: [{ ...iface, dns }] } });
+    const plan = await agent(dev, ['plan', '--spec', good]);
+    assert.match(plan.stdout, /write \/etc\/network\/if-up\.d\/ibex-dns \(\d+ bytes, mode 0755; creates it\)/);
+    assert.ok(plan.stdout.includes(`+conf='${resolv}'`), plan.stdout);
+    const ok = await agent(dev, ['apply', '--spec', good]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(
+      readFileSync(resolv, 'utf8'),
+      '# Written by ibex-agent (if-up.d/ibex-dns) for eth0 from its dns-nameservers / dns-search\nsearch example.lab corp.example\nnameserver 10.70.0.53\nnameserver fd00:70::53\n',
+    );
+    assert.equal(statSync(resolv).mode & 0o777, 0o644);
+    assert.equal(readFileSync('/etc/resolv.conf', 'utf8'), hostResolv, 'the host\'s resolv.conf is never touched');
+    // BusyBox runs the same hook with the same variables.
+    const bb = sh([...dev.prefix, 'busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false);
+    assert.equal(bb.code, 0, bb.stderr + bb.stdout);
+
+    // Without DNS in the spec the hook goes away (resolv.conf keeps what was last written).
+    assert.equal((await agent(dev, ['apply', '--spec', writeSpec(dev, 'plain2', { network: { interfaces: [iface] } })])).code, 0);
+    assert.ok(!existsSync(join(dev.root, 'etc/network/if-up.d/ibex-dns')));
+  });
+
   it('renames by MAC and configures IPv4 and IPv6 addresses, MTU and an IPv6 route', async (t) => {
     const dev = device(t);
     dev.addLink('enp9s0', 'p0', '02:1b:ee:00:00:07');
@@ -233,7 +310,7 @@ source-directory /etc/network/interfaces.d
     assert.ok(v6.some((x) => x.dst === 'fd00:99::/64' && x.gateway === 'fd00:20::1' && x.dev === 'lan0'), JSON.stringify(v6));
     assert.ok(v6.some((x) => x.dst === 'default' && x.gateway === 'fd00:20::1'), JSON.stringify(v6));
     assert.match((await agent(dev, ['plan', '--spec', spec])).stdout, /network: in sync, nothing to do/);
-    assert.equal(sh(['busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false).code, 0);
+    assert.equal(sh([...dev.prefix, 'busybox', 'ifup', '-n', '-a', '-i', join(dev.root, 'etc/network/interfaces')], false).code, 0);
   });
 
   it('local apply --confirm-timeout keeps the change on "yes" and reverts it without an answer', async (t) => {

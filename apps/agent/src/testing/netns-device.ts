@@ -12,6 +12,17 @@ export function sh(argv: string[], check = true): { code: number | null; stdout:
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Whether a process with this pid exists (a lock holder that died leaves its lock behind). */
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export interface IpAddr {
   ifname: string;
   address?: string;
@@ -39,6 +50,7 @@ export class NetnsDevice {
   readonly dataDir: string;
   private readonly cleanupRoot: () => void;
   private readonly hostLinks: string[] = [];
+  private readonly locks: string[] = [];
   private destroyed = false;
 
   private constructor() {
@@ -64,6 +76,46 @@ export class NetnsDevice {
       throw err;
     }
     return d;
+  }
+
+  /**
+   * An interface name unique on this host (at most 15 characters). ifupdown-ng's dhcp executor
+   * keeps udhcpc's pid file in the host's /run, named after the interface only
+   * (/run/udhcpc.IFACE.pid, fixed in /usr/libexec/ifupdown-ng/dhcp, no option moves it), so two
+   * tests running at once (other files, other worktrees) must not give a DHCP interface the same
+   * name: one's ifdown would kill the other's client.
+   */
+  uniqueName(prefix: string): string {
+    const name = `${prefix}${this.id}`;
+    if (name.length > 15) throw new Error(`interface name ${name} is longer than 15 characters: use a shorter prefix`);
+    return name;
+  }
+
+  /**
+   * For a test that must use a fixed DHCP interface name (the issue scenario's eth1_dhcp): holds a
+   * host-wide lock on that name until the device is destroyed, so concurrent runs of the test take
+   * turns instead of sharing /run/udhcpc.NAME.pid. A lock whose holder died is taken over.
+   */
+  async holdName(name: string, timeoutMs = 300_000): Promise<void> {
+    const lock = `/run/lock/ibex-test-iface-${name}`;
+    mkdirSync('/run/lock', { recursive: true });
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+        this.locks.push(lock);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      let holder = NaN;
+      try {
+        holder = Number(readFileSync(lock, 'utf8').trim());
+      } catch {}
+      if (!alive(holder)) rmSync(lock, { force: true });
+      else if (Date.now() > deadline) throw new Error(`interface name ${name} stayed locked by pid ${holder} (${lock})`);
+      else await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** argv prefix that runs a program inside the device namespace. */
@@ -165,5 +217,11 @@ export class NetnsDevice {
     for (const l of this.hostLinks) sh(['ip', 'link', 'del', l], false);
     rmSync(`/etc/netns/${this.ns}`, { recursive: true, force: true });
     this.cleanupRoot();
+    // After the namespaces are gone: nothing of ours uses the names any more.
+    for (const l of this.locks) {
+      try {
+        if (readFileSync(l, 'utf8').trim() === String(process.pid)) rmSync(l, { force: true });
+      } catch {}
+    }
   }
 }

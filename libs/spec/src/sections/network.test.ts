@@ -121,7 +121,17 @@ describe('network section schema', () => {
     assert.ok(hooks.has('network.hooks[1].phase'));
     assert.ok(hooks.has('network.hooks[2].content'));
     assert.ok(issuesOf({ ...issueScenario, confirmTimeoutSec: 0 }).has('network.confirmTimeoutSec'));
+    assert.match(issuesOf({ ...issueScenario, hooks: [{ phase: 'up', name: 'ibex-dns', content: '#!/bin/sh\n' }] }).get('network.hooks[0].name') ?? '', /the agent's own up hook/);
     assert.ok(issuesOf({ ...issueScenario, extra: 1 }).size > 0);
+  });
+
+  it('takes a DHCP lease wait per section (default 30 s) and per dhcp interface, and refuses it elsewhere', () => {
+    const s = networkSectionSchema.parse({ ...issueScenario, interfaces: issueScenario.interfaces.map((i, n) => (n === 2 ? { ...i, dhcpTimeoutSec: 5 } : i)) });
+    assert.equal(s.dhcpTimeoutSec, 30);
+    assert.equal(s.interfaces[2]!.dhcpTimeoutSec, 5);
+    assert.match(issuesOf(withIface({ dhcpTimeoutSec: 5 })).get('network.interfaces[1].dhcpTimeoutSec') ?? '', /only a dhcp interface waits for a lease \(method is static\)/);
+    assert.match(issuesOf(withIface({ dhcpTimeoutSec: 0 }, 2)).get('network.interfaces[2].dhcpTimeoutSec') ?? '', /at least 1/);
+    assert.match(issuesOf({ ...issueScenario, dhcpTimeoutSec: 601 }).get('network.dhcpTimeoutSec') ?? '', /at most 600/);
   });
 });
 

@@ -58,6 +58,8 @@ export const networkInterfaceSchema = z
       .strict()
       .optional(),
     mtu: z.number().int().min(68, 'must be at least 68').max(65535, 'must be at most 65535').optional(),
+    /** dhcp only: how long the apply waits for a lease after ifup (default: the section's dhcpTimeoutSec). */
+    dhcpTimeoutSec: z.number().int().min(1, 'must be at least 1').max(600, 'must be at most 600').optional(),
   })
   .strict()
   .superRefine((i, ctx) => {
@@ -72,6 +74,7 @@ export const networkInterfaceSchema = z
       if (i.match) issue(['match'], 'the loopback interface is not renamed');
       if (i.dns) issue(['dns'], 'the loopback interface has no DNS servers');
     }
+    if (i.dhcpTimeoutSec !== undefined && i.method !== 'dhcp') issue(['dhcpTimeoutSec'], `only a dhcp interface waits for a lease (method is ${i.method})`);
     if (i.match?.name === i.name) issue(['match', 'name'], 'is the same as name: leave match out when the interface is not renamed');
     const seen = new Map<string, number>();
     i.addresses.forEach((a, n) => {
@@ -103,6 +106,9 @@ export const networkRouteSchema = z
   .strict();
 export type NetworkRoute = z.infer<typeof networkRouteSchema>;
 
+/** The agent's own if-up.d script that applies dns-nameservers / dns-search (docs/network.md). */
+export const DNS_HOOK_NAME = 'ibex-dns';
+
 export const hookPhases = ['pre-up', 'up', 'down', 'post-down'] as const;
 export type HookPhase = (typeof hookPhases)[number];
 
@@ -130,6 +136,8 @@ export const networkHookSchema = z
 export type NetworkHook = z.infer<typeof networkHookSchema>;
 
 export const DEFAULT_CONFIRM_TIMEOUT_SEC = 60;
+/** udhcpc (as ifupdown-ng runs it, with -b) may go to the background before a lease arrives. */
+export const DEFAULT_DHCP_TIMEOUT_SEC = 30;
 
 export const networkSectionSchema = z
   .object({
@@ -138,6 +146,8 @@ export const networkSectionSchema = z
     hooks: z.array(networkHookSchema).max(64).default([]),
     /** How long the agent waits, after the change, to reach the controller again before it restores the previous configuration. */
     confirmTimeoutSec: z.number().int().min(1).max(3600).default(DEFAULT_CONFIRM_TIMEOUT_SEC),
+    /** How long the apply waits, after ifup, for each dhcp interface to get an IPv4 lease before it reverts (per interface: interfaces[].dhcpTimeoutSec). */
+    dhcpTimeoutSec: z.number().int().min(1, 'must be at least 1').max(600, 'must be at most 600').default(DEFAULT_DHCP_TIMEOUT_SEC),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -194,6 +204,7 @@ export const networkSectionSchema = z
     s.hooks.forEach((h, n) => {
       const key = `${h.phase}/${h.name}`;
       if (hookKeys.has(key)) issue(['hooks', n, 'name'], `duplicates hooks[${hookKeys.get(key)}] (same phase and name)`);
+      if (h.phase === 'up' && h.name === DNS_HOOK_NAME) issue(['hooks', n, 'name'], `${DNS_HOOK_NAME} is the agent's own up hook (it applies the interfaces' dns); choose another name`);
       else hookKeys.set(key, n);
     });
   });

@@ -5,8 +5,9 @@ import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { type LiveLink, type LiveRoute, type NetworkActual, type NetworkPaths, type NetworkStep, ifupdownArgs, planNetwork, summarizeNetworkStep } from './network-plan.js';
+import { waitForLeases } from './dhcp-lease.js';
 import { type ParsedInterfaces, ifaceNames, parseInterfaces } from './parse.js';
-import { INTERFACES, INTERFACES_D, managedBlockOf, renderNetwork } from './render.js';
+import { DNS_HOOK, ETC_NETWORK, INTERFACES, INTERFACES_D, RESOLV_CONF, managedBlockOf, renderNetwork } from './render.js';
 
 /** What revert needs: the old bytes of every file the steps touch, and what was up and how links were named. */
 export interface NetworkBackup {
@@ -32,6 +33,21 @@ function pathsOf(ctx: CapabilityContext): NetworkPaths {
     staging: join(ctx.backupDir, 'staged'),
     host,
   };
+}
+
+/**
+ * The directory `source` lines name. ifupdown-ng and BusyBox read `source` paths as they are, in
+ * the mount namespace they run in (the agent's). With --root / that is the device path. Under
+ * another root it is the device path only when /etc/network here IS the root's (the tests' netns
+ * mapping: `ip netns exec` bind-mounts /etc/netns/NS/network over /etc/network); otherwise the
+ * host path, or the tools would read the host's files.
+ */
+async function sourceDirOf(ctx: CapabilityContext): Promise<string> {
+  if (ctx.root === '/' || ctx.root === '') return INTERFACES_D;
+  const here = await ctx.sys.lstat(ETC_NETWORK).catch(() => undefined);
+  const there = await ctx.sys.lstat(await hostPath(ctx, ETC_NETWORK)).catch(() => undefined);
+  const same = !!here && !!there && here.isDirectory() && there.isDirectory() && here.dev === there.dev && here.ino === there.ino;
+  return same ? INTERFACES_D : pathsOf(ctx).interfacesD;
 }
 
 /** Runs a program (argv, no shell); a non-zero exit becomes an error with its output. */
@@ -160,7 +176,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
   },
 
   async observe(ctx, spec) {
-    const paths = pathsOf(ctx);
+    const paths = { ...pathsOf(ctx), interfacesD: await sourceDirOf(ctx) };
     const mainFile = await readIfFile(ctx, INTERFACES);
     const dirHost = await hostPath(ctx, INTERFACES_D);
     const interfacesD: string[] = [];
@@ -198,7 +214,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       await ctx.sys.mkdir(staging, 0o700).catch(() => {});
       await ctx.sys.mkdir(stagedD, 0o700).catch(() => {});
       // The hand-written files the main file keeps sourcing are read from where they are.
-      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: pathsOf(ctx).interfacesD });
+      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: await sourceDirOf(ctx), resolvConf: pathsOf(ctx).host(RESOLV_CONF) });
       for (const f of rendered) {
         if (f.path === INTERFACES) await ctx.sys.writeFileAtomic(join(staging, 'interfaces'), Buffer.from(f.content), { mode: 0o600 });
         else if (f.path.startsWith(`${INTERFACES_D}/`)) await ctx.sys.writeFileAtomic(join(stagedD, posix.basename(f.path)), Buffer.from(f.content), { mode: 0o600 });
@@ -225,6 +241,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       failpoint('network-before-ifup');
       await ensureStateDir(ctx);
       await run(ctx, ifupdownArgs(pathsOf(ctx), 'ifup', step.interfaces), `bringing up ${step.interfaces.join(', ')} with the new configuration`);
+      await waitForLeases(ctx, step.leases);
     },
   },
 
@@ -235,6 +252,15 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
         const now = await readIfFile(ctx, s.path);
         files.push({ path: s.path, content: now?.content, mode: now?.mode });
       }
+    }
+    // The DNS hook (new, or the one the old config had) rewrites resolv.conf at ifup: keep its bytes
+    // too. A symlink (a resolvconf-managed file) is written through and cannot be put back this way.
+    if (steps.some((s) => (s.action === 'write' || s.action === 'remove') && s.path === DNS_HOOK) || managedBlockOf((await readIfFile(ctx, INTERFACES))?.content)?.hooks.includes(DNS_HOOK)) {
+      const st = await ctx.sys.lstat(await hostPath(ctx, RESOLV_CONF));
+      if (!st || st.isFile()) {
+        const now = await readIfFile(ctx, RESOLV_CONF);
+        files.push({ path: RESOLV_CONF, content: now?.content, mode: now?.mode });
+      } else ctx.log.warn('network: /etc/resolv.conf is not a regular file; a revert cannot restore what the DNS hook writes through it');
     }
     const down = steps.flatMap((s) => (s.action === 'ifdown' ? s.interfaces : []));
     const up = steps.flatMap((s) => (s.action === 'ifup' ? s.interfaces : []));

@@ -27,7 +27,7 @@ const routesUp: LiveRoute[] = [
 /** The device as it is once `applied` was applied: its files on disk and its live state. */
 function actualAfter(applied: NetworkSection | undefined, links: LiveLink[], routes: LiveRoute[]): NetworkActual {
   const files: NetworkActual['files'] = {};
-  const rendered = applied ? renderNetwork(applied, { interfacesD: [] }, { sourceDir: paths.interfacesD }) : [];
+  const rendered = applied ? renderNetwork(applied, { interfacesD: [] }, { sourceDir: paths.interfacesD, resolvConf: paths.host('/etc/resolv.conf') }) : [];
   for (const f of rendered) files[f.path] = { content: f.content, mode: f.mode };
   const main = files[INTERFACES]?.content;
   return {
@@ -59,6 +59,7 @@ describe('network planner', () => {
       'write /etc/network/interfaces.d/eth0_static',
       'write /etc/network/interfaces.d/eth1_dhcp',
       'write /etc/network/if-down.d/log-down',
+      'write /etc/network/if-up.d/ibex-dns',
       'ifup eth0_static,eth1_dhcp,lo',
     ]);
     const v = summarizeNetworkStep(steps[0]!);
@@ -68,6 +69,17 @@ describe('network planner', () => {
     ]);
     assert.deepEqual(summarizeNetworkStep(steps.at(-1)!).commands, [['ifup', '-i', '/r/etc/network/interfaces', '-S', '/r/run/ifstate', 'eth0_static', 'eth1_dhcp', 'lo']]);
     assert.match(String(summarizeNetworkStep(steps[3]!).diff), /^--- \/dev\/null\n\+\+\+ b\/etc\/network\/interfaces\.d\/eth0_static\n@@ -0,0 \+1,10 @@\n/);
+    // The dhcp interface is waited for (the section's default), and the summary says so.
+    const up = steps.at(-1)!;
+    assert.deepEqual(up.action === 'ifup' && up.leases, [{ name: 'eth1_dhcp', timeoutSec: 30 }]);
+    assert.match(summarizeNetworkStep(up).text, /; wait up to 30 s for a DHCP lease on eth1_dhcp$/);
+  });
+
+  it('a dhcp interface waits for its own dhcpTimeoutSec when it has one', () => {
+    const spec = networkSectionSchema.parse({ ...scenarioSpec(), dhcpTimeoutSec: 45, interfaces: scenarioSpec().interfaces.map((i) => (i.method === 'dhcp' ? { ...i, dhcpTimeoutSec: 7 } : i)) });
+    const fresh = [{ name: 'lo', up: false, addresses: [] }, { name: 'eth0', up: false, addresses: [] }, { name: 'eth1', up: false, addresses: [] }];
+    const up = planNetwork(spec, actualAfter(undefined, fresh, [])).at(-1)!;
+    assert.deepEqual(up.action === 'ifup' && up.leases, [{ name: 'eth1_dhcp', timeoutSec: 7 }]);
   });
 
   it('a changed address touches only that interface: down with the old config (undoing its rename), one file, up', () => {

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { type NetworkSection, ipToBigInt, ipFamily, parseCidr } from '@ibex/spec';
 import type { StepSummary } from '../../engine/section-result.js';
 import { autoNames, ifaceNames, ifaceOptions, parseInterfaces, renamesOf, type ParsedInterfaces } from './parse.js';
-import { type ExistingConfig, INTERFACES, INTERFACES_D, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
+import { type ExistingConfig, INTERFACES, INTERFACES_D, RESOLV_CONF, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
 import { unifiedDiff } from '../../engine/unified-diff.js';
 
 /** A link as `ip -j addr` shows it. */
@@ -25,7 +25,7 @@ export interface LiveRoute {
 export interface NetworkPaths {
   /** Host path of /etc/network/interfaces. */
   interfaces: string;
-  /** Host path of /etc/network/interfaces.d (what `source` lines name). */
+  /** What `source` lines name for /etc/network/interfaces.d: the device path, or its host path when the tools here do not see the root's /etc/network there. */
   interfacesD: string;
   /** ifupdown-ng state file (-S). */
   stateFile: string;
@@ -54,7 +54,13 @@ export type NetworkStep =
   | { action: 'ifdown'; interfaces: string[]; undoRenames: Array<{ from: string; to: string }>; commands: string[][]; reason: string }
   | { action: 'write'; path: string; content: string; mode: number; before?: string; beforeMode?: number }
   | { action: 'remove'; path: string; before: string }
-  | { action: 'ifup'; interfaces: string[]; commands: string[][]; reason: string };
+  | { action: 'ifup'; interfaces: string[]; commands: string[][]; reason: string; leases: LeaseWait[] };
+
+/** A dhcp interface the ifup step waits for: ifupdown-ng's udhcpc -b may return before the lease. */
+export interface LeaseWait {
+  name: string;
+  timeoutSec: number;
+}
 
 export const ifupdownArgs = (paths: NetworkPaths, tool: 'ifup' | 'ifdown', names: string[], extra: string[] = []): string[] => [tool, ...extra, '-i', paths.interfaces, '-S', paths.stateFile, ...names];
 
@@ -130,7 +136,7 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   }
   if (refusals.length) return refusals;
 
-  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD });
+  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD, resolvConf: paths.host(RESOLV_CONF) });
   const stale = staleManagedPaths(actual.existing, rendered);
   const writes: NetworkStep[] = rendered.flatMap((f): NetworkStep[] => {
     const now = actual.files[f.path];
@@ -177,7 +183,8 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   }
   steps.push(...writes, ...removes);
   const up = affected.filter((n) => newAuto.has(n));
-  if (up.length) steps.push({ action: 'ifup', interfaces: up, commands: [ifupdownArgs(paths, 'ifup', up)], reason });
+  const leases = spec.interfaces.filter((i) => i.method === 'dhcp' && up.includes(i.name)).map((i) => ({ name: i.name, timeoutSec: i.dhcpTimeoutSec ?? spec.dhcpTimeoutSec }));
+  if (up.length) steps.push({ action: 'ifup', interfaces: up, commands: [ifupdownArgs(paths, 'ifup', up)], reason, leases });
   return steps;
 }
 
@@ -216,6 +223,11 @@ export function summarizeNetworkStep(step: NetworkStep): StepSummary {
     case 'remove':
       return { action: step.action, path: step.path, text: `remove ${step.path} (no longer in the spec)`, diff: capped(unifiedDiff(step.path, step.before ?? null, null)) };
     case 'ifup':
-      return { action: step.action, interfaces: step.interfaces, text: `bring up ${step.interfaces.join(', ')} (${step.reason})`, commands: step.commands };
+      return {
+        action: step.action,
+        interfaces: step.interfaces,
+        text: `bring up ${step.interfaces.join(', ')} (${step.reason})${step.leases.map((l) => `; wait up to ${l.timeoutSec} s for a DHCP lease on ${l.name}`).join('')}`,
+        commands: step.commands,
+      };
   }
 }

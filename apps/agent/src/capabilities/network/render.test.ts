@@ -82,6 +82,7 @@ describe('network renderer', () => {
         ['/etc/network/interfaces.d/eth0_static', '644'],
         ['/etc/network/interfaces.d/eth1_dhcp', '644'],
         ['/etc/network/if-down.d/log-down', '755'],
+        ['/etc/network/if-up.d/ibex-dns', '755'],
       ],
     );
     assert.equal(
@@ -93,6 +94,7 @@ source /etc/network/interfaces.d/lo
 source /etc/network/interfaces.d/eth0_static
 source /etc/network/interfaces.d/eth1_dhcp
 # managed hook: /etc/network/if-down.d/log-down
+# managed hook: /etc/network/if-up.d/ibex-dns
 ${END_MARK}
 `,
     );
@@ -113,6 +115,18 @@ iface eth0_static inet static
     );
     assert.equal(files[3]!.content, `${HEADER}\nauto eth1_dhcp\niface eth1_dhcp inet dhcp\n\tpre-up [ -e /sys/class/net/eth1_dhcp ] || ip link set dev eth1 name eth1_dhcp\n`);
     assert.equal(files[4]!.content, '#!/bin/sh\nlogger -t ifdown "Bringing down interface: ${IFACE}"\n');
+    assert.match(files[5]!.content, /^#!\/bin\/sh\n/);
+    assert.match(files[5]!.content, /\nconf='\/etc\/resolv\.conf'\n/);
+  });
+
+  it('writes the DNS hook only when an interface has DNS, naming the root\'s resolv.conf (quoted)', () => {
+    const noDns = networkSectionSchema.parse({ interfaces: [{ name: 'eth0', method: 'dhcp' }] });
+    const none = renderNetwork(noDns, { interfacesD: [] }, { sourceDir: '/x' });
+    assert.ok(!none.some((f) => f.path === '/etc/network/if-up.d/ibex-dns'));
+    assert.ok(!none[0]!.content.includes('ibex-dns'));
+    const withDns = networkSectionSchema.parse({ interfaces: [{ name: 'eth0', method: 'dhcp', dns: { search: ['example.lab'] } }] });
+    const hook = renderNetwork(withDns, { interfacesD: [] }, { sourceDir: '/x', resolvConf: "/tmp/it's root/etc/resolv.conf" }).find((f) => f.path === '/etc/network/if-up.d/ibex-dns');
+    assert.match(hook!.content, /\nconf='\/tmp\/it'\\''s root\/etc\/resolv\.conf'\n/);
   });
 
   it('is deterministic and writes one address per stanza', () => {
@@ -151,7 +165,7 @@ iface eth0_static inet static
     const old = renderNetwork(scenarioSpec(), { interfacesD: [] }, { sourceDir: '/etc/network/interfaces.d' });
     const spec = networkSectionSchema.parse({ interfaces: [{ name: 'lo', method: 'loopback' }] });
     const next = renderNetwork(spec, { main: old[0]!.content, interfacesD: ['lo', 'eth0_static', 'eth1_dhcp'] }, { sourceDir: '/etc/network/interfaces.d' });
-    assert.deepEqual(staleManagedPaths({ main: old[0]!.content, interfacesD: [] }, next), ['/etc/network/if-down.d/log-down', '/etc/network/interfaces.d/eth0_static', '/etc/network/interfaces.d/eth1_dhcp']);
+    assert.deepEqual(staleManagedPaths({ main: old[0]!.content, interfacesD: [] }, next), ['/etc/network/if-down.d/log-down', '/etc/network/if-up.d/ibex-dns', '/etc/network/interfaces.d/eth0_static', '/etc/network/interfaces.d/eth1_dhcp']);
   });
 });
 

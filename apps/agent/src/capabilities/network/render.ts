@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { type NetworkInterface, type NetworkRoute, type NetworkSection, parseCidr, prefixToNetmask } from '@ibex/spec';
+import { DNS_HOOK_NAME, type NetworkInterface, type NetworkRoute, type NetworkSection, parseCidr, prefixToNetmask } from '@ibex/spec';
 import { type InterfacesItem, type ParsedInterfaces, parseInterfaces, serializeInterfaces, withoutInterfaces } from './parse.js';
 
 /**
@@ -25,6 +25,9 @@ const MANAGED_HOOK = '# managed hook: ';
 export const FILE_HEADER = '# Managed by ibex-agent (the network section of the desired state); changes here are replaced at the next apply.';
 
 export const hookPath = (phase: string, name: string) => `${ETC_NETWORK}/if-${phase}.d/${name}`;
+/** The agent's own if-up.d hook that applies dns-nameservers / dns-search (spec hooks may not use the name). */
+export const DNS_HOOK = hookPath('up', DNS_HOOK_NAME);
+export const RESOLV_CONF = '/etc/resolv.conf';
 export const ifaceFilePath = (name: string) => `${INTERFACES_D}/${name}`;
 
 export interface RenderedFile {
@@ -46,6 +49,38 @@ export interface RenderOptions {
   sourceDir: string;
   /** Where the hand-written files of interfaces.d are sourced from (default `sourceDir`; differs while validating a staged copy). */
   keptSourceDir?: string;
+  /** The file the DNS hook writes: the host path of /etc/resolv.conf (differs from it under --root). */
+  resolvConf?: string;
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The DNS hook: neither ifupdown-ng (it looks for a `dns` executor, which does not exist, and
+ * skips it) nor BusyBox ifup acts on dns-nameservers / dns-search; both export them to if-up.d
+ * scripts as IF_DNS_NAMESERVERS / IF_DNS_SEARCH. This writes them to resolv.conf when an
+ * interface that has them comes up: atomically (temp file + mv) for a regular file, through
+ * the link for a symlink (e.g. to a resolvconf-managed file). The path is fixed at render time,
+ * like the `source` lines: under --root it is the root's file, never the host's.
+ */
+export function renderDnsHook(resolvConf: string): string {
+  return `#!/bin/sh
+${FILE_HEADER}
+# Applies this interface's dns-nameservers / dns-search (neither ifupdown-ng nor BusyBox ifup does).
+[ -n "$IF_DNS_NAMESERVERS$IF_DNS_SEARCH" ] || exit 0
+conf=${shellQuote(resolvConf)}
+tmp="$conf.ibex-new"
+{
+	echo "# Written by ibex-agent (if-up.d/${DNS_HOOK_NAME}) for $IFACE from its dns-nameservers / dns-search"
+	[ -z "$IF_DNS_SEARCH" ] || echo "search $IF_DNS_SEARCH"
+	for ns in $IF_DNS_NAMESERVERS; do echo "nameserver $ns"; done
+} > "$tmp" || exit 1
+if [ -L "$conf" ]; then
+	cat "$tmp" > "$conf" && rm -f "$tmp"
+else
+	chmod 644 "$tmp" && mv -f "$tmp" "$conf"
+fi
+`;
 }
 
 /** What the managed block of an existing main file says the agent wrote last time. */
@@ -170,10 +205,12 @@ export function renderNetwork(spec: NetworkSection, existing: ExistingConfig, op
   if (!head.endsWith('\n\n')) head += '\n';
 
   const hooks = [...spec.hooks].sort((a, b) => (a.phase + '/' + a.name < b.phase + '/' + b.name ? -1 : 1));
+  const dns = spec.interfaces.some((i) => i.dns?.servers.length || i.dns?.search.length);
   const block = [
     BEGIN_MARK,
     ...spec.interfaces.map((i) => `source ${posix.join(opts.sourceDir, i.name)}`),
     ...hooks.map((h) => `${MANAGED_HOOK}${hookPath(h.phase, h.name)}`),
+    ...(dns ? [`${MANAGED_HOOK}${DNS_HOOK}`] : []),
     END_MARK,
   ];
   const files: RenderedFile[] = [{ path: INTERFACES, content: head + block.join('\n') + '\n', mode: 0o644 }];
@@ -182,6 +219,7 @@ export function renderNetwork(spec: NetworkSection, existing: ExistingConfig, op
     files.push({ path: ifaceFilePath(iface.name), content: `${FILE_HEADER}\n${renderInterface(iface, routes)}`, mode: 0o644 });
   }
   for (const h of hooks) files.push({ path: hookPath(h.phase, h.name), content: h.content, mode: parseInt(h.mode, 8) });
+  if (dns) files.push({ path: DNS_HOOK, content: renderDnsHook(opts.resolvConf ?? RESOLV_CONF), mode: 0o755 });
   return files;
 }
 
