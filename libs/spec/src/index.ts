@@ -9,3 +9,4 @@ export * from './sections/files.js';
 export * from './sections/generations.js';
 export * from './sections/ip.js';
 export * from './sections/network.js';
+export * from './sections/network-example.js';

@@ -5,17 +5,9 @@ import { desiredStateSchema } from '../desired-state.js';
 import { fieldIssues } from '../errors.js';
 import { inNetwork, netmaskToPrefix, parseCidr, prefixToNetmask } from './ip.js';
 import { networkSectionSchema } from './network.js';
+import { networkScenarioExample } from './network-example.js';
 
-/** The scenario of issue 3 (docs/network.md shows the same JSON). */
-export const issueScenario = {
-  interfaces: [
-    { name: 'lo', method: 'loopback' },
-    { name: 'eth0_static', match: { name: 'eth0' }, method: 'static', addresses: ['192.168.1.100/24'], gateway: '192.168.1.1', dns: { servers: ['8.8.8.8', '8.8.4.4'] } },
-    { name: 'eth1_dhcp', match: { name: 'eth1' }, method: 'dhcp' },
-  ],
-  routes: [{ interface: 'eth0_static', to: '192.168.2.0/24', via: '192.168.1.1' }],
-  hooks: [{ phase: 'down', name: 'log-down', content: '#!/bin/sh\nlogger -t ifdown "Bringing down interface: ${IFACE}"\n' }],
-};
+const issueScenario = networkScenarioExample;
 
 function issuesOf(spec: unknown): Map<string, string> {
   const r = desiredStateSchema.safeParse({ network: spec });
