@@ -112,7 +112,10 @@ export class DesiredStateManager {
     this.scheduleApply('received');
   }
 
-  /** For state.apply: a pass now (after the one running), returning its results. */
+  /**
+   * For state.apply: a pass now (after the one running), returning its results. Cancelled or
+   * timed out while it waits for the running pass, it rejects at once and never runs its pass.
+   */
   runNow(opts: { sections?: string[]; dryRun: boolean; signal: AbortSignal }): Promise<PassResult> {
     return this.mutex.run(async () => {
       const d = this.desired;
@@ -121,13 +124,13 @@ export class DesiredStateManager {
       if (!spec.ok) return { revision: d.revision, sections: [spec.failure] };
       if (opts.dryRun) return { revision: d.revision, sections: await this.deps.engine.plan(spec.value, opts) };
       return { revision: d.revision, sections: await this.applyPass(d, spec.value, opts) };
-    });
+    }, opts.signal);
   }
 
   /**
    * For state.plan: observe and plan, changing nothing; against `spec` when given (a proposed
    * desired state), else the current desired revision. Waits for a running apply, so it never
-   * observes a half-applied section.
+   * observes a half-applied section (and, like runNow, stops waiting when its job is cancelled).
    */
   planNow(opts: { spec?: Record<string, unknown>; sections?: string[]; signal: AbortSignal }): Promise<PassResult & { proposed: boolean }> {
     return this.mutex.run(async () => {
@@ -138,7 +141,7 @@ export class DesiredStateManager {
       const spec = this.parseSpec(d);
       if (!spec.ok) return { revision, proposed: false, sections: [spec.failure] };
       return { revision, proposed: false, sections: await this.deps.engine.plan(spec.value, opts) };
-    });
+    }, opts.signal);
   }
 
   private scheduleApply(why: string): void {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { SectionState, type StateReport } from '@ibex/proto';
+import { JobOutcome, SectionState, type StateReport } from '@ibex/proto';
 import { writeCredential } from '../journal/credential.js';
 import { AgentProcess, runAgent } from '../testing/agent-process.js';
 import { TEST_CREDENTIAL } from '../testing/fixtures.js';
@@ -106,6 +106,48 @@ describe('network changes confirm themselves or revert', () => {
     assert.ok(controller.stateReports().some((r) => r.reportId === awaiting.reportId && r.session > awaiting.session), 'the awaiting report was re-sent on the new stream');
     await agent.waitForLine(/change confirmed/);
     assert.equal(dev.link('ctl0')?.flags.includes('UP'), true);
+  });
+
+  it('a state.apply job waiting behind a pass that awaits confirmation ends CANCELLED at once when cancelled, never running its pass', async (t) => {
+    const { controller, link, start } = await setup(t);
+    const agent = start();
+    await controller.waitForSession();
+    controller.autoAck = false;
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1300 }, GENEROUS_SEC)));
+    const awaiting = await controller.waitFor(
+      'the report awaiting confirmation',
+      () => controller.stateReports().find((r) => r.revision === 1 && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs),
+      30_000,
+    );
+    // The automatic pass holds the device until the report is acknowledged (up to 30 s).
+    const resultOf = (jobId: string) => controller.jobUpdates(jobId).find((u) => u.update?.$case === 'result');
+    controller.send({ $case: 'assign', value: { jobId: 'job-wait', attempt: 1, type: 'state.apply', paramsJson: '{}', timeoutMs: 60_000, createdAtMs: Date.now() } });
+    await agent.waitForLine(/job running .*jobId=job-wait/);
+    const cancelledAt = Date.now();
+    controller.send({ $case: 'cancel', value: { jobId: 'job-wait', reason: 'operator changed their mind' } });
+    const r = await controller.waitFor('the cancelled result while the pass still awaits confirmation', () => resultOf('job-wait'), 10_000);
+    assert.ok(Date.now() - cancelledAt < 10_000);
+    if (r.update?.$case !== 'result') throw new Error('not a result');
+    assert.equal(r.update.value.outcome, JobOutcome.JOB_OUTCOME_CANCELLED, r.update.value.error);
+    assert.match(r.update.value.error, /operator changed their mind/);
+    assert.equal(agent.count(/change confirmed/), 0, 'the result came before the running pass ended');
+    // A job that times out while waiting ends the same way.
+    controller.send({ $case: 'assign', value: { jobId: 'job-late', attempt: 1, type: 'state.apply', paramsJson: '{}', timeoutMs: 1_000, createdAtMs: Date.now() } });
+    const late = await controller.waitFor('the timed-out result', () => resultOf('job-late'), 10_000);
+    assert.equal(late.update?.$case === 'result' && late.update.value.error, 'timed out after 1000 ms');
+    assert.equal(agent.count(/change confirmed/), 0);
+    // Confirm the change: the automatic pass ends, and no pass of either job runs after it.
+    controller.autoAck = true;
+    controller.ack(awaiting.reportId);
+    await agent.waitForLine(/change confirmed/);
+    await new Promise((r) => setTimeout(r, 1500));
+    const reports = controller.stateReports();
+    const later = reports.slice(reports.findIndex((s) => s.reportId === awaiting.reportId) + 1);
+    assert.deepEqual(
+      later.map((s) => networkOf(s)?.state),
+      [SectionState.SECTION_STATE_IN_SYNC],
+      'only the confirmed report of the automatic pass follows: no pass ran for either job',
+    );
   });
 
   it('a change that cuts the device off is reverted within the deadline and reported once it is back', async (t) => {
