@@ -12,6 +12,7 @@ import { collectGenerationsInventory } from '../capabilities/generations/invento
 import { Engine } from '../engine/engine.js';
 import { defaultRegistry } from '../engine/registry.js';
 import { collectFacts, toProtoFacts } from '../facts/facts-collect.js';
+import { FilesystemSizes } from '../facts/filesystem-sizes.js';
 import { GenerationsFacts, type GenerationsCollector } from '../facts/generations-facts.js';
 import { generationsJobHandlers } from '../capabilities/generations/generations-jobs.js';
 import { GenerationsManager } from '../capabilities/generations/generations-manager.js';
@@ -68,6 +69,10 @@ export class Agent {
   private pruneTimer?: NodeJS.Timeout;
   private factsTimer?: NodeJS.Timeout;
   private lastFacts?: string;
+  /** Collected in beforeHello for the next Hello. */
+  private helloFacts?: Facts;
+  /** One per process: remembers filesystems whose statfs hangs, so they are not asked again meanwhile. */
+  private readonly fsSizes: FilesystemSizes;
   private readonly generations: GenerationsFacts;
   private readonly genManager: GenerationsManager;
   private readonly trial: TrialMonitor;
@@ -81,6 +86,7 @@ export class Agent {
     deps: AgentDeps = {},
   ) {
     this.dataDir = new DataDir(cfg.dataDir);
+    this.fsSizes = new FilesystemSizes({ log });
     this.controller = cfg.controller ?? credential.controller;
     const url = parseControllerUrl(this.controller);
     const caFile = cfg.caFile ?? credential.caFile;
@@ -124,7 +130,14 @@ export class Agent {
       credential: credential.credential,
       log,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000 }),
-      beforeHello: () => this.generations.refresh(),
+      // Hello is built synchronously: its facts are collected (asynchronously) just before.
+      beforeHello: async () => {
+        await this.generations.refresh();
+        this.helloFacts = await this.facts().catch((err) => {
+          this.log.warn('collecting facts failed', { error: errorMessage(err) });
+          return undefined;
+        });
+      },
       hello: () => this.hello(),
       onWelcome: () => {
         this.resendUnacked();
@@ -187,7 +200,7 @@ export class Agent {
     const run = this.factsChain.then(async () => {
       try {
         await this.generations.refresh();
-        const facts = this.facts();
+        const facts = await this.facts();
         const stable = stableFacts(facts);
         if (!always && stable === this.lastFacts) return false;
         const sent = this.connection.send({ msg: { $case: 'facts', value: { facts: toProtoFacts(facts) } } });
@@ -202,12 +215,13 @@ export class Agent {
     return run;
   }
 
-  private facts(): Facts {
-    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION, generations: this.generations.current });
+  private facts(): Promise<Facts> {
+    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION, generations: this.generations.current, sizes: this.fsSizes });
   }
 
   private hello(): Hello {
-    const facts = this.facts();
+    const facts = this.helloFacts;
+    if (!facts) throw new Error('no facts to send in the Hello (collecting them failed)');
     this.lastFacts = stableFacts(facts);
     return {
       agentVersion: AGENT_VERSION,
@@ -259,7 +273,7 @@ export class Agent {
       'facts.collect': async (_params, ctx) => {
         ctx.progress(10, 'collecting facts');
         await this.generations.refresh();
-        const facts = this.facts();
+        const facts = await this.facts();
         ctx.log('info', `collected facts: ${facts.interfaces.length} interfaces, ${facts.filesystems.length} filesystems`);
         return facts;
       },

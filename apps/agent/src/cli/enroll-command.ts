@@ -57,7 +57,7 @@ export async function enrollCommand(argv: string[], io: CliEnv): Promise<number>
     }
   }
   const client = new AgentServiceClient(url.target, url.secure ? credentials.createSsl(caPem ?? null) : credentials.createInsecure());
-  const facts = collectFacts({ root: cfg.root, agentVersion: AGENT_VERSION });
+  const facts = await collectFacts({ root: cfg.root, agentVersion: AGENT_VERSION });
   let res: EnrollResponse;
   try {
     res = await new Promise<EnrollResponse>((resolve, reject) =>

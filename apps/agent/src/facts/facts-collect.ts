@@ -1,8 +1,9 @@
-import { readdirSync, readFileSync, statfsSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { Facts as ProtoFacts } from '@ibex/proto';
 import { type Facts, factsSchema, type GenerationsInventory } from '@ibex/spec';
+import { FilesystemSizes } from './filesystem-sizes.js';
 import { parseIfFlagsUp, parseMemTotal, parseMountinfo, parseOsRelease, parseUptime } from './facts-parse.js';
 
 export interface FactSources {
@@ -13,8 +14,13 @@ export interface FactSources {
   agentVersion: string;
   now?: () => number;
   networkInterfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
-  statfs?: (path: string) => { blocks: number; bfree: number; bsize: number };
-  /** The generations inventory, collected beforehand (it is async; these facts are not). */
+  /**
+   * Sizes of the mounted filesystems, with a deadline each (a hung NFS mount must not hold the
+   * agent). The agent keeps one for the process so a hung filesystem is not asked again while its
+   * call is pending; a fresh one (no log) otherwise.
+   */
+  sizes?: FilesystemSizes;
+  /** The generations inventory, collected beforehand (it has its own refresh and cache). */
   generations?: GenerationsInventory;
 }
 
@@ -33,11 +39,11 @@ function cidr(a: os.NetworkInterfaceInfo): string {
 const clip = (s: string, max: number) => (s.length > max ? s.slice(0, max) : s);
 
 /** Reads the facts (proto `Facts`, `factsSchema`) of the machine; missing sources give empty values. */
-export function collectFacts(src: FactSources): Facts {
+export async function collectFacts(src: FactSources): Promise<Facts> {
   const host = src.hostRoot ?? '/';
   const now = src.now ?? Date.now;
   const ifaces = (src.networkInterfaces ?? os.networkInterfaces)();
-  const statfs = src.statfs ?? ((p: string) => statfsSync(p));
+  const sizes = src.sizes ?? new FilesystemSizes();
 
   const hostname = (read(join(host, 'proc/sys/kernel/hostname')) ?? read(join(src.root, 'etc/hostname')) ?? os.hostname()).trim();
   const osRelease = read(join(src.root, 'etc/os-release')) ?? read(join(src.root, 'usr/lib/os-release'));
@@ -62,20 +68,15 @@ export function collectFacts(src: FactSources): Facts {
     };
   });
 
-  const filesystems = parseMountinfo(read(join(host, 'proc/self/mountinfo')) ?? '')
-    .slice(0, 256)
-    .map((m) => {
-      let sizeBytes = 0;
-      let usedBytes = 0;
-      try {
-        const s = statfs(m.mountpoint);
-        sizeBytes = s.blocks * s.bsize;
-        usedBytes = (s.blocks - s.bfree) * s.bsize;
-      } catch {
-        // Unreachable mount (stale NFS, permissions): listed with unknown size.
-      }
-      return { device: clip(m.device, 512), mountpoint: clip(m.mountpoint, 1024), fstype: clip(m.fstype, 64), sizeBytes, usedBytes, readOnly: m.readOnly };
-    });
+  // All at once: one slow filesystem costs its deadline once, not once per filesystem after it.
+  const filesystems = await Promise.all(
+    parseMountinfo(read(join(host, 'proc/self/mountinfo')) ?? '')
+      .slice(0, 256)
+      .map(async (m) => {
+        const s = await sizes.sizeOf(m.mountpoint);
+        return { device: clip(m.device, 512), mountpoint: clip(m.mountpoint, 1024), fstype: clip(m.fstype, 64), sizeBytes: s?.sizeBytes ?? 0, usedBytes: s?.usedBytes ?? 0, readOnly: m.readOnly };
+      }),
+  );
 
   const facts: Facts = {
     hostname: clip(hostname, 253),

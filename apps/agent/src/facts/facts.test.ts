@@ -7,6 +7,7 @@ import { Facts as ProtoFacts } from '@ibex/proto';
 import { factsSchema, type GenerationsInventory } from '@ibex/spec';
 import { silentLogger } from '../common/log.js';
 import { collectFacts, toProtoFacts } from './facts-collect.js';
+import { FilesystemSizes } from './filesystem-sizes.js';
 import { GenerationsFacts } from './generations-facts.js';
 import { parseIfFlagsUp, parseMemTotal, parseMountinfo, parseOsRelease, parseUptime } from './facts-parse.js';
 
@@ -74,8 +75,8 @@ describe('facts from a fixture tree', () => {
   put('sys/class/net/wlan0/mtu', '2304\n');
   put('sys/class/net/wlan0/flags', '0x1002\n');
 
-  it('assembles facts that fit the shared schema', () => {
-    const facts = collectFacts({
+  it('assembles facts that fit the shared schema', async () => {
+    const facts = await collectFacts({
       root: dir,
       hostRoot: dir,
       agentVersion: '1.2.3',
@@ -86,7 +87,7 @@ describe('facts from a fixture tree', () => {
           { address: 'fe80::1', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: 'aa:bb:cc:dd:ee:ff', internal: false, cidr: 'fe80::1/64', scopeid: 2 },
         ],
       }),
-      statfs: (p) => (p === '/' ? { blocks: 1000, bfree: 250, bsize: 4096 } : { blocks: 10, bfree: 10, bsize: 512 }),
+      sizes: new FilesystemSizes({ statfs: async (p) => (p === '/' ? { blocks: 1000, bfree: 250, bsize: 4096 } : { blocks: 10, bfree: 10, bsize: 512 }) }),
     });
     assert.equal(factsSchema.safeParse(facts).success, true);
     assert.equal(facts.hostname, 'edge-router');
@@ -104,8 +105,8 @@ describe('facts from a fixture tree', () => {
     assert.equal(facts.filesystems.length, 4);
   });
 
-  it('works on this machine', () => {
-    const facts = collectFacts({ root: '/', agentVersion: '0' });
+  it('works on this machine', async () => {
+    const facts = await collectFacts({ root: '/', agentVersion: '0' });
     assert.ok(facts.hostname && facts.kernel && facts.cpuCount > 0 && facts.memoryTotalBytes > 0);
     assert.ok(facts.filesystems.some((f) => f.mountpoint === '/' && f.sizeBytes > 0));
     assert.ok(facts.interfaces.some((i) => i.name === 'lo'));
@@ -124,14 +125,14 @@ describe('facts from a fixture tree', () => {
     collectedAtMs: 1500,
   };
 
-  it('carries the generations inventory as JSON in proto Facts (empty without one), through the wire encoding', () => {
-    const withInv = collectFacts({ root: '/', agentVersion: '0', generations: inventory });
+  it('carries the generations inventory as JSON in proto Facts (empty without one), through the wire encoding', async () => {
+    const withInv = await collectFacts({ root: '/', agentVersion: '0', generations: inventory });
     assert.deepEqual(withInv.generations, inventory);
     const wire = ProtoFacts.decode(ProtoFacts.encode(toProtoFacts(withInv)).finish());
     assert.deepEqual(JSON.parse(wire.generationsJson), inventory);
     assert.equal(wire.hostname, withInv.hostname);
 
-    const without = toProtoFacts(collectFacts({ root: '/', agentVersion: '0' }));
+    const without = toProtoFacts(await collectFacts({ root: '/', agentVersion: '0' }));
     assert.equal(without.generationsJson, '');
     assert.equal('generations' in without, false);
   });
