@@ -62,7 +62,9 @@ function applyResult(job: JobRow, result: Extract<JobUpdateInput['update'], { $c
     case JobOutcome.JOB_OUTCOME_SUCCEEDED: {
       const output = checkOutput(job.type, result.outputJson);
       if (!output.ok) return { data: { status: 'failed', finishedAt: now, error: output.error } };
-      const change: JobChange = { data: { status: 'succeeded', finishedAt: now, error: null, result: output.value as Prisma.InputJsonValue } };
+      // Done is 100 %, whatever the agent last reported (it may never send a final progress);
+      // a failure or a cancellation keeps the last value, which shows how far it got.
+      const change: JobChange = { data: { status: 'succeeded', finishedAt: now, error: null, progressPercent: 100, result: output.value as Prisma.InputJsonValue } };
       if (job.type === 'facts.collect') change.facts = output.value as Facts;
       if (job.type === 'generations.rollback') change.generations = output.value as GenerationsInventory;
       return change;

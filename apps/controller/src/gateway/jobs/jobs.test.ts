@@ -81,6 +81,8 @@ describe('jobs', () => {
     assert.equal(done.status, 'succeeded');
     assert.ok(done.finishedAt);
     assert.equal((done.result as { hostname: string }).hostname, 'collected-host');
+    assert.equal(done.progressPercent, 100, 'a succeeded job shows 100 %, not its last progress report');
+    assert.equal(done.progressMessage, 'reading interfaces');
     const facts = (await c.prisma.device.findUniqueOrThrow({ where: { id: device.deviceId } })).facts as { hostname: string };
     assert.equal(facts.hostname, 'collected-host', 'facts.collect updates the device facts');
 
@@ -90,6 +92,25 @@ describe('jobs', () => {
     assert.equal(await c.prisma.jobEvent.count({ where: { updateId: resultId } }), 1);
     assert.deepEqual((await c.prisma.jobEvent.findMany({ where: { jobId: j.id }, orderBy: { id: 'asc' } })).map((e) => e.kind), ['started', 'progress', 'log', 'result']);
     assert.equal((await job(j.id)).status, 'succeeded');
+  });
+
+  it('a job that fails, is cancelled or returns an invalid output keeps its last progress', async () => {
+    const { device, agent } = await online('half-way');
+    const outcomes = [
+      result(JobOutcome.JOB_OUTCOME_FAILED, { error: 'broken', retryable: false }),
+      result(JobOutcome.JOB_OUTCOME_CANCELLED, { error: 'cancelled: by test' }),
+      result(JobOutcome.JOB_OUTCOME_SUCCEEDED, { outputJson: '{"not":"facts"}' }),
+    ];
+    for (const [i, outcome] of outcomes.entries()) {
+      const j = await createJob(c, device.deviceId, { type: 'facts.collect' });
+      await agent.next('assign', (x) => x.jobId === j.id);
+      await agent.acked(sendUpdate(agent, j.id, 1, { $case: 'progress', value: { percent: 40, message: 'reading interfaces' } }));
+      await agent.acked(sendUpdate(agent, j.id, 1, outcome));
+      const row = await job(j.id);
+      assert.equal(row.status, ['failed', 'cancelled', 'failed'][i]);
+      assert.equal(row.progressPercent, 40, `${row.status}: ${row.error}`);
+      assert.equal(row.progressMessage, 'reading interfaces');
+    }
   });
 
   it('requeues a retryable failure with backoff and delivers attempt 2; a late update for attempt 1 is stored, acked and not applied', async () => {
