@@ -9,6 +9,7 @@ packages=(
   libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross
   postgresql-client   # pg_isready
   redis-tools         # redis-cli
+  redis-server        # a private server per outage test (the shared Redis is never stopped)
   btrfs-progs         # generations: btrfs on loop devices (mkfs.btrfs, btrfs subvolume/send/receive)
   patch               # GNU patch: the dry-run diff tests apply the agent's diffs with it
   busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash;

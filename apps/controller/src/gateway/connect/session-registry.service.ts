@@ -14,7 +14,13 @@ export class SessionRegistry {
   private readonly log = new Logger('Sessions');
   private readonly sessions = new Map<string, AgentSession>();
 
-  constructor(private readonly routing: DeviceRouting) {}
+  constructor(private readonly routing: DeviceRouting) {
+    // Kicks published while the subscriber was cut off from Redis are lost: a delivery pass
+    // for every device held here delivers from Postgres what they would have announced.
+    routing.onReconnect(() => {
+      for (const s of this.sessions.values()) s.requestPass();
+    });
+  }
 
   get size(): number {
     return this.sessions.size;

@@ -26,6 +26,7 @@ export class DeviceRouting {
   private readonly log = new Logger('Routing');
   private sub?: Redis;
   private readonly handlers = new Map<string, RouteHandler>();
+  private readonly reconnectListeners: (() => void)[] = [];
 
   constructor(private readonly redis: RedisService) {}
 
@@ -50,6 +51,15 @@ export class DeviceRouting {
     await this.sub.unsubscribe(channel);
   }
 
+  /**
+   * Called after the subscriber connection came back from an outage and is subscribed again.
+   * Whatever was published to this replica's channels meanwhile is lost (pub/sub keeps
+   * nothing), so the listener catches up from Postgres.
+   */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
   /** Stops delivering; RedisService closes the connection itself (it made it). */
   async close(): Promise<void> {
     this.handlers.clear();
@@ -62,8 +72,32 @@ export class DeviceRouting {
     if (this.sub) return this.sub;
     const sub = this.redis.subscriber();
     sub.on('message', (channel: string, text: string) => this.deliver(channel, text));
+    let lost = false;
+    sub.on('close', () => (lost = true));
+    sub.on('ready', () => {
+      if (!lost || this.sub !== sub) return;
+      lost = false;
+      void this.resubscribed(sub);
+    });
     this.sub = sub;
     return sub;
+  }
+
+  /**
+   * ioredis re-sends SUBSCRIBE for the old channels when it reconnects, without waiting for the
+   * answers: subscribing again here (harmless) and awaiting it means the channels are live
+   * before the listeners look at Postgres, so nothing published after that look is missed.
+   */
+  private async resubscribed(sub: Redis): Promise<void> {
+    const channels = [...this.handlers.keys()];
+    try {
+      if (channels.length) await sub.subscribe(...channels);
+    } catch (err) {
+      this.log.warn(`re-subscribing after a Redis outage failed: ${(err as Error).message}`);
+      return;
+    }
+    this.log.log(`Redis subscriber reconnected: catching up ${channels.length} device channel(s)`);
+    for (const listener of this.reconnectListeners) listener();
   }
 
   private deliver(channel: string, text: string): void {
