@@ -90,11 +90,7 @@ describe('network changes confirm themselves or revert', () => {
     await controller.waitForSession();
     controller.autoAck = false;
     controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1300 }, GENEROUS_SEC)));
-    const awaiting = await controller.waitFor(
-      'the report awaiting confirmation',
-      () => controller.stateReports().find((r) => r.revision === 1 && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs),
-      30_000,
-    );
+    const awaiting = await awaitingReport(controller, 1);
     // The stream breaks before the controller acknowledged anything; the agent reconnects and
     // re-sends the same report after the Welcome, and this time it is acknowledged.
     const sessions = controller.sessions.length;
@@ -114,11 +110,7 @@ describe('network changes confirm themselves or revert', () => {
     await controller.waitForSession();
     controller.autoAck = false;
     controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1300 }, GENEROUS_SEC)));
-    const awaiting = await controller.waitFor(
-      'the report awaiting confirmation',
-      () => controller.stateReports().find((r) => r.revision === 1 && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs),
-      30_000,
-    );
+    const awaiting = await awaitingReport(controller, 1);
     // The automatic pass holds the device until the report is acknowledged (up to 30 s).
     const resultOf = (jobId: string) => controller.jobUpdates(jobId).find((u) => u.update?.$case === 'result');
     controller.send({ $case: 'assign', value: { jobId: 'job-wait', attempt: 1, type: 'state.apply', paramsJson: '{}', timeoutMs: 60_000, createdAtMs: Date.now() } });
@@ -213,3 +205,12 @@ describe('network changes confirm themselves or revert', () => {
     assert.ok(mtu.flags.includes('UP'));
   });
 });
+
+/** The first report of `revision` whose network section is APPLYING and awaiting confirmation. */
+function awaitingReport(controller: ScriptedController, revision: number) {
+  return controller.waitFor(
+    'the report awaiting confirmation',
+    () => controller.stateReports().find((r) => r.revision === revision && networkOf(r)?.state === SectionState.SECTION_STATE_APPLYING && JSON.parse(networkOf(r)!.detailJson).awaitingConfirmationUntilMs),
+    30_000,
+  );
+}
