@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The whole test suite, from a fresh checkout: Debian packages (scripts/setup-system.sh),
-// npm install, generate, compile, build the agent binaries, then run every compiled *.test.js with Node's test runner against the real
-// Postgres, Redis and system tools. Ends with one line: "N passed, N failed, N skipped".
+// npm install, generate, compile, build the agent binaries, then run every compiled *.test.js
+// with Node's test runner against the real Postgres, Redis and system tools. Ends with one line: "N passed, N failed, N skipped".
 //
 //   npm test                      everything
 //   npm test -- controller agent  only test files whose path contains one of the words
