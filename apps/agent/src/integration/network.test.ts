@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { agentCommand, runAgent } from '../testing/agent-process.js';
@@ -367,6 +367,21 @@ source-directory /etc/network/interfaces.d
     assert.match(stdout, /network: reverted: not confirmed/);
     assert.deepEqual(dev.ipv4Of('eth0'), ['10.9.0.2/24']);
     assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+  });
+
+  it('refuses, changing nothing, to replace an /etc/network/interfaces that is a symlink (a revert could not put it back)', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    const target = join(dev.root, 'etc/network/interfaces.real');
+    writeFileSync(target, 'auto lo\niface lo inet loopback\n');
+    symlinkSync('interfaces.real', join(dev.root, 'etc/network/interfaces'));
+    const spec = writeSpec(dev, 'linked', { network: { interfaces: [{ name: 'eth0', method: 'static', addresses: ['10.9.0.2/24'] }] } });
+    const r = await agent(dev, ['apply', '--spec', spec]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /network: failed: backing up before the change failed, nothing was changed: \/etc\/network\/interfaces is a symlink/);
+    assert.equal(readlinkSync(join(dev.root, 'etc/network/interfaces')), 'interfaces.real');
+    assert.equal(readFileSync(target, 'utf8'), 'auto lo\niface lo inet loopback\n');
+    assert.deepEqual(dev.ipv4Of('eth0'), []);
   });
 
   it('refuses, changing nothing, when an interface to configure does not exist', async (t) => {

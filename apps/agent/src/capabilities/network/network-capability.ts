@@ -249,6 +249,10 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     const files: NetworkBackup['files'] = [];
     for (const s of steps) {
       if ((s.action === 'write' || s.action === 'remove') && !files.some((f) => f.path === s.path)) {
+        // Only a regular file's bytes can be kept: a symlink (or anything else) there would be
+        // replaced by the write and, backed up as "absent", deleted by a revert.
+        const st = await ctx.sys.lstat(await hostPath(ctx, s.path));
+        if (st && !st.isFile()) throw new FatalError(`${s.path} is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; the network section only replaces regular files there`);
         const now = await readIfFile(ctx, s.path);
         files.push({ path: s.path, content: now?.content, mode: now?.mode });
       }
