@@ -29,18 +29,27 @@ export const applyFlags: FlagSpec[] = [
   },
 ];
 
+/** Signals that end the wait as a no: a cut SSH session (SIGHUP), Ctrl-C, a stop. */
+const NO_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
+
 /**
- * Waits for one line on stdin: true only for "yes". End of input, another answer or the
- * deadline is a no (like `netplan try`: if the operator's session is cut, nobody answers).
+ * Waits for one line on stdin: true only for "yes". End of input, another answer, the
+ * deadline or a signal is a no (like `netplan try`: if the operator's session is cut, nobody
+ * answers). Without the signal handlers a hang-up would kill the process and leave the change
+ * applied until the next agent start reverted it.
  */
-function answeredYes(stdin: NodeJS.ReadableStream, timeoutMs: number): Promise<boolean> {
+function answeredYes(stdin: NodeJS.ReadableStream, timeoutMs: number, ask: () => void): Promise<boolean> {
   return new Promise((resolve) => {
     let buf = '';
+    // A signal or a read error is a no.
+    const onSignal = () => finish(false);
     const finish = (yes: boolean) => {
       clearTimeout(timer);
       stdin.off('data', onData);
       stdin.off('end', onEnd);
+      stdin.off('error', onSignal);
       stdin.pause();
+      for (const sig of NO_SIGNALS) process.off(sig, onSignal);
       resolve(yes);
     };
     const onData = (d: Buffer | string) => {
@@ -50,8 +59,13 @@ function answeredYes(stdin: NodeJS.ReadableStream, timeoutMs: number): Promise<b
     };
     const onEnd = () => finish(buf.trim().toLowerCase() === 'yes');
     const timer = setTimeout(() => finish(false), timeoutMs);
+    for (const sig of NO_SIGNALS) process.once(sig, onSignal);
+    // Asked only now: a hang-up right after the question must find the handlers in place.
+    ask();
     stdin.on('data', onData);
     stdin.once('end', onEnd);
+    // A terminal that went away may fail the read (EIO) instead of ending it.
+    stdin.once('error', onSignal);
     stdin.resume();
   });
 }
@@ -130,8 +144,9 @@ async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): 
     const awaiting = results.filter((r) => r.awaitingConfirmationUntilMs !== undefined);
     let yes = true;
     if (awaiting.length && confirmSec !== undefined) {
-      io.err(`ibex-agent apply: ${awaiting.map((r) => r.section).join(', ')} applied; type "yes" and Enter within ${confirmSec} s to keep it, or it is reverted\n`);
-      yes = await (io.stdin ? io.stdin(confirmSec * 1000) : answeredYes(process.stdin, confirmSec * 1000));
+      const ask = () => io.err(`ibex-agent apply: ${awaiting.map((r) => r.section).join(', ')} applied; type "yes" and Enter within ${confirmSec} s to keep it, or it is reverted\n`);
+      if (io.stdin) ask();
+      yes = await (io.stdin ? io.stdin(confirmSec * 1000) : answeredYes(process.stdin, confirmSec * 1000, ask));
     }
     const settled = new Map<string, SectionResult>();
     for (const r of awaiting) {

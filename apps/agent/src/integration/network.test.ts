@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runAgent } from '../testing/agent-process.js';
+import { agentCommand, runAgent } from '../testing/agent-process.js';
 import { NetnsDevice, sh } from '../testing/netns-device.js';
 
 /**
@@ -333,6 +334,54 @@ source-directory /etc/network/interfaces.d
     assert.match(yes.stdout, /network: in sync \(\d+ step\(s\) applied\) \(confirmed on the terminal\)/);
     assert.deepEqual(dev.ipv4Of('eth0'), ['10.9.1.2/24']);
     assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+  });
+
+  it('local apply --confirm-timeout reverts when the session hangs up (SIGHUP) before anyone answers', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    const first = writeSpec(dev, 'first', { network: { interfaces: [{ name: 'eth0', method: 'static', addresses: ['10.9.0.2/24'] }] } });
+    assert.equal((await agent(dev, ['apply', '--spec', first])).code, 0);
+    const second = writeSpec(dev, 'second', { network: { interfaces: [{ name: 'eth0', method: 'static', addresses: ['10.9.1.2/24'] }] } });
+    const [cmd, pre] = agentCommand();
+    // stdin stays open (a terminal nobody types into); `ip netns exec` execs the agent, so the pid is the agent's.
+    const child = spawn(dev.prefix[0]!, [...dev.prefix.slice(1), cmd, ...pre, 'apply', '--spec', second, '--confirm-timeout', '300', '--root', dev.root], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IBEX_AGENT_') && !k.startsWith('NODE_TEST'))),
+    });
+    const guard = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    t.after(() => {
+      clearTimeout(guard);
+      child.kill('SIGKILL');
+    });
+    let stdout = '';
+    let stderr = '';
+    let hungUp = false;
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+      if (!hungUp && /type "yes"/.test(stderr)) hungUp = child.kill('SIGHUP');
+    });
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+    assert.ok(hungUp, stderr);
+    assert.equal(code, 1, `signal ${signal}: ${stdout}${stderr}`);
+    assert.match(stdout, /network: reverted: not confirmed/);
+    assert.deepEqual(dev.ipv4Of('eth0'), ['10.9.0.2/24']);
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+  });
+
+  it('refuses, changing nothing, to replace an /etc/network/interfaces that is a symlink (a revert could not put it back)', async (t) => {
+    const dev = device(t);
+    dev.addLink('eth0', 'p0');
+    const target = join(dev.root, 'etc/network/interfaces.real');
+    writeFileSync(target, 'auto lo\niface lo inet loopback\n');
+    symlinkSync('interfaces.real', join(dev.root, 'etc/network/interfaces'));
+    const spec = writeSpec(dev, 'linked', { network: { interfaces: [{ name: 'eth0', method: 'static', addresses: ['10.9.0.2/24'] }] } });
+    const r = await agent(dev, ['apply', '--spec', spec]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /network: failed: backing up before the change failed, nothing was changed: \/etc\/network\/interfaces is a symlink/);
+    assert.equal(readlinkSync(join(dev.root, 'etc/network/interfaces')), 'interfaces.real');
+    assert.equal(readFileSync(target, 'utf8'), 'auto lo\niface lo inet loopback\n');
+    assert.deepEqual(dev.ipv4Of('eth0'), []);
   });
 
   it('refuses, changing nothing, when an interface to configure does not exist', async (t) => {

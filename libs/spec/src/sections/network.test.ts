@@ -90,6 +90,7 @@ describe('network section schema', () => {
     });
     assert.match(swap.get('network.interfaces[0].name') ?? '', /must not chain or swap/);
     assert.ok(issuesOf({ ...issueScenario, interfaces: [...issueScenario.interfaces, { name: 'lo2', method: 'loopback' }] }).has('network.interfaces[3].method'));
+    assert.match(issuesOf({ interfaces: [{ name: 'eth0', method: 'loopback' }] }).get('network.interfaces[0].name') ?? '', /the loopback interface is lo, not eth0/);
   });
 
   it('refuses routes to nowhere', () => {
@@ -115,6 +116,10 @@ describe('network section schema', () => {
     assert.ok(issuesOf({ ...issueScenario, confirmTimeoutSec: 0 }).has('network.confirmTimeoutSec'));
     assert.match(issuesOf({ ...issueScenario, hooks: [{ phase: 'up', name: 'ibex-dns', content: '#!/bin/sh\n' }] }).get('network.hooks[0].name') ?? '', /the agent's own up hook/);
     assert.ok(issuesOf({ ...issueScenario, extra: 1 }).size > 0);
+    const hook = { phase: 'down', name: 'log-down', content: '#!/bin/sh\n' };
+    const dup = issuesOf({ ...issueScenario, hooks: [hook, hook, hook] });
+    assert.match(dup.get('network.hooks[1].name') ?? '', /duplicates hooks\[0\]/);
+    assert.match(dup.get('network.hooks[2].name') ?? '', /duplicates hooks\[0\]/);
   });
 
   it('takes a DHCP lease wait per section (default 30 s) and per dhcp interface, and refuses it elsewhere', () => {

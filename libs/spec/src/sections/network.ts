@@ -71,6 +71,8 @@ export const networkInterfaceSchema = z
       if (i.gateway6) issue(['gateway6'], `only a static interface has a gateway (method is ${i.method})`);
     }
     if (i.method === 'loopback') {
+      // Linux has one loopback device, lo; ifupdown would configure any other link as if it were.
+      if (i.name !== 'lo') issue(['name'], `the loopback interface is lo, not ${i.name}`);
       if (i.match) issue(['match'], 'the loopback interface is not renamed');
       if (i.dns) issue(['dns'], 'the loopback interface has no DNS servers');
     }
@@ -203,8 +205,8 @@ export const networkSectionSchema = z
     const hookKeys = new Map<string, number>();
     s.hooks.forEach((h, n) => {
       const key = `${h.phase}/${h.name}`;
-      if (hookKeys.has(key)) issue(['hooks', n, 'name'], `duplicates hooks[${hookKeys.get(key)}] (same phase and name)`);
       if (h.phase === 'up' && h.name === DNS_HOOK_NAME) issue(['hooks', n, 'name'], `${DNS_HOOK_NAME} is the agent's own up hook (it applies the interfaces' dns); choose another name`);
+      else if (hookKeys.has(key)) issue(['hooks', n, 'name'], `duplicates hooks[${hookKeys.get(key)}] (same phase and name)`);
       else hookKeys.set(key, n);
     });
   });

@@ -149,22 +149,23 @@ async function renameLink(ctx: CapabilityContext, from: string, to: string): Pro
   await run(ctx, ['ip', 'link', 'set', 'dev', from, 'name', to], `renaming ${from} back to ${to}`);
 }
 
-/** ifupdown-ng cannot create its state file (and locks) in a missing directory: a scratch root may have no /run yet. */
-async function ensureStateDir(ctx: CapabilityContext): Promise<void> {
-  const r = await resolveUnderRoot(ctx.sys, ctx.root, '/run/ifstate');
-  for (const dir of r.missingParents)
-    await ctx.sys.mkdir(dir, 0o755).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
-}
-
-async function writeDeviceFile(ctx: CapabilityContext, devicePath: string, content: string, mode: number): Promise<void> {
+/** Creates the missing parent directories of a device path; returns its host path. */
+async function makeParents(ctx: CapabilityContext, devicePath: string): Promise<string> {
   const r = await resolveUnderRoot(ctx.sys, ctx.root, devicePath);
   for (const dir of r.missingParents)
     await ctx.sys.mkdir(dir, 0o755).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
     });
-  await ctx.sys.writeFileAtomic(r.host, Buffer.from(content), { mode });
+  return r.host;
+}
+
+/** ifupdown-ng cannot create its state file (and locks) in a missing directory: a scratch root may have no /run yet. */
+async function ensureStateDir(ctx: CapabilityContext): Promise<void> {
+  await makeParents(ctx, '/run/ifstate');
+}
+
+async function writeDeviceFile(ctx: CapabilityContext, devicePath: string, content: string, mode: number): Promise<void> {
+  await ctx.sys.writeFileAtomic(await makeParents(ctx, devicePath), Buffer.from(content), { mode });
 }
 
 export const networkCapability: Capability<NetworkSection, NetworkActual, NetworkStep, NetworkBackup> = {
@@ -249,6 +250,10 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     const files: NetworkBackup['files'] = [];
     for (const s of steps) {
       if ((s.action === 'write' || s.action === 'remove') && !files.some((f) => f.path === s.path)) {
+        // Only a regular file's bytes can be kept: a symlink (or anything else) there would be
+        // replaced by the write and, backed up as "absent", deleted by a revert.
+        const st = await ctx.sys.lstat(await hostPath(ctx, s.path));
+        if (st && !st.isFile()) throw new FatalError(`${s.path} is ${st.isSymbolicLink() ? 'a symlink' : 'not a regular file'}; the network section only replaces regular files there`);
         const now = await readIfFile(ctx, s.path);
         files.push({ path: s.path, content: now?.content, mode: now?.mode });
       }

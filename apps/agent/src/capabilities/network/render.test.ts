@@ -167,6 +167,14 @@ iface eth0_static inet static
     const next = renderNetwork(spec, { main: old[0]!.content, interfacesD: ['lo', 'eth0_static', 'eth1_dhcp'] }, { sourceDir: '/etc/network/interfaces.d' });
     assert.deepEqual(staleManagedPaths({ main: old[0]!.content, interfacesD: [] }, next), ['/etc/network/if-down.d/log-down', '/etc/network/if-up.d/ibex-dns', '/etc/network/interfaces.d/eth0_static', '/etc/network/interfaces.d/eth1_dhcp']);
   });
+
+  it('never takes a hand-edited managed block\'s foreign paths for files to remove', () => {
+    const old = renderNetwork(scenarioSpec(), { interfacesD: [] }, { sourceDir: '/etc/network/interfaces.d' });
+    const edited = old[0]!.content.replace(END_MARK, `# managed hook: /etc/passwd\n# managed hook: /etc/network/if-up.d/../../shadow\nsource /etc/network/interfaces.d/..\n${END_MARK}`);
+    const spec = networkSectionSchema.parse({ interfaces: [{ name: 'lo', method: 'loopback' }] });
+    const next = renderNetwork(spec, { main: edited, interfacesD: ['lo'] }, { sourceDir: '/etc/network/interfaces.d' });
+    assert.deepEqual(staleManagedPaths({ main: edited, interfacesD: [] }, next), ['/etc/network/if-down.d/log-down', '/etc/network/if-up.d/ibex-dns', '/etc/network/interfaces.d/eth0_static', '/etc/network/interfaces.d/eth1_dhcp']);
+  });
 });
 
 function tool(argv: string[]): { code: number | null; out: string } {

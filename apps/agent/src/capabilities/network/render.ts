@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { DNS_HOOK_NAME, type NetworkInterface, type NetworkRoute, type NetworkSection, parseCidr, prefixToNetmask } from '@ibex/spec';
+import { DNS_HOOK_NAME, type NetworkInterface, hookPhases, type NetworkRoute, type NetworkSection, parseCidr, prefixToNetmask } from '@ibex/spec';
 import { type InterfacesItem, type ParsedInterfaces, parseInterfaces, serializeInterfaces, withoutInterfaces } from './parse.js';
 
 /**
@@ -29,6 +29,9 @@ export const hookPath = (phase: string, name: string) => `${ETC_NETWORK}/if-${ph
 export const DNS_HOOK = hookPath('up', DNS_HOOK_NAME);
 export const RESOLV_CONF = '/etc/resolv.conf';
 export const ifaceFilePath = (name: string) => `${INTERFACES_D}/${name}`;
+/** Names the agent writes (interface names, hook names: libs/spec network.ts allows no other characters). */
+const SAFE_NAME = /^[A-Za-z0-9_-]+$/;
+const MANAGED_HOOK_PATH = new RegExp(`^${ETC_NETWORK}/if-(${hookPhases.join('|')})\\.d/[A-Za-z0-9_-]+$`);
 
 export interface RenderedFile {
   /** Device path (as on the device, without --root). */
@@ -96,9 +99,12 @@ export function managedBlockOf(main: string | undefined): ManagedBlock | undefin
   const e = lines.indexOf(END_MARK);
   if (b < 0 || e < b) return undefined;
   const inner = lines.slice(b + 1, e);
+  // The block is a file on the device that anyone may edit: the paths it names are later read and
+  // removed, so only what the agent itself writes there is taken (an interface file in
+  // interfaces.d, a hook in an if-<phase>.d directory), never e.g. `../..` or /etc/passwd.
   return {
-    sources: inner.flatMap((l) => (l.startsWith('source ') ? [l.slice('source '.length).trim()] : [])),
-    hooks: inner.flatMap((l) => (l.startsWith(MANAGED_HOOK) ? [l.slice(MANAGED_HOOK.length).trim()] : [])),
+    sources: inner.flatMap((l) => (l.startsWith('source ') ? [l.slice('source '.length).trim()] : [])).filter((s) => SAFE_NAME.test(posix.basename(s))),
+    hooks: inner.flatMap((l) => (l.startsWith(MANAGED_HOOK) ? [l.slice(MANAGED_HOOK.length).trim()] : [])).filter((h) => MANAGED_HOOK_PATH.test(h)),
   };
 }
 
