@@ -12,6 +12,15 @@ export function sh(argv: string[], check = true): { code: number | null; stdout:
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Whether any host address (`ip -j -4 addr` output) lies in 169.254.b.c/29. */
+function linkLocalBlockTaken(ipJson: string, b: number, c: number): boolean {
+  const addrs = (JSON.parse(ipJson) as { addr_info?: { local: string }[] }[]).flatMap((l) => (l.addr_info ?? []).map((a) => a.local));
+  return addrs.some((a) => {
+    const [p, q, r, d] = a.split('.').map(Number);
+    return p === 169 && q === 254 && r === b && d! >= c && d! < c + 8;
+  });
+}
+
 /** Whether a process with this pid exists (a lock holder that died leaves its lock behind). */
 function alive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
@@ -151,6 +160,9 @@ export class NetnsDevice {
       let b = randomInt(100, 200);
       if (b === 169) b = 170;
       const c = randomInt(0, 32) * 8;
+      // `ip addr add` accepts an address another link already has: look at the host's addresses.
+      // The e2e helper (test/src/e2e/helpers/netns.ts) picks from the same /29 blocks.
+      if (linkLocalBlockTaken(sh(['ip', '-j', '-4', 'addr', 'show']).stdout, b, c)) continue;
       if (sh(['ip', 'addr', 'add', `169.254.${b}.${c + 1}/30`, 'dev', hostIf], false).code !== 0) continue;
       sh(['ip', 'link', 'set', hostIf, 'up']);
       // otherDeviceIp is in the next /30: moving the device there cuts it off from the host.

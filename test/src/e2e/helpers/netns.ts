@@ -36,7 +36,10 @@ export async function createNetns(): Promise<TestNetns> {
       // 169.254.100.0 - 169.254.199.255, never 169.254.169.x (cloud metadata lives there)
       let b = randomInt(100, 200);
       if (b === 169) b = 170;
-      const c = randomInt(0, 64) * 4;
+      // /29 blocks, as apps/agent/src/testing/netns-device.ts picks them; `ip addr add` accepts an
+      // address another link already has, so look at the host's addresses first.
+      const c = randomInt(0, 32) * 8;
+      if (linkLocalBlockTaken(await execOk('ip', ['-j', '-4', 'addr', 'show']), b, c)) continue;
       const h = `169.254.${b}.${c + 1}`;
       const r = await exec('ip', ['addr', 'add', `${h}/30`, 'dev', hostIf]);
       if (r.code === 0) {
@@ -54,4 +57,13 @@ export async function createNetns(): Promise<TestNetns> {
     await destroy();
     throw err;
   }
+}
+
+/** Whether any host address (`ip -j -4 addr` output) lies in 169.254.b.c/29. */
+function linkLocalBlockTaken(ipJson: string, b: number, c: number): boolean {
+  const addrs = (JSON.parse(ipJson) as { addr_info?: { local: string }[] }[]).flatMap((l) => (l.addr_info ?? []).map((a) => a.local));
+  return addrs.some((a) => {
+    const [p, q, r, d] = a.split('.').map(Number);
+    return p === 169 && q === 254 && r === b && d! >= c && d! < c + 8;
+  });
 }
