@@ -23,7 +23,7 @@ import { JobStore } from '../journal/job-store.js';
 import { StateStore } from '../journal/state-store.js';
 import { JobFailure, type JobHandlers } from '../jobs/job-handlers.js';
 import { JobRunner } from '../jobs/job-runner.js';
-import { planOutput } from '../jobs/plan-output.js';
+import { boundDiffs, planOutput } from '../jobs/plan-output.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import { AGENT_VERSION } from '../version.js';
 import { DesiredStateManager } from './desired-state-manager.js';
@@ -283,7 +283,7 @@ export class Agent {
         for (const s of r.sections) ctx.log(s.error ? 'warn' : 'info', `${s.section}: ${s.state}${s.steps.length ? `, ${s.steps.length} step(s)` : ''}${s.error ? `: ${s.error}` : ''}`);
         const output = {
           revision: r.revision,
-          sections: r.sections.map((s) => ({ section: s.section, state: s.state, ...(s.error ? { error: s.error } : {}), steps: s.steps })),
+          sections: boundDiffs(r.sections).map((s) => ({ section: s.section, state: s.state, ...(s.error ? { error: s.error } : {}), steps: s.steps })),
         };
         const bad = r.sections.filter((s) => s.state === 'failed' || s.state === 'reverted');
         if (bad.length) throw new JobFailure(`section(s) not applied: ${bad.map((s) => `${s.section} (${s.state}: ${s.error})`).join('; ')}`, output);
