@@ -132,7 +132,6 @@ export class Agent {
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000 }),
       // Hello is built synchronously: its facts are collected (asynchronously) just before.
       beforeHello: async () => {
-        await this.generations.refresh();
         this.helloFacts = await this.facts().catch((err) => {
           this.log.warn('collecting facts failed', { error: errorMessage(err) });
           return undefined;
@@ -199,7 +198,6 @@ export class Agent {
   private reportFacts(always: boolean): Promise<boolean> {
     const run = this.factsChain.then(async () => {
       try {
-        await this.generations.refresh();
         const facts = await this.facts();
         const stable = stableFacts(facts);
         if (!always && stable === this.lastFacts) return false;
@@ -215,8 +213,9 @@ export class Agent {
     return run;
   }
 
-  private facts(): Promise<Facts> {
-    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION, generations: this.generations.current, sizes: this.fsSizes });
+  /** Facts with a freshly collected generations inventory. */
+  private async facts(): Promise<Facts> {
+    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION, generations: await this.generations.refresh(), sizes: this.fsSizes });
   }
 
   private hello(): Hello {
@@ -272,7 +271,6 @@ export class Agent {
     return {
       'facts.collect': async (_params, ctx) => {
         ctx.progress(10, 'collecting facts');
-        await this.generations.refresh();
         const facts = await this.facts();
         ctx.log('info', `collected facts: ${facts.interfaces.length} interfaces, ${facts.filesystems.length} filesystems`);
         return facts;
