@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createTestDatabase } from '@ibex/migrate';
+import { createTestDatabase, freePort } from '@ibex/migrate';
 import { Redis } from 'ioredis';
 import type { Cleanup } from './cleanup.js';
 
@@ -150,15 +149,4 @@ export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promi
   } finally {
     r.disconnect();
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }

@@ -24,7 +24,6 @@ export const stepSummarySchema = z.looseObject({
   diff: z.string().optional(),
   commands: z.array(z.array(z.string())).optional(),
 });
-export type StepSummaryOutput = z.infer<typeof stepSummarySchema>;
 
 const sectionList = z.array(z.string().min(1).max(64)).max(64);
 

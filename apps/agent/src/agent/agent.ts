@@ -23,7 +23,7 @@ import { JobStore } from '../journal/job-store.js';
 import { StateStore } from '../journal/state-store.js';
 import { JobFailure, type JobHandlers } from '../jobs/job-handlers.js';
 import { JobRunner } from '../jobs/job-runner.js';
-import { planOutput } from '../jobs/plan-output.js';
+import { boundDiffs, planOutput } from '../jobs/plan-output.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import { AGENT_VERSION } from '../version.js';
 import { DesiredStateManager } from './desired-state-manager.js';
@@ -132,7 +132,6 @@ export class Agent {
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000 }),
       // Hello is built synchronously: its facts are collected (asynchronously) just before.
       beforeHello: async () => {
-        await this.generations.refresh();
         this.helloFacts = await this.facts().catch((err) => {
           this.log.warn('collecting facts failed', { error: errorMessage(err) });
           return undefined;
@@ -199,7 +198,6 @@ export class Agent {
   private reportFacts(always: boolean): Promise<boolean> {
     const run = this.factsChain.then(async () => {
       try {
-        await this.generations.refresh();
         const facts = await this.facts();
         const stable = stableFacts(facts);
         if (!always && stable === this.lastFacts) return false;
@@ -215,8 +213,9 @@ export class Agent {
     return run;
   }
 
-  private facts(): Promise<Facts> {
-    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION, generations: this.generations.current, sizes: this.fsSizes });
+  /** Facts with a freshly collected generations inventory. */
+  private async facts(): Promise<Facts> {
+    return collectFacts({ root: this.cfg.root, agentVersion: AGENT_VERSION, generations: await this.generations.refresh(), sizes: this.fsSizes });
   }
 
   private hello(): Hello {
@@ -272,7 +271,6 @@ export class Agent {
     return {
       'facts.collect': async (_params, ctx) => {
         ctx.progress(10, 'collecting facts');
-        await this.generations.refresh();
         const facts = await this.facts();
         ctx.log('info', `collected facts: ${facts.interfaces.length} interfaces, ${facts.filesystems.length} filesystems`);
         return facts;
@@ -283,7 +281,7 @@ export class Agent {
         for (const s of r.sections) ctx.log(s.error ? 'warn' : 'info', `${s.section}: ${s.state}${s.steps.length ? `, ${s.steps.length} step(s)` : ''}${s.error ? `: ${s.error}` : ''}`);
         const output = {
           revision: r.revision,
-          sections: r.sections.map((s) => ({ section: s.section, state: s.state, ...(s.error ? { error: s.error } : {}), steps: s.steps })),
+          sections: boundDiffs(r.sections).map((s) => ({ section: s.section, state: s.state, ...(s.error ? { error: s.error } : {}), steps: s.steps })),
         };
         const bad = r.sections.filter((s) => s.state === 'failed' || s.state === 'reverted');
         if (bad.length) throw new JobFailure(`section(s) not applied: ${bad.map((s) => `${s.section} (${s.state}: ${s.error})`).join('; ')}`, output);

@@ -94,6 +94,17 @@ describe('unifiedDiff', () => {
     assert.ok(patchedCount > 110, `only ${patchedCount} rounds produced a diff`);
   });
 
+  it('diffs two unrelated files of thousands of lines (the changed middle replaced wholesale) correctly', () => {
+    // 8000 changed lines each side: Myers' search would keep 8000 * 32000 trace entries (1 GB).
+    const lines = (p: string) => Array.from({ length: 8000 }, (_, i) => `${p}${i}`);
+    const before = ['# head', ...lines('old'), '# tail', ''].join('\n');
+    const after = ['# head', ...lines('new'), '# tail', ''].join('\n');
+    const d = unifiedDiff('/etc/big', before, after, { maxChars: 1 << 20 });
+    assert.equal(patched(before, d), after);
+    assert.equal(d.split('\n')[2], '@@ -1,8002 +1,8002 @@');
+    assert.equal(d.split('\n')[3], ' # head');
+  });
+
   it('treats NUL bytes and invalid UTF-8 as not diffable', () => {
     assert.equal(diffableText(Buffer.from('a\nb\n')), 'a\nb\n');
     assert.equal(diffableText(Buffer.from([0x61, 0, 0x62])), undefined);

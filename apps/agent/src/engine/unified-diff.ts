@@ -31,8 +31,31 @@ function splitLines(text: string): { lines: string[]; noEol: boolean } {
 
 type Op = { kind: ' ' | '-' | '+'; line: string; a: number; b: number };
 
-/** Myers' O((N+M)D) shortest edit script, as a list of kept, removed and added lines. */
+/**
+ * Entries (4 bytes each) Myers' search may keep: its trace grows by N+M per edit, so two
+ * unrelated files of a few thousand lines would take gigabytes (an edge device has far less).
+ * Beyond it the changed middle is shown as removed, then added: still a correct diff.
+ */
+const TRACE_BUDGET = 4_000_000;
+
+/**
+ * The edit script of `a` into `b`, as a list of kept, removed and added lines: the common
+ * start and end kept, the middle by Myers' search when it fits TRACE_BUDGET.
+ */
 function editScript(a: readonly string[], b: readonly string[]): Op[] {
+  let pre = 0;
+  while (pre < a.length && pre < b.length && a[pre] === b[pre]) pre++;
+  let suf = 0;
+  while (suf < a.length - pre && suf < b.length - pre && a[a.length - 1 - suf] === b[b.length - 1 - suf]) suf++;
+  const midA = a.slice(pre, a.length - suf);
+  const midB = b.slice(pre, b.length - suf);
+  const mid = myers(midA, midB) ?? [...midA.map((line, i) => ({ kind: '-' as const, line, a: i, b: 0 })), ...midB.map((line, i) => ({ kind: '+' as const, line, a: midA.length, b: i }))];
+  const keep = (from: number, to: number, shift: number): Op[] => a.slice(from, to).map((line, i) => ({ kind: ' ', line, a: from + i, b: from + i + shift }));
+  return [...keep(0, pre, 0), ...mid.map((o) => ({ ...o, a: o.a + pre, b: o.b + pre })), ...keep(a.length - suf, a.length, b.length - a.length)];
+}
+
+/** Myers' O((N+M)D) shortest edit script; undefined when its trace would exceed TRACE_BUDGET. */
+function myers(a: readonly string[], b: readonly string[]): Op[] | undefined {
   const n = a.length;
   const m = b.length;
   const max = n + m;
@@ -41,6 +64,7 @@ function editScript(a: readonly string[], b: readonly string[]): Op[] {
   const trace: Int32Array[] = [];
   let found = false;
   for (let d = 0; d <= max && !found; d++) {
+    if ((d + 1) * v.length > TRACE_BUDGET) return undefined;
     trace.push(v.slice());
     for (let k = -d; k <= d; k += 2) {
       let x = k === -d || (k !== d && v[offset + k - 1]! < v[offset + k + 1]!) ? v[offset + k + 1]! : v[offset + k - 1]! + 1;

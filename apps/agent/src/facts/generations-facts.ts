@@ -6,9 +6,8 @@ import type { Logger } from '../common/log.js';
 export type GenerationsCollector = () => Promise<GenerationsInventory | undefined>;
 
 /**
- * The last generations inventory, for the facts. Collecting it is async (it runs btrfs
- * commands) while facts are built synchronously (Hello is built in the connection's callback),
- * so it is refreshed ahead: before each connection attempt and before each facts report.
+ * The generations inventory for the facts, collected again each time facts are (Agent.facts),
+ * checked with the schema the controller applies; `current` is the last one collected.
  */
 export class GenerationsFacts {
   private last?: GenerationsInventory;

@@ -40,7 +40,17 @@ describe('plan (dry run) endpoint', () => {
     const count = await jobCount();
     const bad = await expectError(await plan('p1', { spec: { files: { entries: [{ path: 'etc/motd', content: 'x' }] }, nosuch: {} }, sections: [''] }), 400, 'validation_failed');
     assert.deepEqual(bad.error.issues?.map((i) => i.path).sort(), ['sections[0]', 'spec.files.entries[0].path', 'spec.nosuch']);
-    await expectError(await plan('p1', {}, '?wait=9999'), 400, 'validation_failed');
+    for (const [query, message] of [
+      ['?wait=9999', 'must be 0-120'],
+      ['?wait=-1', 'must be 0-120'],
+      ['?wait=1.5', 'must be a whole number'],
+      ['?wait=soon', 'must be a number of seconds'],
+    ]) {
+      const e = await expectError(await plan('p1', {}, query), 400, 'validation_failed');
+      assert.deepEqual(e.error.issues?.map((i) => [i.path, i.message]), [['wait', message]], query);
+    }
+    const unknown = await expectError(await plan('p1', {}, '?wiat=5'), 400, 'validation_failed');
+    assert.match(JSON.stringify(unknown.error.issues), /wiat/);
     await expectError(await plan('p1', { timeoutSeconds: 0 }), 400, 'validation_failed');
     assert.equal(await jobCount(), count);
   });
