@@ -289,5 +289,10 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     const r = await booted.gc();
     assert.ok(r.kept.find((k) => k.id === first)?.why.includes('booted'));
     assert.ok(existsSync(join(v.host, 'snapshots', first, '@')));
+    // Without a readable mountinfo the booted generation is unknown: GC refuses and deletes nothing.
+    await m.upgrade({ from: { kind: 'commands' }, commands: [], trial: false });
+    const before = listVolume(v.host);
+    await assert.rejects(manager(v, { mountinfoPath: join(v.scratch, 'no-such-mountinfo') }).gc(), /cannot read .*no-such-mountinfo: GC cannot tell which generations are booted or mounted; nothing was deleted/);
+    assert.equal(listVolume(v.host), before);
   });
 });

@@ -13,7 +13,7 @@ import { chrootArgv, defaultSelfCommand } from './chroot-exec.js';
 import { type GenerationsConfig, GenerationsStore, type GenerationsState, type Journal, emptyState } from './generations-store.js';
 import { type GenerationOnDisk, type LayoutState, currentGeneration, describeLayoutProblem, readCurrentLinks, readLayout } from './layout-read.js';
 import { DEFAULT_FALLBACKS, currentTarget, genDir, genRoot, isValidId, linksDir, newId, renderFstab, shiftSlots, slotTarget, volumePaths } from './layout.js';
-import { bootedGeneration, mountedGenerations, parseMountinfo, volumeSource } from './mountinfo.js';
+import { type MountEntry, bootedGeneration, mountedGenerations, parseMountinfo, volumeSource } from './mountinfo.js';
 
 export type ImageSource =
   | { kind: 'tarball' | 'sendStream'; path?: string; url?: string; sha256: string }
@@ -121,18 +121,25 @@ export class GenerationsManager {
 
   // ---------------------------------------------------------------- reading
 
-  mounts() {
-    const path = this.deps.mountinfoPath ?? join(this.deps.root, 'proc/self/mountinfo');
+  private get mountinfoPath(): string {
+    return this.deps.mountinfoPath ?? join(this.deps.root, 'proc/self/mountinfo');
+  }
+
+  /** The mounts, or null when mountinfo cannot be read. */
+  private readMounts(): MountEntry[] | null {
     try {
-      return parseMountinfo(readFileSync(path, 'utf8'));
+      return parseMountinfo(readFileSync(this.mountinfoPath, 'utf8'));
     } catch {
-      return [];
+      return null;
     }
   }
 
+  mounts(): MountEntry[] {
+    return this.readMounts() ?? [];
+  }
+
   /** The generation the running system booted and every generation some mount uses. */
-  mountView(volume: string): { booted: string | undefined; mounted: Set<string> } {
-    const mounts = this.mounts();
+  mountView(volume: string, mounts: readonly MountEntry[] = this.mounts()): { booted: string | undefined; mounted: Set<string> } {
     const source = volumeSource(mounts, volume);
     return { booted: bootedGeneration(mounts, this.deps.rootMountPoint ?? '/', source), mounted: mountedGenerations(mounts, source) };
   }
@@ -446,7 +453,11 @@ export class GenerationsManager {
       const l = await this.layout(cfg);
       this.sound(l);
       const state = this.store.readState();
-      const { booted, mounted } = this.mountView(volume);
+      // Fail closed: without mountinfo the booted and mounted generations are unknown, and GC
+      // would delete the running root once it left the links directory.
+      const mounts = this.readMounts();
+      if (!mounts) throw new FatalError(`cannot read ${this.mountinfoPath}: GC cannot tell which generations are booted or mounted; nothing was deleted`);
+      const { booted, mounted } = this.mountView(volume, mounts);
       const why = new Map<string, string[]>();
       const protect = (id: string | null | undefined, reason: string) => {
         if (!id) return;
