@@ -210,6 +210,7 @@ export class GenerationsManager {
       progress(10, 'creating the first generation');
       const id = newId(new Date(this.now()));
       await this.sys.mkdir(genDir(volume, id), 0o755);
+      await this.clearStaleDownloads();
       const art = req.image.kind === 'empty' ? null : await this.fetchImage(req.image, id, sig);
       try {
         await this.makeRootFromImage(volume, id, req.image, art?.file ?? null, progress, sig);
@@ -282,6 +283,7 @@ export class GenerationsManager {
       this.refuseDuringTrial('upgrade');
       const from = this.sound(await this.layout(cfg)).id;
       const id = newId(new Date(this.now()));
+      await this.clearStaleDownloads();
       // Hash-verified before anything on the volume changes: a bad artifact changes nothing.
       progress(2, req.from.kind === 'commands' ? `snapshotting ${from}` : `fetching and verifying the ${req.from.kind}`);
       const art = req.from.kind === 'commands' ? null : await this.fetchImage(req.from, id, sig);
@@ -581,6 +583,16 @@ export class GenerationsManager {
 
   private async mkdirp(dir: string): Promise<void> {
     if (!(await this.sys.lstat(dir))) await this.sys.mkdir(dir, 0o755);
+  }
+
+  /**
+   * A download is made before the journal names it (a bad one must change nothing), so a crash
+   * during or just after it leaves a file nobody removes. Called under the lock with no operation
+   * journaled: anything in the downloads directory then is such a leftover.
+   */
+  private async clearStaleDownloads(): Promise<void> {
+    const dir = this.store.downloadsDir;
+    for (const name of await this.sys.readdir(dir)) await this.sys.unlink(join(dir, name));
   }
 
   private async fetchImage(src: Exclude<ImageSource, { kind: 'empty' }>, name: string, signal: AbortSignal | undefined) {
