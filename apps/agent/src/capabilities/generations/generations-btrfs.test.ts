@@ -46,6 +46,14 @@ function assertConsistent(v: BtrfsVolume): string {
 }
 
 describe('generations on a real btrfs (loop device)', { concurrency: false }, () => {
+  it('init refuses an image whose sha256 does not match and leaves the volume untouched', async (t) => {
+    const v = await makeBtrfsVolume(t);
+    const tar = makeRootfsTarball(v.scratch, 'base', 'base');
+    const before = listVolume(v.host);
+    await assert.rejects(manager(v).init({ volume: v.volume, commons: ['@home'], fstab: FSTAB, image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: '0'.repeat(64) } }), /has sha256 [0-9a-f]{64}, expected 0{64}; nothing was changed/);
+    assert.equal(listVolume(v.host), before);
+  });
+
   it('init lays out the wiki layout: snapshots/<id>/@ read-only, links 0..3, current, next, commons, fstab', async (t) => {
     const { v, m, first } = await initVolume(t);
     assert.match(first, /^\d{14}[A-Za-z]{8}$/);

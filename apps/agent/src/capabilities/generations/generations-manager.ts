@@ -200,6 +200,10 @@ export class GenerationsManager {
       if (await this.sys.lstat(p.current)) throw new FatalError(`volume: ${req.volume} already has a layout (${req.volume}/current exists); use generations.adopt to take it over unchanged`);
       for (const name of req.commons) if (!isValidId(name.replace(/@/g, 'a'))) throw new FatalError(`commons: '${name}' is not a plain subvolume name`);
       const cfg: GenerationsConfig = { volume: req.volume, fallbacks: req.fallbacks ?? DEFAULT_FALLBACKS, health: { ...defaultHealth(), ...req.health } };
+      const id = newId(new Date(this.now()));
+      await this.clearStaleDownloads();
+      // Verified before the volume is touched: a bad artifact changes nothing.
+      const art = req.image.kind === 'empty' ? null : await this.fetchImage(req.image, id, sig);
       // Let an earlier, interrupted init be finished by this one: the directories may exist.
       for (const d of [p.next, p.commons, p.snapshots, p.links]) await this.mkdirp(d);
       for (const name of req.commons) {
@@ -208,10 +212,7 @@ export class GenerationsManager {
       }
       if (req.fstab !== undefined && !(await this.sys.lstat(p.fstab))) await this.sys.writeFileAtomic(p.fstab, Buffer.from(req.fstab), { mode: 0o644 });
       progress(10, 'creating the first generation');
-      const id = newId(new Date(this.now()));
       await this.sys.mkdir(genDir(volume, id), 0o755);
-      await this.clearStaleDownloads();
-      const art = req.image.kind === 'empty' ? null : await this.fetchImage(req.image, id, sig);
       try {
         await this.makeRootFromImage(volume, id, req.image, art?.file ?? null, progress, sig);
         await this.renderFstabInto(volume, id);
