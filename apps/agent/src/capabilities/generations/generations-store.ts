@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parseOrThrow } from '@ibex/spec';
+import { argvSchema, parseOrThrow } from '@ibex/spec';
 import { readJsonSync, removeDurableSync, writeJsonAtomicSync } from '../../journal/atomic-file.js';
 
 /**
@@ -12,8 +12,6 @@ import { readJsonSync, removeDurableSync, writeJsonAtomicSync } from '../../jour
  * layout leaves it byte for byte as it was.
  */
 export const generationsStateDir = (root: string) => join(root, 'var/lib/ibex-agent/generations');
-
-const argvSchema = z.array(z.string().max(4096)).min(1).max(256);
 
 export const generationsConfigSchema = z
   .object({
