@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { GenerationsInventory } from '@ibex/spec';
 import { FatalError, errorMessage } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
@@ -537,7 +537,7 @@ export class GenerationsManager {
       const g = l.generations.find((x) => x.id === j.created);
       if (g) await this.deleteGeneration(volume, g);
     }
-    if (j.download) await this.sys.unlink(j.download);
+    await this.removeDownload(j.download);
     this.store.clearJournal();
   }
 
@@ -563,7 +563,7 @@ export class GenerationsManager {
       state.lastGood = j.to;
     }
     this.store.writeState(state);
-    if (j.download) void this.sys.unlink(j.download).catch(() => {});
+    void this.removeDownload(j.download).catch(() => {});
     this.store.clearJournal();
   }
 
@@ -594,6 +594,11 @@ export class GenerationsManager {
   private async clearStaleDownloads(): Promise<void> {
     const dir = this.store.downloadsDir;
     for (const name of await this.sys.readdir(dir)) await this.sys.unlink(join(dir, name));
+  }
+
+  /** A journaled download, only ever inside the downloads directory (the journal is a file on disk). */
+  private async removeDownload(file: string | null): Promise<void> {
+    if (file && dirname(file) === this.store.downloadsDir) await this.sys.unlink(file);
   }
 
   private async fetchImage(src: Exclude<ImageSource, { kind: 'empty' }>, name: string, signal: AbortSignal | undefined) {
