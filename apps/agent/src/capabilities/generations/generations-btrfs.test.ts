@@ -1,6 +1,6 @@
 // As root, on a real btrfs in a loop-device image: the generations library end to end.
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -133,6 +133,12 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     const tar = makeRootfsTarball(v.scratch, 'next', 'next-image');
     const before = listVolume(v.host);
     const bad = '0'.repeat(64);
+    // A device path reaching the host through an absolute symlink resolves inside --root (where the file is not).
+    symlinkSync('/', join(v.scratch, 'host'));
+    await assert.rejects(m.upgrade({ from: { kind: 'tarball', path: `/scratch/host${tar}`, sha256: sha256File(tar) }, commands: [], trial: false }), /cannot be read/);
+    symlinkSync('next.tar.gz', join(v.scratch, 'link.tar.gz'));
+    await assert.rejects(m.upgrade({ from: { kind: 'tarball', path: '/scratch/link.tar.gz', sha256: sha256File(tar) }, commands: [], trial: false }), /path: \/scratch\/link.tar.gz is a symlink/);
+    assert.equal(listVolume(v.host), before);
     await assert.rejects(m.upgrade({ from: { kind: 'tarball', path: tar.slice(v.root.length), sha256: bad }, commands: [], trial: false }), /has sha256 [0-9a-f]{64}, expected 0{64}; nothing was changed/);
     assert.equal(listVolume(v.host), before);
     const r = await m.upgrade({ from: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) }, commands: [['/bin/busybox', 'touch', '/etc/after-tar']], trial: false });

@@ -6,6 +6,7 @@ import { failpoint } from '../../common/failpoints.js';
 import type { Logger } from '../../common/log.js';
 import { Mutex } from '../../common/mutex.js';
 import { removeDurableSync } from '../../journal/atomic-file.js';
+import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
 import type { SystemAdapter } from '../../system/system-adapter.js';
 import { fetchVerified } from './artifact.js';
 import { Btrfs, run } from './btrfs.js';
@@ -602,7 +603,13 @@ export class GenerationsManager {
   }
 
   private async fetchImage(src: Exclude<ImageSource, { kind: 'empty' }>, name: string, signal: AbortSignal | undefined) {
-    return fetchVerified(src.path !== undefined ? { hostPath: join(this.deps.root, src.path) } : { url: src.url! }, src.sha256, this.store.downloadsDir, name, signal);
+    if (src.path === undefined) return fetchVerified({ url: src.url! }, src.sha256, this.store.downloadsDir, name, signal);
+    // Symlinks on the way resolve inside --root (as the device sees the path), never into the host.
+    const { host } = await resolveUnderRoot(this.sys, this.deps.root, src.path).catch((err: unknown) => {
+      throw err instanceof RootEscapeError ? new FatalError(`path: ${err.message}`) : err;
+    });
+    if ((await this.sys.lstat(host))?.isSymbolicLink()) throw new FatalError(`path: ${src.path} is a symlink; name the image file itself`);
+    return fetchVerified({ hostPath: host }, src.sha256, this.store.downloadsDir, name, signal);
   }
 
   /** A new writable `snapshots/<id>/@` holding the image. */
