@@ -10,8 +10,7 @@
 // at the end, also on failure or Ctrl-C.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,6 +19,8 @@ const dist = join(repo, 'apps/agent/dist');
 const { GenerationsManager } = await import(join(dist, 'capabilities/generations/generations-manager.js'));
 const { NodeSystemAdapter } = await import(join(dist, 'system/node-system-adapter.js'));
 const { silentLogger } = await import(join(dist, 'common/log.js'));
+// The loop-device btrfs the tests use (image, losetup, mkfs.btrfs, mount, /proc link; destroy() undoes it).
+const { createLoopBtrfs } = await import(join(dist, 'testing/btrfs-volume.js'));
 
 function flag(name, def) {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,20 +42,10 @@ if (process.getuid?.() !== 0) {
 }
 
 const sh = (argv) => execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const base = mkdtempSync(join(tmpdir(), `ibex-genbench-${process.pid}-`));
-const root = join(base, 'root');
-const host = join(root, 'vol/root');
-let device;
+let vol;
 function cleanup() {
-  for (const m of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(base)).reverse()) {
-    try {
-      sh(['umount', m]);
-    } catch {
-      sh(['umount', '-l', m]);
-    }
-  }
-  if (device) sh(['losetup', '-d', device]);
-  rmSync(base, { recursive: true, force: true });
+  vol?.destroy();
+  vol = undefined;
 }
 process.on('SIGINT', () => {
   cleanup();
@@ -69,13 +60,8 @@ const stats = (xs) => {
 const fmt = (x) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(0)} ms`);
 
 try {
-  mkdirSync(host, { recursive: true });
-  symlinkSync('/proc', join(root, 'proc'));
-  const img = join(base, 'btrfs.img');
-  sh(['truncate', '-s', `${imageMiB}M`, img]);
-  device = sh(['losetup', '--find', '--show', img]).trim();
-  sh(['mkfs.btrfs', '-q', device]);
-  sh(['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, host]);
+  vol = createLoopBtrfs({ sizeMiB: imageMiB, prefix: 'ibex-genbench' });
+  const { root, host } = vol;
 
   // The wiki's layout by hand, with a first generation holding `sizeMiB` of files.
   const gen = '20250101000000benchAAA';

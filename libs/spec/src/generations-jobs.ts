@@ -6,7 +6,8 @@ import { generationsInventorySchema } from './generations-inventory.js';
  * controller (refuses bad params at the API, naming the field) and the agent.
  */
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (the sha256 of the artifact)');
-const devicePath = z.string().min(2).max(4096).startsWith('/', 'must be an absolute path on the device').refine((p) => !p.split('/').includes('..'), 'must not contain ..');
+/** An absolute path on the device (under the agent's --root), never with `..`. */
+export const generationsDevicePathSchema = z.string().min(2).max(4096).startsWith('/', 'must be an absolute path on the device').refine((p) => !p.split('/').includes('..'), 'must not contain ..');
 const httpUrl = z
   .string()
   .max(4096)
@@ -39,7 +40,7 @@ export const healthSettingsSchema = z
 export const generationImageSchema = z
   .object({
     kind: z.enum(['tarball', 'sendStream']),
-    path: devicePath.optional(),
+    path: generationsDevicePathSchema.optional(),
     url: httpUrl.optional(),
     sha256,
   })
@@ -51,7 +52,7 @@ export const generationImageSchema = z
 export const generationsInitParamsSchema = z
   .object({
     /** Where the btrfs top level (subvolid=5) is mounted on the device, e.g. /vol/root. */
-    volume: devicePath,
+    volume: generationsDevicePathSchema,
     /** Fallback slots in each links directory (the wiki: 3, i.e. links 0..3). */
     fallbacks: z.number().int().min(0).max(16).optional(),
     commons: z.array(plainName).max(64).default([]),
@@ -65,14 +66,14 @@ export const generationsInitParamsSchema = z
 
 export const generationsAdoptParamsSchema = z
   .object({
-    volume: devicePath,
+    volume: generationsDevicePathSchema,
     fallbacks: z.number().int().min(0).max(16).optional(),
     health: healthSettingsSchema.optional(),
   })
   .strict();
 
 const imageFields = {
-  path: devicePath.optional(),
+  path: generationsDevicePathSchema.optional(),
   url: httpUrl.optional(),
   sha256: z.string({ error: (i) => (i.input === undefined ? 'required: the artifact is verified before it is used' : undefined) }).regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (the sha256 of the artifact)'),
 };

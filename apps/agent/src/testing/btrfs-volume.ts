@@ -32,22 +32,20 @@ export interface BtrfsVolume {
 /**
  * A real btrfs: a sparse image file on a loop device (`losetup --find --show`), mkfs.btrfs,
  * mounted at `<root>/vol/root`. `<root>/proc` links to the real /proc (unless the root is given)
- * so the code under test reads the real mountinfo and boot id. Everything is undone in t.after, also when the test
- * fails: mounts under root (innermost first), the loop device, the files.
+ * so the code under test reads the real mountinfo and boot id. `destroy()` undoes everything:
+ * mounts under the scratch base and root (innermost first), the loop device, the files; it is
+ * safe after a partial setup (a failed setup calls it before throwing). Plain sync code so the
+ * bench (bench/generations.bench.mjs, importing the compiled file) shares it.
  */
-export async function makeBtrfsVolume(t: TestContext, opts: { sizeMiB?: number; root?: string } = {}): Promise<BtrfsVolume> {
+export function createLoopBtrfs(opts: { sizeMiB?: number; root?: string; prefix?: string } = {}): BtrfsVolume & { destroy(): void } {
   const sizeMiB = opts.sizeMiB ?? 320;
-  const base = mkdtempSync(join(tmpdir(), `ibex-gen-${process.pid}-`));
+  const base = mkdtempSync(join(tmpdir(), `${opts.prefix ?? 'ibex-gen'}-${process.pid}-`));
   // An existing root (an agent fixture's) is used as is; its owner removes it.
   const root = opts.root ?? join(base, 'root');
   const scratch = join(root, 'scratch');
-  mkdirSync(join(root, 'vol/root'), { recursive: true });
-  mkdirSync(scratch, { recursive: true });
-  if (!opts.root) symlinkSync('/proc', join(root, 'proc'));
-  const img = join(base, 'btrfs.img');
-  execArgv(['truncate', '-s', `${sizeMiB}M`, img]);
+  const host = join(root, 'vol/root');
   let device: string | undefined;
-  t.after(() => {
+  const destroy = () => {
     for (const m of [...mountsUnder(base), ...(opts.root ? mountsUnder(opts.root) : [])].reverse()) {
       try {
         execArgv(['umount', m]);
@@ -57,12 +55,28 @@ export async function makeBtrfsVolume(t: TestContext, opts: { sizeMiB?: number; 
     }
     if (device) execArgv(['losetup', '-d', device]);
     rmSync(base, { recursive: true, force: true });
-  });
-  device = execArgv(['losetup', '--find', '--show', img]).trim();
-  execArgv(['mkfs.btrfs', '-q', device]);
-  const host = join(root, 'vol/root');
-  execArgv(['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, host]);
-  return { root, volume: '/vol/root', host, device, scratch };
+  };
+  try {
+    mkdirSync(host, { recursive: true });
+    mkdirSync(scratch, { recursive: true });
+    if (!opts.root) symlinkSync('/proc', join(root, 'proc'));
+    const img = join(base, 'btrfs.img');
+    execArgv(['truncate', '-s', `${sizeMiB}M`, img]);
+    device = execArgv(['losetup', '--find', '--show', img]).trim();
+    execArgv(['mkfs.btrfs', '-q', device]);
+    execArgv(['mount', '-t', 'btrfs', '-o', 'subvolid=5', device, host]);
+    return { root, volume: '/vol/root', host, device, scratch, destroy };
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+}
+
+/** createLoopBtrfs, undone in t.after (also when the test fails). */
+export async function makeBtrfsVolume(t: TestContext, opts: { sizeMiB?: number; root?: string } = {}): Promise<BtrfsVolume> {
+  const { destroy, ...v } = createLoopBtrfs(opts);
+  t.after(destroy);
+  return v;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { healthSettingsSchema } from '../generations-jobs.js';
+import { generationsDevicePathSchema, healthSettingsSchema } from '../generations-jobs.js';
 
 /**
  * `generations`: the device's btrfs generations volume (the Alpine wiki's layout) and how the
@@ -10,12 +10,7 @@ import { healthSettingsSchema } from '../generations-jobs.js';
  */
 export const generationsSectionSchema = z
   .object({
-    volume: z
-      .string()
-      .min(2)
-      .max(4096)
-      .startsWith('/', 'must be an absolute path on the device')
-      .refine((p) => !p.split('/').includes('..'), 'must not contain ..'),
+    volume: generationsDevicePathSchema,
     fallbacks: z.number().int().min(0).max(16).default(3),
     health: healthSettingsSchema.default({}),
   })

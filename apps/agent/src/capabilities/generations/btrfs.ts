@@ -55,15 +55,6 @@ export class Btrfs {
     await run(this.sys, ['btrfs', 'receive', '-f', streamFile, intoDir], { signal });
   }
 
-  async send(subvolume: string, toFile: string): Promise<void> {
-    await run(this.sys, ['btrfs', 'send', '-f', toFile, subvolume]);
-  }
-
-  /** `btrfs subvolume sync`: waits until deleted subvolumes are cleaned (frees their space). */
-  async sync(volume: string): Promise<void> {
-    await run(this.sys, ['btrfs', 'subvolume', 'sync', volume]);
-  }
-
   /** Whether `path` is on btrfs at all (the error a user sees when the volume is wrong). */
   async isBtrfs(path: string): Promise<boolean> {
     const r = await this.sys.exec(['stat', '-f', '-c', '%T', path]);

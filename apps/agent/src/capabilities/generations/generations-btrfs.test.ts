@@ -1,6 +1,6 @@
 // As root, on a real btrfs in a loop-device image: the generations library end to end.
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -46,6 +46,14 @@ function assertConsistent(v: BtrfsVolume): string {
 }
 
 describe('generations on a real btrfs (loop device)', { concurrency: false }, () => {
+  it('init refuses an image whose sha256 does not match and leaves the volume untouched', async (t) => {
+    const v = await makeBtrfsVolume(t);
+    const tar = makeRootfsTarball(v.scratch, 'base', 'base');
+    const before = listVolume(v.host);
+    await assert.rejects(manager(v).init({ volume: v.volume, commons: ['@home'], fstab: FSTAB, image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: '0'.repeat(64) } }), /has sha256 [0-9a-f]{64}, expected 0{64}; nothing was changed/);
+    assert.equal(listVolume(v.host), before);
+  });
+
   it('init lays out the wiki layout: snapshots/<id>/@ read-only, links 0..3, current, next, commons, fstab', async (t) => {
     const { v, m, first } = await initVolume(t);
     assert.match(first, /^\d{14}[A-Za-z]{8}$/);
@@ -125,6 +133,12 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     const tar = makeRootfsTarball(v.scratch, 'next', 'next-image');
     const before = listVolume(v.host);
     const bad = '0'.repeat(64);
+    // A device path reaching the host through an absolute symlink resolves inside --root (where the file is not).
+    symlinkSync('/', join(v.scratch, 'host'));
+    await assert.rejects(m.upgrade({ from: { kind: 'tarball', path: `/scratch/host${tar}`, sha256: sha256File(tar) }, commands: [], trial: false }), /cannot be read/);
+    symlinkSync('next.tar.gz', join(v.scratch, 'link.tar.gz'));
+    await assert.rejects(m.upgrade({ from: { kind: 'tarball', path: '/scratch/link.tar.gz', sha256: sha256File(tar) }, commands: [], trial: false }), /path: \/scratch\/link.tar.gz is a symlink/);
+    assert.equal(listVolume(v.host), before);
     await assert.rejects(m.upgrade({ from: { kind: 'tarball', path: tar.slice(v.root.length), sha256: bad }, commands: [], trial: false }), /has sha256 [0-9a-f]{64}, expected 0{64}; nothing was changed/);
     assert.equal(listVolume(v.host), before);
     const r = await m.upgrade({ from: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) }, commands: [['/bin/busybox', 'touch', '/etc/after-tar']], trial: false });
@@ -145,6 +159,8 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     await assert.rejects(m.upgrade({ from: { kind: 'tarball', url, sha256: bad }, commands: [], trial: false }), /expected 0{64}; nothing was changed/);
     assert.equal(listVolume(v.host), before2);
     assert.deepEqual(execArgv(['ls', '-A', m.store.downloadsDir]).trim(), '', 'the rejected download is removed');
+    // What a crash between the download and the journal leaves behind goes with the next upgrade.
+    writeFileSync(join(m.store.downloadsDir, 'crashed.part'), 'partial');
     const r2 = await m.upgrade({ from: { kind: 'tarball', url, sha256: sha256File(tar) }, commands: [], trial: false });
     assert.deepEqual(slotsOf(v), [r2.id, r.id, first, first]);
     assert.deepEqual(execArgv(['ls', '-A', m.store.downloadsDir]).trim(), '');
@@ -289,5 +305,10 @@ describe('generations on a real btrfs (loop device)', { concurrency: false }, ()
     const r = await booted.gc();
     assert.ok(r.kept.find((k) => k.id === first)?.why.includes('booted'));
     assert.ok(existsSync(join(v.host, 'snapshots', first, '@')));
+    // Without a readable mountinfo the booted generation is unknown: GC refuses and deletes nothing.
+    await m.upgrade({ from: { kind: 'commands' }, commands: [], trial: false });
+    const before = listVolume(v.host);
+    await assert.rejects(manager(v, { mountinfoPath: join(v.scratch, 'no-such-mountinfo') }).gc(), /cannot read .*no-such-mountinfo: GC cannot tell which generations are booted or mounted; nothing was deleted/);
+    assert.equal(listVolume(v.host), before);
   });
 });

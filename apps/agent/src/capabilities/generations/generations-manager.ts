@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { GenerationsInventory } from '@ibex/spec';
 import { FatalError, errorMessage } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Logger } from '../../common/log.js';
 import { Mutex } from '../../common/mutex.js';
 import { removeDurableSync } from '../../journal/atomic-file.js';
+import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
 import type { SystemAdapter } from '../../system/system-adapter.js';
 import { fetchVerified } from './artifact.js';
 import { Btrfs, run } from './btrfs.js';
@@ -13,7 +14,7 @@ import { chrootArgv, defaultSelfCommand } from './chroot-exec.js';
 import { type GenerationsConfig, GenerationsStore, type GenerationsState, type Journal, emptyState } from './generations-store.js';
 import { type GenerationOnDisk, type LayoutState, currentGeneration, describeLayoutProblem, readCurrentLinks, readLayout } from './layout-read.js';
 import { DEFAULT_FALLBACKS, currentTarget, genDir, genRoot, isValidId, linksDir, newId, renderFstab, shiftSlots, slotTarget, volumePaths } from './layout.js';
-import { bootedGeneration, mountedGenerations, parseMountinfo, volumeSource } from './mountinfo.js';
+import { type MountEntry, bootedGeneration, mountedGenerations, parseMountinfo, volumeSource } from './mountinfo.js';
 
 export type ImageSource =
   | { kind: 'tarball' | 'sendStream'; path?: string; url?: string; sha256: string }
@@ -121,18 +122,25 @@ export class GenerationsManager {
 
   // ---------------------------------------------------------------- reading
 
-  mounts() {
-    const path = this.deps.mountinfoPath ?? join(this.deps.root, 'proc/self/mountinfo');
+  private get mountinfoPath(): string {
+    return this.deps.mountinfoPath ?? join(this.deps.root, 'proc/self/mountinfo');
+  }
+
+  /** The mounts, or null when mountinfo cannot be read. */
+  private readMounts(): MountEntry[] | null {
     try {
-      return parseMountinfo(readFileSync(path, 'utf8'));
+      return parseMountinfo(readFileSync(this.mountinfoPath, 'utf8'));
     } catch {
-      return [];
+      return null;
     }
   }
 
+  mounts(): MountEntry[] {
+    return this.readMounts() ?? [];
+  }
+
   /** The generation the running system booted and every generation some mount uses. */
-  mountView(volume: string): { booted: string | undefined; mounted: Set<string> } {
-    const mounts = this.mounts();
+  mountView(volume: string, mounts: readonly MountEntry[] = this.mounts()): { booted: string | undefined; mounted: Set<string> } {
     const source = volumeSource(mounts, volume);
     return { booted: bootedGeneration(mounts, this.deps.rootMountPoint ?? '/', source), mounted: mountedGenerations(mounts, source) };
   }
@@ -193,6 +201,10 @@ export class GenerationsManager {
       if (await this.sys.lstat(p.current)) throw new FatalError(`volume: ${req.volume} already has a layout (${req.volume}/current exists); use generations.adopt to take it over unchanged`);
       for (const name of req.commons) if (!isValidId(name.replace(/@/g, 'a'))) throw new FatalError(`commons: '${name}' is not a plain subvolume name`);
       const cfg: GenerationsConfig = { volume: req.volume, fallbacks: req.fallbacks ?? DEFAULT_FALLBACKS, health: { ...defaultHealth(), ...req.health } };
+      const id = newId(new Date(this.now()));
+      await this.clearStaleDownloads();
+      // Verified before the volume is touched: a bad artifact changes nothing.
+      const art = req.image.kind === 'empty' ? null : await this.fetchImage(req.image, id, sig);
       // Let an earlier, interrupted init be finished by this one: the directories may exist.
       for (const d of [p.next, p.commons, p.snapshots, p.links]) await this.mkdirp(d);
       for (const name of req.commons) {
@@ -201,9 +213,7 @@ export class GenerationsManager {
       }
       if (req.fstab !== undefined && !(await this.sys.lstat(p.fstab))) await this.sys.writeFileAtomic(p.fstab, Buffer.from(req.fstab), { mode: 0o644 });
       progress(10, 'creating the first generation');
-      const id = newId(new Date(this.now()));
       await this.sys.mkdir(genDir(volume, id), 0o755);
-      const art = req.image.kind === 'empty' ? null : await this.fetchImage(req.image, id, sig);
       try {
         await this.makeRootFromImage(volume, id, req.image, art?.file ?? null, progress, sig);
         await this.renderFstabInto(volume, id);
@@ -275,6 +285,7 @@ export class GenerationsManager {
       this.refuseDuringTrial('upgrade');
       const from = this.sound(await this.layout(cfg)).id;
       const id = newId(new Date(this.now()));
+      await this.clearStaleDownloads();
       // Hash-verified before anything on the volume changes: a bad artifact changes nothing.
       progress(2, req.from.kind === 'commands' ? `snapshotting ${from}` : `fetching and verifying the ${req.from.kind}`);
       const art = req.from.kind === 'commands' ? null : await this.fetchImage(req.from, id, sig);
@@ -446,7 +457,11 @@ export class GenerationsManager {
       const l = await this.layout(cfg);
       this.sound(l);
       const state = this.store.readState();
-      const { booted, mounted } = this.mountView(volume);
+      // Fail closed: without mountinfo the booted and mounted generations are unknown, and GC
+      // would delete the running root once it left the links directory.
+      const mounts = this.readMounts();
+      if (!mounts) throw new FatalError(`cannot read ${this.mountinfoPath}: GC cannot tell which generations are booted or mounted; nothing was deleted`);
+      const { booted, mounted } = this.mountView(volume, mounts);
       const why = new Map<string, string[]>();
       const protect = (id: string | null | undefined, reason: string) => {
         if (!id) return;
@@ -523,7 +538,7 @@ export class GenerationsManager {
       const g = l.generations.find((x) => x.id === j.created);
       if (g) await this.deleteGeneration(volume, g);
     }
-    if (j.download) await this.sys.unlink(j.download);
+    await this.removeDownload(j.download);
     this.store.clearJournal();
   }
 
@@ -549,7 +564,7 @@ export class GenerationsManager {
       state.lastGood = j.to;
     }
     this.store.writeState(state);
-    if (j.download) void this.sys.unlink(j.download).catch(() => {});
+    void this.removeDownload(j.download).catch(() => {});
     this.store.clearJournal();
   }
 
@@ -572,8 +587,29 @@ export class GenerationsManager {
     if (!(await this.sys.lstat(dir))) await this.sys.mkdir(dir, 0o755);
   }
 
+  /**
+   * A download is made before the journal names it (a bad one must change nothing), so a crash
+   * during or just after it leaves a file nobody removes. Called under the lock with no operation
+   * journaled: anything in the downloads directory then is such a leftover.
+   */
+  private async clearStaleDownloads(): Promise<void> {
+    const dir = this.store.downloadsDir;
+    for (const name of await this.sys.readdir(dir)) await this.sys.unlink(join(dir, name));
+  }
+
+  /** A journaled download, only ever inside the downloads directory (the journal is a file on disk). */
+  private async removeDownload(file: string | null): Promise<void> {
+    if (file && dirname(file) === this.store.downloadsDir) await this.sys.unlink(file);
+  }
+
   private async fetchImage(src: Exclude<ImageSource, { kind: 'empty' }>, name: string, signal: AbortSignal | undefined) {
-    return fetchVerified(src.path !== undefined ? { hostPath: join(this.deps.root, src.path) } : { url: src.url! }, src.sha256, this.store.downloadsDir, name, signal);
+    if (src.path === undefined) return fetchVerified({ url: src.url! }, src.sha256, this.store.downloadsDir, name, signal);
+    // Symlinks on the way resolve inside --root (as the device sees the path), never into the host.
+    const { host } = await resolveUnderRoot(this.sys, this.deps.root, src.path).catch((err: unknown) => {
+      throw err instanceof RootEscapeError ? new FatalError(`path: ${err.message}`) : err;
+    });
+    if ((await this.sys.lstat(host))?.isSymbolicLink()) throw new FatalError(`path: ${src.path} is a symlink; name the image file itself`);
+    return fetchVerified({ hostPath: host }, src.sha256, this.store.downloadsDir, name, signal);
   }
 
   /** A new writable `snapshots/<id>/@` holding the image. */

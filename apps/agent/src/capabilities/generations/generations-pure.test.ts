@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { renderGrub, renderRefind, renderSystemdBoot } from './boot-entries.js';
 import { chrootArgv } from './chroot-exec.js';
+import { GenerationsStore, type Journal } from './generations-store.js';
 import { idTimestampMs, isValidId, newId, parseCurrentTarget, parseSlotTarget, renderFstab, shiftSlots } from './layout.js';
 import { bootedGeneration, mountedGenerations, parseMountinfo, volumeSource } from './mountinfo.js';
 
@@ -103,5 +107,20 @@ describe('boot entries', () => {
     const e = renderSystemdBoot(input, ['g3', 'g2', 'g1', 'g1'], { id: 'g3', bootsLeft: 2 });
     assert.deepEqual(e.map((x) => x.file), ['ibex-0-g3+2.conf', 'ibex-1-g2.conf', 'ibex-2-g1.conf']);
     assert.match(e[0]!.text, /linux \/ibex\/g3\/vmlinuz-lts\ninitrd \/ibex\/g3\/initramfs-lts\noptions root=UUID=b9ff5e7b rootfstype=btrfs rootflags=subvol=\/snapshots\/g3\/@ ro quiet/);
+  });
+});
+
+describe('generations store records', () => {
+  it('refuses a journal or config whose ids or volume could reach outside the volume, naming the field', (t) => {
+    const root = mkdtempSync(join(tmpdir(), `ibex-gen-store-${process.pid}-`));
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+    const store = new GenerationsStore(root);
+    const journal = { op: 'upgrade', links: 'L1', created: 'G1', to: 'G1', from: 'G0', trial: false, reason: null, markFromBad: false, download: null, startedAtMs: 1 };
+    store.writeJournal(journal as Journal);
+    assert.equal(store.readJournal()?.links, 'L1');
+    store.writeJournal({ ...journal, links: '../../etc', created: '..' } as Journal);
+    assert.throws(() => store.readJournal(), (e: Error) => /links/.test(e.message) && /created/.test(e.message));
+    store.writeConfig({ volume: '/vol/../etc', fallbacks: 3, health: { deadlineSec: 60, boots: 2, checks: [], requireBoot: false } });
+    assert.throws(() => store.readConfig(), /volume/);
   });
 });

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parseOrThrow } from '@ibex/spec';
+import { argvSchema, generationsDevicePathSchema, parseOrThrow } from '@ibex/spec';
 import { readJsonSync, removeDurableSync, writeJsonAtomicSync } from '../../journal/atomic-file.js';
+import { isValidId } from './layout.js';
 
 /**
  * The agent's own record of the generations: config (which volume), state (statuses, last good,
@@ -13,12 +14,10 @@ import { readJsonSync, removeDurableSync, writeJsonAtomicSync } from '../../jour
  */
 export const generationsStateDir = (root: string) => join(root, 'var/lib/ibex-agent/generations');
 
-const argvSchema = z.array(z.string().max(4096)).min(1).max(256);
-
 export const generationsConfigSchema = z
   .object({
     /** Device path (under --root) where the btrfs top level (subvolid=5) is mounted. */
-    volume: z.string().startsWith('/').max(4096),
+    volume: generationsDevicePathSchema,
     fallbacks: z.number().int().min(0).max(16),
     health: z
       .object({
@@ -65,16 +64,19 @@ export const generationsStateSchema = z
 export type GenerationsState = z.infer<typeof generationsStateSchema>;
 
 /** An operation that changes the volume, journaled before its first destructive step. */
+/** Ids become path components that recovery deletes under: a damaged record must not reach outside the volume. */
+const idSchema = z.string().refine(isValidId, 'must be a generation or links id (a plain name)');
+
 export const journalSchema = z
   .object({
     op: z.enum(['upgrade', 'switch']),
     /** The links directory this operation makes; `current` pointing at it means the switch happened. */
-    links: z.string(),
+    links: idSchema,
     /** The generation an upgrade creates (deleted if the upgrade is rolled back). */
-    created: z.string().nullable(),
+    created: idSchema.nullable(),
     /** The generation `current/0` will be after the switch. */
-    to: z.string(),
-    from: z.string(),
+    to: idSchema,
+    from: idSchema,
     /** Start a trial of `to` after the switch. */
     trial: z.boolean(),
     /** Why a switch happens (a rollback's reason); marks `from` bad when `markFromBad`. */
