@@ -7,7 +7,7 @@ import { type JobAssignment, JobOutcome, type JobUpdate } from '@ibex/proto';
 import { silentLogger } from '../common/log.js';
 import { JobStore } from '../journal/job-store.js';
 import type { JobHandlers } from './job-handlers.js';
-import { INTERRUPTED_ERROR, JobRunner } from './job-runner.js';
+import { INTERRUPTED_ERROR, JobRunner, MAX_OUTPUT_JSON_CHARS, MAX_PROGRESS_MESSAGE_CHARS, MAX_TEXT_CHARS } from './job-runner.js';
 import { waitFor } from '../testing/wait.js';
 
 const assignment = (jobId: string, type = 'facts.collect', timeoutMs = 0, attempt = 1): JobAssignment => ({ jobId, attempt, type, paramsJson: '{}', timeoutMs, createdAtMs: 0 });
@@ -18,6 +18,7 @@ describe('job runner', () => {
   let n = 0;
 
   /** facts.collect blocks until released or aborted; state.apply fails transiently. */
+  let planTextChars = 0;
   const setup = (bootId = 'boot-1', path = join(dir, `j${++n}`)) => {
     const sent: JobUpdate[] = [];
     let runs = 0;
@@ -52,7 +53,12 @@ describe('job runner', () => {
       'generations.bootEntries': async () => {
         throw new Error('not used here');
       },
-      'state.plan': async () => ({ revision: 0, proposed: false, sections: [] }),
+      // Output as big as `planTextChars` asks for (the controller's bound on output and texts).
+      'state.plan': async (_p, ctx) => {
+        ctx.log('info', 'x'.repeat(planTextChars));
+        ctx.progress(10, 'y'.repeat(planTextChars));
+        return { revision: 0, proposed: false, sections: [{ section: 'files', state: 'pending', steps: [{ action: 'write', text: 'z'.repeat(planTextChars) }] }] };
+      },
     };
     const store = new JobStore(path);
     store.load();
@@ -86,6 +92,23 @@ describe('job runner', () => {
     // A cancellation after the result changes nothing.
     t.runner.cancel({ jobId: 'c', reason: 'late' });
     assert.equal(t.results().length, 2);
+  });
+
+  it('keeps every update within what the controller accepts: an oversized output fails the job, long texts are cut', async () => {
+    const t = setup();
+    planTextChars = 2 * MAX_OUTPUT_JSON_CHARS;
+    t.runner.assign(assignment('big', 'state.plan'));
+    await waitFor('the result', () => t.results().length === 1);
+    const r = t.results()[0]!;
+    assert.equal(r.outcome, JobOutcome.JOB_OUTCOME_FAILED);
+    assert.equal(r.outputJson, '');
+    assert.equal(r.retryable, false);
+    assert.match(r.error, /output is \d+ characters of JSON, over the 1048576 the controller accepts; it was dropped/);
+    const log = t.sent.find((u) => u.update?.$case === 'log');
+    const progress = t.sent.find((u) => u.update?.$case === 'progress');
+    assert.ok(log?.update?.$case === 'log' && log.update.value.lines[0]!.text.length <= MAX_TEXT_CHARS);
+    assert.ok(progress?.update?.$case === 'progress' && progress.update.value.message.length <= MAX_PROGRESS_MESSAGE_CHARS);
+    planTextChars = 0;
   });
 
   it('fails a job that runs past its timeout as retryable', async () => {

@@ -6,6 +6,19 @@ import type { Logger } from '../common/log.js';
 import { type JobStore, type UpdateBody, toJobUpdate } from '../journal/job-store.js';
 import { type JobContext, JobFailure, type JobHandlers } from './job-handlers.js';
 
+/**
+ * What the controller accepts in one JobUpdate (docs/protocol.md, agent-messages.schema.ts): an
+ * update over these would end the stream, and a journaled result would be re-sent and refused
+ * forever. Longer texts are cut; an output over the bound fails the job instead.
+ */
+export const MAX_OUTPUT_JSON_CHARS = 1024 * 1024;
+export const MAX_TEXT_CHARS = 16 * 1024;
+export const MAX_PROGRESS_MESSAGE_CHARS = 1024;
+
+function clip(text: string, max = MAX_TEXT_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max - 40)}... (cut: ${text.length} characters)`;
+}
+
 export const INTERRUPTED_ERROR = 'interrupted: the agent restarted while the job was running';
 
 export interface JobRunnerDeps {
@@ -134,8 +147,8 @@ export class JobRunner {
     const ctx: JobContext = {
       signal: abort.signal,
       progress: (percent, message) =>
-        this.update(a.jobId, a.attempt, { $case: 'progress', value: { percent: Math.max(0, Math.min(100, Math.round(percent))), message } }),
-      log: (level, text) => this.update(a.jobId, a.attempt, { $case: 'log', value: { lines: [{ tsMs: this.now(), level, text }] } }),
+        this.update(a.jobId, a.attempt, { $case: 'progress', value: { percent: Math.max(0, Math.min(100, Math.round(percent))), message: clip(message, MAX_PROGRESS_MESSAGE_CHARS) } }),
+      log: (level, text) => this.update(a.jobId, a.attempt, { $case: 'log', value: { lines: [{ tsMs: this.now(), level, text: clip(text) }] } }),
     };
     log.info('job running', { jobId: a.jobId, attempt: a.attempt, type });
     let result: Partial<JobResult>;
@@ -166,7 +179,15 @@ export class JobRunner {
 
   /** Journals the result (fsync), then sends it. */
   private finish(jobId: string, attempt: number, r: Partial<JobResult>): void {
-    const value: JobResult = { outcome: r.outcome ?? JobOutcome.JOB_OUTCOME_FAILED, outputJson: r.outputJson ?? '', error: r.error ?? '', retryable: r.retryable ?? false, finishedAtMs: this.now() };
+    let { outcome = JobOutcome.JOB_OUTCOME_FAILED, outputJson = '', error = '', retryable = false } = r;
+    if (outputJson.length > MAX_OUTPUT_JSON_CHARS) {
+      // Running it again would make the same output: not retryable.
+      error = `the job's output is ${outputJson.length} characters of JSON, over the ${MAX_OUTPUT_JSON_CHARS} the controller accepts; it was dropped${error ? ` (${error})` : ''}`;
+      if (outcome === JobOutcome.JOB_OUTCOME_SUCCEEDED) outcome = JobOutcome.JOB_OUTCOME_FAILED;
+      outputJson = '';
+      retryable = false;
+    }
+    const value: JobResult = { outcome, outputJson, error: clip(error), retryable, finishedAtMs: this.now() };
     const u = this.deps.store.addUpdate(jobId, attempt, { $case: 'result', value });
     this.deps.log.info('job finished', { jobId, attempt, outcome: JobOutcome[value.outcome], error: value.error || undefined });
     failpoint('job-result-journaled');
