@@ -1,19 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { freePort } from '@ibex/migrate';
 import { waitFor } from './exec.js';
 import { controllerMain } from './repo.js';
-
-export async function freePort(host = '0.0.0.0'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface ControllerProcessOptions {
   databaseUrl: string;
@@ -45,7 +34,7 @@ export class ControllerProcess {
   /** Starts the controller; `env` adds to (and overrides) the constructor's for this run only. */
   async start(env: Record<string, string> = {}): Promise<void> {
     if (!this.httpPort) this.httpPort = await freePort('127.0.0.1');
-    if (!this.grpcPort) this.grpcPort = await freePort();
+    if (!this.grpcPort) this.grpcPort = await freePort('0.0.0.0');
     const child = spawn(process.execPath, [controllerMain], {
       env: {
         ...process.env,

@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { freePort } from '@ibex/migrate';
 import { expectStatus } from '../../testing/api-fixtures.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
-
-/** A loopback port nothing listens on (bound, then released). */
-async function deadPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 describe('health checks', () => {
   let c: TestController;
@@ -36,7 +27,8 @@ describe('health checks without Redis', () => {
   let c: TestController;
   let redisUrl: string;
   before(async () => {
-    redisUrl = `redis://127.0.0.1:${await deadPort()}`;
+    // A loopback port nothing listens on (bound, then released).
+    redisUrl = `redis://127.0.0.1:${await freePort()}`;
     // A fixed prefix: nothing is written to this Redis, so there is nothing to clean up.
     c = await startTestController({ env: { REDIS_URL: redisUrl }, redisPrefix: 'ibex-test-no-redis' });
   });
