@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
-import { Redis } from 'ioredis';
+import { deleteRedisPrefix } from '@ibex/test-support';
 import { createApp } from '../app.js';
 import { loadConfig, type Config } from '../config/config.js';
 import { randomBase62 } from '../common/secrets.js';
@@ -88,19 +88,4 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
       if (!opts.redisPrefix) await deleteRedisPrefix(config.redisUrl, redisPrefix);
     },
   };
-}
-
-/** Removes every key under `prefix:` (BullMQ queues, presence, routing). */
-export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
-  const r = new Redis(redisUrl);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
 }
