@@ -24,6 +24,8 @@ export interface CliEnv {
   err: (text: string) => void;
   /** Answers a yes/no question on stdin within the time (tests may replace it; default: process.stdin). */
   stdin?: (timeoutMs: number) => Promise<boolean>;
+  /** Set when stderr is a terminal (progress bars are drawn in place). */
+  terminal?: { columns: number };
 }
 
 /** Settings from the parsed flags, the environment and the config file. */
