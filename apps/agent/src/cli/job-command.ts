@@ -91,11 +91,11 @@ export async function runLocalJob(command: string, type: string, params: Record<
   if (type === 'generations.rollback' && params.reason === undefined) params = { ...params, reason: `requested at the console${user ? ` by ${user}` : ''}` };
   const paramsJson = JSON.stringify(params);
   const checked = parseJob(type, paramsJson, AGENT_VERSION);
-  if (!checked.ok) throw new UsageError(checked.error);
+  if (!checked.ok) throw new UsageError(`ibex-agent ${command}: ${checked.error}`);
   let timeoutMs = isJobType(type) ? jobTypes[type].defaultTimeoutMs : 0;
   if (flags.timeout !== undefined) {
     const sec = Number(flags.timeout);
-    if (!Number.isInteger(sec) || sec < 0 || sec > 7 * 24 * 3600) throw new UsageError(`--timeout must be a whole number of seconds from 0 (no limit) to 604800, not "${String(flags.timeout)}"`);
+    if (!Number.isInteger(sec) || sec < 0 || sec > 7 * 24 * 3600) throw new UsageError(`ibex-agent ${command}: --timeout must be a whole number of seconds from 0 (no limit) to 604800, not "${String(flags.timeout)}"`);
     timeoutMs = sec * 1000;
   }
   const lock = DataDirLock.acquire(cfg.dataDir, command);

@@ -145,7 +145,7 @@ describe('jobs at the console', { concurrency: false }, () => {
 
     const bad = await cli(['generations', 'upgrade', '--params', paramsFile('bad', { from: { kind: 'tarball', path: '/x.tar' } })]);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /^ibex-agent generations: invalid params: params\.from\.sha256: required: the artifact is verified before it is used/m);
+    assert.match(bad.stderr, /^ibex-agent generations upgrade: invalid params: params\.from\.sha256: required: the artifact is verified before it is used/m);
     const unknown = await cli(['job', 'generations.upgrad']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown job type "generations\.upgrad"; this agent \(ibex-agent [^)]+\) runs: facts\.collect, /);
