@@ -19,7 +19,8 @@ export const auditCommands: CommandGroup = (program, ctx) => {
       .option('--limit <n>', 'at most this many (default 50)', positiveInt('--limit'), 50),
   ).action(async (opts: { action?: string; targetType?: string; targetId?: string; since?: string; until?: string; limit: number }, cmd: Command) => {
     const api = ctx.client(cmd);
-    const { limit, ...filter } = opts;
+    const { limit, action, targetType, targetId, since, until } = opts;
+    const filter = { action, targetType, targetId, since, until };
     const rows = await api.all((cursor) => api.listAudit({ ...filter, cursor, limit: Math.min(limit, 1000) }), limit);
     printList(io, formatOf(cmd), rows, [
       { header: 'TIME', value: (e) => e.at },

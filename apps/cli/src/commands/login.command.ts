@@ -1,19 +1,21 @@
 import { IbexClient } from '@ibex/client';
-import { configPath, contextSchema, readConfig, writeConfig } from '../contexts.js';
+import type { Command } from 'commander';
+import { configPath, contextSchema, type GlobalFlags, readConfig, writeConfig } from '../contexts.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { printList } from '../output.js';
 import { type CommandGroup, formatOf, withOutput } from '../program.js';
 
 /** `login` (writes a context) and `config` (lists and switches contexts). */
 export const loginCommands: CommandGroup = (program, { io }) => {
+  // --server, --token and --context are the program's global flags; login saves what they say.
   program
     .command('login')
-    .description('Check a controller URL and API token and save them as a context (the current one) in ~/.config/ibex/config.json')
-    .requiredOption('--server <url>', 'controller URL, e.g. http://127.0.0.1:8080')
-    .option('--token <token>', 'API token (default: IBEX_TOKEN)')
-    .option('--context <name>', 'context name', 'default')
-    .action(async (opts: { server: string; token?: string; context: string }) => {
+    .description('Check --server and --token (or IBEX_TOKEN) and save them as a context, made the current one (--context, default "default")')
+    .action(async (_o, cmd: Command) => {
+      const opts = cmd.optsWithGlobals() as GlobalFlags;
+      const name = opts.context ?? 'default';
       const token = opts.token ?? io.env['IBEX_TOKEN'];
+      if (!opts.server) throw new CliError('login needs --server, the controller URL, e.g. --server http://127.0.0.1:8080', EXIT.usage);
       if (!token) throw new CliError('login needs --token (or IBEX_TOKEN): an API token such as the one `npm start` keeps in .ibex/admin-token', EXIT.usage);
       const ctx = contextSchema.safeParse({ server: opts.server.replace(/\/+$/, ''), token });
       if (!ctx.success) {
@@ -22,10 +24,10 @@ export const loginCommands: CommandGroup = (program, { io }) => {
       // A read every role may do: proves the URL is a controller and the token is accepted.
       await new IbexClient({ baseUrl: ctx.data.server, token }).listDevices({ limit: 1 });
       const config = readConfig(io.env);
-      config.contexts[opts.context] = ctx.data;
-      config.currentContext = opts.context;
+      config.contexts[name] = ctx.data;
+      config.currentContext = name;
       const path = writeConfig(io.env, config);
-      io.out(`logged in to ${ctx.data.server} as context "${opts.context}" (saved in ${path})\n`);
+      io.out(`logged in to ${ctx.data.server} as context "${name}" (saved in ${path})\n`);
     });
 
   const config = program.command('config').description('Contexts in the config file');
