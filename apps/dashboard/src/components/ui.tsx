@@ -10,7 +10,7 @@ export function Badge({ tone, children }: { tone: Tone; children: ReactNode }) {
 
 const STATUS_TONE: Record<DeviceStatus, Tone> = { online: 'ok', offline: 'warn', revoked: 'bad' };
 const SYNC_TONE: Record<DeviceSync, Tone> = { in_sync: 'ok', pending: 'info', drifted: 'drift', failed: 'bad', unsupported: 'drift', none: 'muted' };
-const SYNC_TEXT: Record<DeviceSync, string> = { in_sync: 'in sync', pending: 'pending', drifted: 'drifted', failed: 'failed', unsupported: 'unsupported', none: 'no desired state' };
+const SYNC_TEXT: Record<DeviceSync, string> = { in_sync: 'in sync', pending: 'pending', drifted: 'drifted', failed: 'failed', unsupported: 'unsupported', none: 'no state' };
 
 export const StatusBadge = ({ status }: { status: DeviceStatus }) => (
   <Badge tone={STATUS_TONE[status]}>

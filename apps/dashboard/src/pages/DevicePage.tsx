@@ -1,7 +1,8 @@
 import { finishedJobStatuses, type JobDetail, type PlanResult } from '@ibex/client';
 import { useState } from 'react';
 import { errorText, useApi, usePoll } from '../api';
-import { Ago, Badge, Card, Diff, ErrorNote, JobBadge, Labels, Loading, Progress, SECTION_TONE, StatusBadge, SyncBadge } from '../components/ui';
+import { PlanView } from '../components/plan';
+import { Ago, Badge, Card, ErrorNote, JobBadge, Labels, Loading, Progress, SECTION_TONE, StatusBadge, SyncBadge } from '../components/ui';
 import { href } from '../router';
 
 const bytes = (n: number | undefined) => (n === undefined ? '–' : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${Math.round(n / 2 ** 20)} MiB`);
@@ -255,35 +256,5 @@ function PlanPanel({ jobId, onClose }: { jobId: string; onClose: () => void }) {
         {done && j.result && <PlanView plan={j.result} />}
       </div>
     </Card>
-  );
-}
-
-function PlanView({ plan }: { plan: PlanResult }) {
-  const steps = plan.sections.reduce((n, s) => n + s.steps.length, 0);
-  return (
-    <div className="planview">
-      <p className={steps ? '' : 'ok-text'}>
-        {steps ? `${steps} step${steps === 1 ? '' : 's'} would run to bring the device to revision ${plan.revision}. Nothing was changed.` : `The device matches revision ${plan.revision}: nothing would change.`}
-      </p>
-      {plan.sections.map((s) => (
-        <div key={s.section} className="plan-section">
-          <h3>
-            {s.section} <Badge tone={SECTION_TONE[s.state] ?? 'muted'}>{s.state.replace('_', ' ')}</Badge>
-          </h3>
-          {s.error && <div className="note note-bad">{s.error}</div>}
-          {s.steps.map((st, i) => (
-            <div key={i} className="step">
-              <div className="step-text">{st.text}</div>
-              {st.commands?.map((c, k) => (
-                <pre key={k} className="cmd">
-                  $ {c.join(' ')}
-                </pre>
-              ))}
-              {st.diff && <Diff text={st.diff} />}
-            </div>
-          ))}
-        </div>
-      ))}
-    </div>
   );
 }

@@ -83,7 +83,7 @@ export function FleetPage() {
                   <th>Sync</th>
                   <th className="hide-sm">Revision</th>
                   <th className="hide-sm">Labels</th>
-                  <th>Last seen</th>
+                  <th className="hide-sm">Last seen</th>
                   <th className="hide-sm">Agent</th>
                 </tr>
               </thead>
@@ -91,7 +91,7 @@ export function FleetPage() {
                 {shown.map((d) => (
                   <tr key={d.id} className="clickable" onClick={() => navigate(`/devices/${encodeURIComponent(d.name)}`)}>
                     <td>
-                      <a href={href(`/devices/${encodeURIComponent(d.name)}`)} className="strong">
+                      <a href={href(`/devices/${encodeURIComponent(d.name)}`)} className="strong nowrap">
                         {d.name}
                       </a>
                     </td>
@@ -107,7 +107,7 @@ export function FleetPage() {
                     <td className="hide-sm">
                       <Labels labels={d.labels} />
                     </td>
-                    <td>
+                    <td className="hide-sm nowrap">
                       <Ago at={d.lastSeenAt} />
                     </td>
                     <td className="hide-sm mono">{d.agentVersion ?? '–'}</td>

@@ -1,6 +1,7 @@
-import { finishedJobStatuses } from '@ibex/client';
+import { finishedJobStatuses, type PlanResult } from '@ibex/client';
 import { useState } from 'react';
 import { useApi, usePoll } from '../api';
+import { PlanView } from '../components/plan';
 import { Ago, Card, ErrorNote, JobBadge, Loading, Progress } from '../components/ui';
 import { href } from '../router';
 
@@ -9,6 +10,8 @@ export function JobPage({ params }: { params: Record<string, string> }) {
   const id = params['id']!;
   const api = useApi();
   const job = usePoll((a) => a.getJob(id), [id], 1000);
+  const deviceId = job.data?.deviceId;
+  const device = usePoll((a) => (deviceId ? a.getDevice(deviceId) : Promise.resolve(undefined)), [deviceId], 30_000);
   const [cancelError, setCancelError] = useState<unknown>();
   const j = job.data;
   if (!j) return job.error ? <ErrorNote error={job.error} /> : <Loading what="job" />;
@@ -42,6 +45,8 @@ export function JobPage({ params }: { params: Record<string, string> }) {
         <Progress percent={j.progress.percent} />
         <p className="muted">{j.progress.message ?? (finished ? 'finished' : 'waiting')}</p>
         <dl className="kv">
+          <dt>Device</dt>
+          <dd>{device.data ? <a href={href(`/devices/${encodeURIComponent(device.data.name)}`)}>{device.data.name}</a> : <span className="mono">{j.deviceId}</span>}</dd>
           <dt>Attempt</dt>
           <dd>
             {j.attempt} of {j.maxAttempts}
@@ -68,9 +73,7 @@ export function JobPage({ params }: { params: Record<string, string> }) {
         {j.logs.length ? <pre className="log">{j.logs.map((l) => `${new Date(l.at).toLocaleTimeString()}  ${l.level.padEnd(5)} ${l.text}`).join('\n')}</pre> : <p className="muted">No log lines yet.</p>}
       </Card>
       {j.result !== null && j.result !== undefined && (
-        <Card title="Result">
-          <pre className="json">{JSON.stringify(j.result, null, 2)}</pre>
-        </Card>
+        <Card title="Result">{j.type === 'state.plan' ? <PlanView plan={j.result as PlanResult} /> : <pre className="json">{JSON.stringify(j.result, null, 2)}</pre>}</Card>
       )}
     </div>
   );
