@@ -49,7 +49,7 @@ export function FleetPage() {
         actions={
           <div className="filters">
             <input type="search" placeholder="Name" value={text} onChange={(e) => setText(e.target.value)} aria-label="Filter by name" />
-            <input type="search" placeholder="Labels: site=lab,env!=dev" value={selector} onChange={(e) => setSelector(e.target.value)} aria-label="Label selector" />
+            <input type="search" placeholder="Labels: site=lab" value={selector} onChange={(e) => setSelector(e.target.value)} aria-label="Label selector" />
             <select value={filter.status ?? ''} onChange={(e) => setFilter({ ...filter, status: (e.target.value || undefined) as DeviceStatus | undefined })} aria-label="Status">
               <option value="">any status</option>
               <option value="online">online</option>
