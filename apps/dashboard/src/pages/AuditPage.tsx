@@ -1,6 +1,16 @@
+import type { AuditEvent } from '@ibex/client';
 import { useState } from 'react';
 import { usePoll } from '../api';
-import { Ago, Card, ErrorNote, Loading } from '../components/ui';
+import { type Column, DataTable } from '../components/table';
+import { Ago, Card } from '../components/ui';
+
+const columns: Column<AuditEvent>[] = [
+  { header: 'When', cell: (e) => <Ago at={e.at} /> },
+  { header: 'Action', cell: (e) => e.action, className: 'mono strong' },
+  { header: 'Actor', cell: (e) => e.actor.name ?? e.actor.type },
+  { header: 'Target', cell: (e) => (e.target ? `${e.target.type} ${e.target.id.slice(0, 8)}` : '–'), className: 'hide-sm mono muted' },
+  { header: 'Details', cell: (e) => summary(e.data), className: 'hide-sm details' },
+];
 
 /** Who changed what, newest first. */
 export function AuditPage() {
@@ -13,39 +23,7 @@ export function AuditPage() {
         <h1>Audit log</h1>
       </div>
       <Card title="Newest first" actions={<input type="search" placeholder="Action: device.* or job.create" value={action} onChange={(e) => setAction(e.target.value)} aria-label="Action" className={valid ? '' : 'invalid'} />}>
-        <ErrorNote error={events.error} />
-        {!events.data ? (
-          <Loading what="audit log" />
-        ) : !events.data.items.length ? (
-          <div className="empty-row">No events.</div>
-        ) : (
-          <div className="table-wrap">
-            <table className="table" data-testid="audit-table">
-              <thead>
-                <tr>
-                  <th>When</th>
-                  <th>Action</th>
-                  <th>Actor</th>
-                  <th className="hide-sm">Target</th>
-                  <th className="hide-sm">Details</th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.data.items.map((e) => (
-                  <tr key={e.id}>
-                    <td>
-                      <Ago at={e.at} />
-                    </td>
-                    <td className="mono strong">{e.action}</td>
-                    <td>{e.actor.name ?? e.actor.type}</td>
-                    <td className="hide-sm mono muted">{e.target ? `${e.target.type} ${e.target.id.slice(0, 8)}` : '–'}</td>
-                    <td className="hide-sm details">{summary(e.data)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable rows={events.data?.items} columns={columns} rowKey={(e) => e.id} what="audit log" empty="No events." error={events.error} testId="audit-table" />
       </Card>
     </div>
   );

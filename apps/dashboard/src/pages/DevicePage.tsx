@@ -1,12 +1,28 @@
-import { finishedJobStatuses, type JobDetail, type PlanResult } from '@ibex/client';
+import { finishedJobStatuses, type Generation, type JobDetail, type PlanResult, type SectionState } from '@ibex/client';
 import { useState } from 'react';
 import { errorText, useApi, usePoll } from '../api';
 import { PlanView } from '../components/plan';
+import { type Column, DataTable } from '../components/table';
 import { Ago, Badge, Card, ErrorNote, JobBadge, Labels, Loading, Progress, SECTION_TONE, StatusBadge, SyncBadge } from '../components/ui';
 import { href } from '../router';
 
 const bytes = (n: number | undefined) => (n === undefined ? '–' : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${Math.round(n / 2 ** 20)} MiB`);
 const duration = (s: number | undefined) => (s === undefined ? '–' : s >= 86_400 ? `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h` : `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`);
+
+const sectionColumns: Column<SectionState>[] = [
+  { header: 'Section', cell: (x) => x.section, className: 'strong' },
+  { header: 'State', cell: (x) => <Badge tone={SECTION_TONE[x.state] ?? 'muted'}>{x.state.replace('_', ' ')}</Badge> },
+  { header: 'Revision', cell: (x) => x.revision, className: 'mono' },
+  { header: 'Reason', cell: (x) => x.error ?? <span className="muted">–</span>, className: 'reason' },
+  { header: 'Observed', cell: (x) => <Ago at={x.observedAt} />, className: 'hide-sm' },
+];
+
+const generationColumns = (lastGood: string | null): Column<Generation>[] => [
+  { header: 'Generation', cell: (g) => g.id, className: 'mono' },
+  { header: 'Status', cell: (g) => <Badge tone={g.status === 'good' ? 'ok' : g.status === 'trial' ? 'info' : 'bad'}>{g.status}</Badge> },
+  { header: 'Role', cell: (g) => [g.current && 'current', g.booted && 'booted', g.id === lastGood && 'last good'].filter(Boolean).join(', ') || '–' },
+  { header: 'Created', cell: (g) => <Ago at={g.createdAt} />, className: 'hide-sm' },
+];
 
 /** One device: revisions, per-section state, a dry run with its diff, facts, generations, recent jobs. */
 export function DevicePage({ params }: { params: Record<string, string> }) {
@@ -112,71 +128,20 @@ export function DevicePage({ params }: { params: Record<string, string> }) {
       </div>
 
       <Card title="Sections" actions={state.data && <span className="muted">{state.data.inSync ? 'every section in sync' : 'not in sync'}</span>}>
-        <ErrorNote error={state.error} />
-        {!state.data ? (
-          <Loading what="state" />
-        ) : !state.data.sections.length ? (
-          <div className="empty-row">No section reported yet{d.desiredRevision === 0 ? ': the device has no desired state (ibexctl state apply).' : '.'}</div>
-        ) : (
-          <div className="table-wrap">
-            <table className="table" data-testid="section-table">
-              <thead>
-                <tr>
-                  <th>Section</th>
-                  <th>State</th>
-                  <th>Revision</th>
-                  <th>Reason</th>
-                  <th className="hide-sm">Observed</th>
-                </tr>
-              </thead>
-              <tbody>
-                {state.data.sections.map((s) => (
-                  <tr key={s.section}>
-                    <td className="strong">{s.section}</td>
-                    <td>
-                      <Badge tone={SECTION_TONE[s.state] ?? 'muted'}>{s.state.replace('_', ' ')}</Badge>
-                    </td>
-                    <td className="mono">{s.revision}</td>
-                    <td className="reason">{s.error ?? <span className="muted">–</span>}</td>
-                    <td className="hide-sm">
-                      <Ago at={s.observedAt} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          rows={state.data?.sections}
+          columns={sectionColumns}
+          rowKey={(x) => x.section}
+          what="state"
+          empty={`No section reported yet${d.desiredRevision === 0 ? ': the device has no desired state (ibexctl state apply).' : '.'}`}
+          error={state.error}
+          testId="section-table"
+        />
       </Card>
 
       {gens.data?.supported && (
         <Card title="Generations">
-          <div className="table-wrap">
-            <table className="table">
-              <thead>
-                <tr>
-                  <th>Generation</th>
-                  <th>Status</th>
-                  <th>Role</th>
-                  <th className="hide-sm">Created</th>
-                </tr>
-              </thead>
-              <tbody>
-                {gens.data.generations.map((g) => (
-                  <tr key={g.id}>
-                    <td className="mono">{g.id}</td>
-                    <td>
-                      <Badge tone={g.status === 'good' ? 'ok' : g.status === 'trial' ? 'info' : 'bad'}>{g.status}</Badge>
-                    </td>
-                    <td>{[g.current && 'current', g.booted && 'booted', g.id === gens.data!.lastGood && 'last good'].filter(Boolean).join(', ') || '–'}</td>
-                    <td className="hide-sm">
-                      <Ago at={g.createdAt} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable rows={gens.data.generations} columns={generationColumns(gens.data.lastGood)} rowKey={(g) => g.id} what="generations" empty="No generations." />
         </Card>
       )}
 

@@ -1,18 +1,36 @@
-import type { DeviceStatus, DeviceSync } from '@ibex/client';
+import type { Device, DeviceStatus, DeviceSync, FleetSummary } from '@ibex/client';
 import { useState } from 'react';
 import { usePoll } from '../api';
-import { Ago, Card, ErrorNote, Labels, Loading, StatusBadge, SyncBadge } from '../components/ui';
+import { type Column, DataTable } from '../components/table';
+import { Ago, Card, ErrorNote, Labels, StatusBadge, SyncBadge } from '../components/ui';
 import { href, navigate } from '../router';
 
 type Filter = { status?: DeviceStatus; sync?: DeviceSync };
 
-const TILES: Array<{ key: string; label: string; filter: Filter; tone: string; count: (s: import('@ibex/client').FleetSummary) => number }> = [
+const TILES: Array<{ key: string; label: string; filter: Filter; tone: string; count: (s: FleetSummary) => number }> = [
   { key: 'online', label: 'Online', filter: { status: 'online' }, tone: 'ok', count: (s) => s.devices.online },
   { key: 'offline', label: 'Offline', filter: { status: 'offline' }, tone: 'warn', count: (s) => s.devices.offline },
   { key: 'drifted', label: 'Drifting', filter: { sync: 'drifted' }, tone: 'drift', count: (s) => s.sync.drifted },
   { key: 'failed', label: 'Failed', filter: { sync: 'failed' }, tone: 'bad', count: (s) => s.sync.failed },
   { key: 'pending', label: 'Pending', filter: { sync: 'pending' }, tone: 'info', count: (s) => s.sync.pending },
   { key: 'in_sync', label: 'In sync', filter: { sync: 'in_sync' }, tone: 'ok', count: (s) => s.sync.in_sync },
+];
+
+const columns: Column<Device>[] = [
+  {
+    header: 'Name',
+    cell: (d) => (
+      <a href={href(`/devices/${encodeURIComponent(d.name)}`)} className="strong nowrap">
+        {d.name}
+      </a>
+    ),
+  },
+  { header: 'Status', cell: (d) => <StatusBadge status={d.status} /> },
+  { header: 'Sync', cell: (d) => <SyncBadge sync={d.sync} /> },
+  { header: 'Revision', cell: (d) => `${d.appliedRevision}/${d.desiredRevision}`, className: 'hide-sm mono' },
+  { header: 'Labels', cell: (d) => <Labels labels={d.labels} />, className: 'hide-sm' },
+  { header: 'Last seen', cell: (d) => <Ago at={d.lastSeenAt} />, className: 'hide-sm nowrap' },
+  { header: 'Agent', cell: (d) => d.agentVersion ?? '–', className: 'hide-sm mono' },
 ];
 
 /** The fleet at a glance: counts, then every device with a filter by name, labels, status and sync. */
@@ -68,55 +86,20 @@ export function FleetPage() {
           </div>
         }
       >
-        <ErrorNote error={devices.error} />
-        {!devices.data ? (
-          <Loading what="devices" />
-        ) : !shown.length ? (
-          <div className="empty-row">No devices match. Enroll one with <code>ibexctl enrollment-tokens create</code>.</div>
-        ) : (
-          <div className="table-wrap">
-            <table className="table" data-testid="device-table">
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th>Status</th>
-                  <th>Sync</th>
-                  <th className="hide-sm">Revision</th>
-                  <th className="hide-sm">Labels</th>
-                  <th className="hide-sm">Last seen</th>
-                  <th className="hide-sm">Agent</th>
-                </tr>
-              </thead>
-              <tbody>
-                {shown.map((d) => (
-                  <tr key={d.id} className="clickable" onClick={() => navigate(`/devices/${encodeURIComponent(d.name)}`)}>
-                    <td>
-                      <a href={href(`/devices/${encodeURIComponent(d.name)}`)} className="strong nowrap">
-                        {d.name}
-                      </a>
-                    </td>
-                    <td>
-                      <StatusBadge status={d.status} />
-                    </td>
-                    <td>
-                      <SyncBadge sync={d.sync} />
-                    </td>
-                    <td className="hide-sm mono">
-                      {d.appliedRevision}/{d.desiredRevision}
-                    </td>
-                    <td className="hide-sm">
-                      <Labels labels={d.labels} />
-                    </td>
-                    <td className="hide-sm nowrap">
-                      <Ago at={d.lastSeenAt} />
-                    </td>
-                    <td className="hide-sm mono">{d.agentVersion ?? '–'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          rows={devices.data ? shown : undefined}
+          columns={columns}
+          rowKey={(d) => d.id}
+          what="devices"
+          empty={
+            <>
+              No devices match. Enroll one with <code>ibexctl enrollment-tokens create</code>.
+            </>
+          }
+          error={devices.error}
+          testId="device-table"
+          onRowClick={(d) => navigate(`/devices/${encodeURIComponent(d.name)}`)}
+        />
       </Card>
     </div>
   );

@@ -1,6 +1,8 @@
+import type { Job } from '@ibex/client';
 import { useState } from 'react';
 import { usePoll } from '../api';
-import { Ago, Card, ErrorNote, JobBadge, Loading } from '../components/ui';
+import { type Column, DataTable } from '../components/table';
+import { Ago, Card, JobBadge } from '../components/ui';
 import { href, navigate } from '../router';
 
 const STATUSES = ['', 'queued,delivered,running', 'succeeded', 'failed,timed_out,rejected', 'cancelled,expired'];
@@ -13,6 +15,21 @@ export function JobsPage() {
   const jobs = usePoll((api) => api.listJobs({ status: status || undefined, device, limit: 100 }), [status, device]);
   const devices = usePoll((api) => api.listDevices({ limit: 1000 }), [], 30_000);
   const names = new Map((devices.data?.items ?? []).map((d) => [d.id, d.name]));
+  const columns: Column<Job>[] = [
+    {
+      header: 'Type',
+      cell: (j) => (
+        <a className="mono strong" href={href(`/jobs/${j.id}`)}>
+          {j.type}
+        </a>
+      ),
+    },
+    { header: 'Device', cell: (j) => names.get(j.deviceId) ?? <span className="mono muted">{j.deviceId.slice(0, 8)}</span> },
+    { header: 'Status', cell: (j) => <JobBadge status={j.status} /> },
+    { header: 'Progress', cell: (j) => (j.progress.percent === null ? '–' : `${j.progress.percent}%`), className: 'hide-sm' },
+    { header: 'Attempt', cell: (j) => `${j.attempt}/${j.maxAttempts}`, className: 'hide-sm mono' },
+    { header: 'Created', cell: (j) => <Ago at={j.createdAt} /> },
+  ];
   return (
     <div className="page">
       <div className="page-head">
@@ -30,49 +47,7 @@ export function JobsPage() {
           </select>
         }
       >
-        <ErrorNote error={jobs.error} />
-        {!jobs.data ? (
-          <Loading what="jobs" />
-        ) : !jobs.data.items.length ? (
-          <div className="empty-row">No jobs.</div>
-        ) : (
-          <div className="table-wrap">
-            <table className="table" data-testid="jobs-table">
-              <thead>
-                <tr>
-                  <th>Type</th>
-                  <th>Device</th>
-                  <th>Status</th>
-                  <th className="hide-sm">Progress</th>
-                  <th className="hide-sm">Attempt</th>
-                  <th>Created</th>
-                </tr>
-              </thead>
-              <tbody>
-                {jobs.data.items.map((j) => (
-                  <tr key={j.id} className="clickable" onClick={() => navigate(`/jobs/${j.id}`)}>
-                    <td>
-                      <a className="mono strong" href={href(`/jobs/${j.id}`)}>
-                        {j.type}
-                      </a>
-                    </td>
-                    <td>{names.get(j.deviceId) ?? <span className="mono muted">{j.deviceId.slice(0, 8)}</span>}</td>
-                    <td>
-                      <JobBadge status={j.status} />
-                    </td>
-                    <td className="hide-sm">{j.progress.percent === null ? '–' : `${j.progress.percent}%`}</td>
-                    <td className="hide-sm mono">
-                      {j.attempt}/{j.maxAttempts}
-                    </td>
-                    <td>
-                      <Ago at={j.createdAt} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable rows={jobs.data?.items} columns={columns} rowKey={(j) => j.id} what="jobs" empty="No jobs." error={jobs.error} testId="jobs-table" onRowClick={(j) => navigate(`/jobs/${j.id}`)} />
       </Card>
     </div>
   );
