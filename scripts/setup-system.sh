@@ -16,6 +16,8 @@ packages=(
                       # BusyBox ifup/udhcpd/udhcpc for the network capability tests
   ifupdown-ng         # Alpine's ifup/ifdown/ifquery: the network capability applies with it
   udhcpc              # /sbin/udhcpc + its default script: what ifupdown-ng's dhcp executor runs (as on Alpine)
+  chromium            # the dashboard tests drive /usr/bin/chromium with playwright-core (no browser download)
+  fonts-dejavu-core   # text in the dashboard screenshots
 )
 missing=()
 for p in "${packages[@]}"; do
