@@ -14,6 +14,21 @@ export const runFlags: FlagSpec[] = [
 ];
 
 export async function runCommand(argv: string[], io: CliEnv): Promise<number> {
+  // Caught from the first moment: a stop during the start (recovery can take a while) is a
+  // clean stop once the start is done, not a death by the default handler.
+  let onSignal: (sig: NodeJS.Signals) => void = () => {};
+  const signalled = new Promise<string>((resolve) => (onSignal = resolve));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    return await runAgent(argv, io, signalled);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+async function runAgent(argv: string[], io: CliEnv, signalled: Promise<string>): Promise<number> {
   const cfg = configFrom(parseFlags('run', argv, runFlags), io);
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
   const dataDir = new DataDir(cfg.dataDir);
@@ -30,10 +45,6 @@ export async function runCommand(argv: string[], io: CliEnv): Promise<number> {
   }
   try {
     const agent = new Agent(cfg, cred, log);
-    const signalled = new Promise<string>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
     await agent.start();
     const sig = await signalled;
     log.info('signal received', { signal: sig });
