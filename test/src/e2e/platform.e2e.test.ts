@@ -154,7 +154,7 @@ describe('platform end to end: controller process + agent binary in a network na
     const specFile = join(root, 'bad-spec.json');
     await writeFile(specFile, JSON.stringify({ files: { entries: [{ path: '/etc/x', mode: '9999', content: '' }] } }));
     const plan = await agent.cli(['plan', '--spec', specFile]);
-    assert.equal(plan.code, 2);
+    assert.equal(plan.code, 1, 'plan: 1 is an error (2 means changes)');
     assert.match(plan.stderr, /files\.entries\[0\]\.mode/);
     const flag = await agent.cli(['status', '--colour']);
     assert.equal(flag.code, 2);

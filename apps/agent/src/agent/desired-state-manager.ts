@@ -19,6 +19,8 @@ export interface DesiredStateDeps {
   log: Logger;
   healDrift: boolean;
   driftCheckIntervalMs: number;
+  /** No controller to acknowledge the report (a job run at the console): a change that must be confirmed is confirmed at once. */
+  confirmAtOnce?: boolean;
   now?: () => number;
 }
 
@@ -156,7 +158,9 @@ export class DesiredStateManager {
     if (awaiting.length) {
       // The Ack of the report just sent (on this stream, or re-sent after a reconnection) proves
       // the agent still reaches the controller. The pass is held meanwhile: nothing else changes the device.
-      const settled = await this.deps.engine.confirmations.confirmByAck(awaiting, sent.reportId, this.stopCtl.signal);
+      const settled = this.deps.confirmAtOnce
+        ? await this.deps.engine.confirmations.settle(awaiting, { confirmed: true, detail: 'confirmed at once: a job run at the console has no controller to reach' })
+        : await this.deps.engine.confirmations.confirmByAck(awaiting, sent.reportId, this.stopCtl.signal);
       results = results.map((r) => settled.get(r.section) ?? r);
       this.report(d.revision, [...settled.values()], true);
       this.logResults(d.revision, [...settled.values()]);

@@ -6,7 +6,9 @@ import { type FlagSpec, flagHelp, parseFlags } from './args.js';
 import type { CliEnv } from './common-flags.js';
 import { enrollCommand, enrollFlags } from './enroll-command.js';
 import { runCommand, runFlags } from './run-command.js';
-import { applyCommand, applyFlags, planCommand, specFlags } from './spec-commands.js';
+import { generationsCommand, generationsHelp } from './generations-command.js';
+import { jobCommand, jobFlags, jobHelp } from './job-command.js';
+import { applyCommand, applyFlags, planCommand, planHelp, specFlags } from './spec-commands.js';
 import { statusCommand, statusFlags } from './status-command.js';
 import { chrootExecMain } from '../capabilities/generations/chroot-exec.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
@@ -15,14 +17,31 @@ interface Command {
   summary: string;
   flags: FlagSpec[];
   run: (argv: string[], io: CliEnv) => Promise<number>;
+  /** What follows the command name in the usage line (default: [flags]). */
+  args?: string;
+  /** More help: what it does in detail, exit codes. */
+  details?: string;
+  /** The exit code of a usage or validation error (default 2; plan's 2 means "changes"). */
+  usageExit?: number;
+  /** The command has actions of its own (`generations rollback --help`): it answers --help after the first word itself. */
+  actions?: boolean;
 }
 
 const commands: Record<string, Command> = {
   enroll: { summary: 'trade an enrollment token for this device\'s credential', flags: enrollFlags, run: enrollCommand },
   run: { summary: 'keep the stream to the controller and do what it asks', flags: runFlags, run: runCommand },
-  plan: { summary: 'show what applying a spec file would change (changes nothing)', flags: specFlags, run: planCommand },
+  plan: { summary: 'show what applying a spec file would change (changes nothing)', flags: specFlags, run: planCommand, details: planHelp, usageExit: 1 },
   apply: { summary: 'apply a spec file locally, without a controller', flags: applyFlags, run: applyCommand },
-  status: { summary: 'enrollment, connection, revisions and pending work of this agent', flags: statusFlags, run: statusCommand },
+  job: { summary: 'run a job the controller could send, here and now (reported to the controller later)', flags: jobFlags, run: jobCommand, args: 'TYPE [flags]', details: jobHelp },
+  generations: {
+    summary: 'the btrfs generations at the console: list, init, adopt, upgrade, rollback, gc, boot-entries',
+    flags: [],
+    run: generationsCommand,
+    args: 'ACTION [flags]',
+    details: generationsHelp,
+    actions: true,
+  },
+  status: { summary: 'enrollment, connection, sections, generations, confirmations and pending work of this agent', flags: statusFlags, run: statusCommand },
   'chroot-exec': {
     summary: 'internal: run one program chrooted into a generation, in a private mount namespace',
     flags: [],
@@ -46,12 +65,13 @@ function usage(): string {
     Object.entries(commands)
       .map(([n, c]) => `  ${n.padEnd(w)}  ${c.summary}`)
       .join('\n') +
-    '\n\nibex-agent help COMMAND shows a command\'s flags. Exit codes: 0 ok, 1 failure, 2 usage or validation error.\n'
+    '\n\nibex-agent help COMMAND shows a command\'s flags. Exit codes: 0 ok, 1 failure, 2 usage or validation error\n(plan: 0 nothing to do, 2 changes, 1 error or refusal; see ibex-agent help plan).\n'
   );
 }
 
 function commandHelp(name: string, c: Command): string {
-  return `usage: ibex-agent ${name}${c.flags.length ? ' [flags]' : ''}\n\n${c.summary}\n${c.flags.length ? '\n' + flagHelp(c.flags) + '\n' : ''}`;
+  const args = c.args ?? (c.flags.length ? '[flags]' : '');
+  return `usage: ibex-agent ${name}${args ? ` ${args}` : ''}\n\n${c.summary}\n${c.flags.length ? '\n' + flagHelp(c.flags) + '\n' : ''}${c.details ? '\n' + c.details : ''}`;
 }
 
 export const defaultCliEnv = (): CliEnv => ({
@@ -59,6 +79,7 @@ export const defaultCliEnv = (): CliEnv => ({
   cwd: process.cwd(),
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
+  ...(process.stderr.isTTY ? { terminal: { columns: process.stderr.columns || 80 } } : {}),
 });
 
 /** Runs one command; returns the exit code (0 ok, 1 failure, 2 usage or validation error). */
@@ -84,7 +105,8 @@ export async function runCli(argv: readonly string[], io: CliEnv = defaultCliEnv
   }
   // Only flags before `--` ask for help: what follows is another program's argv (chroot-exec).
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
-  if (own.includes('--help') || own.includes('-h')) {
+  const actionFirst = cmd.actions && rest[0] !== undefined && !rest[0].startsWith('-');
+  if (!actionFirst && (own.includes('--help') || own.includes('-h'))) {
     io.out(commandHelp(name, cmd));
     return 0;
   }
@@ -97,8 +119,8 @@ export async function runCli(argv: readonly string[], io: CliEnv = defaultCliEnv
     return await cmd.run(rest, io);
   } catch (err) {
     if (err instanceof UsageError || err instanceof ValidationError) {
-      io.err(`ibex-agent ${name}: ${err.message.replace(/^ibex-agent \w+: /, '')}\n`);
-      return 2;
+      io.err(`${err.message.startsWith('ibex-agent ') ? err.message : `ibex-agent ${name}: ${err.message}`}\n`);
+      return cmd.usageExit ?? 2;
     }
     io.err(`ibex-agent ${name}: ${errorMessage(err)}\n`);
     return 1;

@@ -7,7 +7,7 @@ import type { FlagSpec, ParsedFlags } from './args.js';
 export const commonFlags: FlagSpec[] = [
   { name: 'config', kind: 'value', arg: 'FILE', help: 'config file (default <root>/etc/ibex/agent.json)' },
   { name: 'root', kind: 'value', arg: 'DIR', help: 'the device root: paths in specs and the default data dir are under it (default /)' },
-  { name: 'data-dir', kind: 'value', arg: 'DIR', help: 'where the agent keeps its journal (default <root>/var/lib/ibex-agent)' },
+  { name: 'data-dir', kind: 'value', arg: 'DIR', help: 'where the agent keeps everything: journal, generations records, backups (default <root>/var/lib/ibex-agent)' },
   { name: 'log-level', kind: 'value', arg: 'LEVEL', help: 'debug, info, warn or error (default info)' },
   { name: 'log-format', kind: 'value', arg: 'FORMAT', help: 'text or json (default text)' },
 ];
@@ -24,6 +24,8 @@ export interface CliEnv {
   err: (text: string) => void;
   /** Answers a yes/no question on stdin within the time (tests may replace it; default: process.stdin). */
   stdin?: (timeoutMs: number) => Promise<boolean>;
+  /** Set when stderr is a terminal (progress bars are drawn in place). */
+  terminal?: { columns: number };
 }
 
 /** Settings from the parsed flags, the environment and the config file. */

@@ -1,14 +1,16 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { desiredStateSchema, describeIssues, fieldIssues } from '@ibex/spec';
-import { UsageError, errorMessage } from '../common/errors.js';
+import { DeviceServices } from '../agent/device-services.js';
 import { agentRegistry } from '../agent/registry.js';
-import { processAlive, readStatusFile } from '../agent/status-file.js';
-import { GenerationsRoot } from '../capabilities/generations/generations-root.js';
+import { openGenerationsRoot } from '../capabilities/generations/records-migration.js';
+import { UsageError, errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { Engine } from '../engine/engine.js';
 import type { SectionResult } from '../engine/section-result.js';
 import { DataDir } from '../journal/data-dir.js';
+import { DataDirLock, lockRefusal } from '../journal/data-dir-lock.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import { AGENT_VERSION } from '../version.js';
 import { type FlagSpec, parseFlags } from './args.js';
@@ -94,7 +96,8 @@ function printResults(results: SectionResult[], verb: 'plan' | 'apply', out: (s:
   if (!results.length) out('the spec has no sections: nothing to do\n');
   for (const r of results) {
     let head: string;
-    if (r.state === 'pending') head = `${r.steps.length} step(s) to run`;
+    if (r.state === 'pending' && r.steps.some((s) => s.action === 'refuse')) head = 'refused: it cannot be applied as it is';
+    else if (r.state === 'pending') head = `${r.steps.length} step(s) to run`;
     else if (r.state === 'in_sync' && verb === 'apply' && r.steps.length) head = `in sync (${r.steps.length} step(s) applied)`;
     else if (r.state === 'in_sync') head = 'in sync, nothing to do';
     else head = r.state;
@@ -113,6 +116,23 @@ function shellQuote(a: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * `plan`'s exit code, like `terraform plan -detailed-exitcode`: 0 nothing to do, 2 changes to
+ * apply, 1 an error or a refusal (a section that cannot be observed or is invalid, or a step
+ * that would refuse, such as a generations volume without a layout).
+ */
+export function planExitCode(results: readonly SectionResult[]): 0 | 1 | 2 {
+  if (results.some((r) => r.state === 'failed' || r.steps.some((s) => s.action === 'refuse'))) return 1;
+  return results.some((r) => r.state === 'pending') ? 2 : 0;
+}
+
+export const planHelp = `exit codes (like terraform plan -detailed-exitcode):
+  0  nothing to do: every section is in sync (or has no capability in this agent)
+  1  an error or a refusal: the spec file cannot be read or is invalid, a section cannot be
+     observed, or a step would be refused (e.g. a generations volume that has no layout yet)
+  2  changes: applying the spec would run the steps shown
+`;
+
 async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): Promise<number> {
   const flags = parseFlags(verb, argv, verb === 'apply' ? applyFlags : specFlags);
   let confirmSec: number | undefined;
@@ -123,45 +143,56 @@ async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): 
   const cfg = configFrom(flags, io);
   const specPath = isAbsolute(flags.spec as string) ? (flags.spec as string) : resolve(io.cwd, flags.spec as string);
   const spec = readSpecFile(specPath);
-  const dataDir = new DataDir(cfg.dataDir);
-  const st = verb === 'apply' ? readStatusFile(dataDir.status) : undefined;
-  if (st?.running && processAlive(st.pid)) {
-    // Two engines on one data dir would share intents and backups.
-    io.err(`ibex-agent apply: an agent (pid ${st.pid}) is running with data dir ${cfg.dataDir}; stop it first, or have the controller run a state.apply job\n`);
-    return 1;
-  }
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
-  const sys = new NodeSystemAdapter();
-  const generations = new GenerationsRoot({ root: cfg.root, sys, log });
-  const engine = new Engine({ registry: agentRegistry({ generations }), sys, log, root: cfg.root, dataDir, agentVersion: AGENT_VERSION });
   let results: SectionResult[];
   if (verb === 'plan') {
+    const sys = new NodeSystemAdapter();
+    const generations = openGenerationsRoot({ root: cfg.root, dataDir: cfg.dataDir, sys, log });
+    const engine = new Engine({ registry: agentRegistry({ generations }), sys, log, root: cfg.root, dataDir: new DataDir(cfg.dataDir), agentVersion: AGENT_VERSION });
     results = await engine.plan(spec);
   } else {
-    await engine.recover();
-    results = await engine.apply(spec);
-    // A local apply has no controller to prove the device is still reachable. By default the
-    // change is confirmed at once (the operator is at the device); with --confirm-timeout the
-    // operator must answer "yes" in time, so a session the change cut off reverts it. Under
-    // `ibex-agent run` the controller's Ack confirms it (docs/network.md).
-    const awaiting = results.filter((r) => r.awaitingConfirmationUntilMs !== undefined);
-    let yes = true;
-    if (awaiting.length && confirmSec !== undefined) {
-      const ask = () => io.err(`ibex-agent apply: ${awaiting.map((r) => r.section).join(', ')} applied; type "yes" and Enter within ${confirmSec} s to keep it, or it is reverted\n`);
-      if (io.stdin) ask();
-      yes = await (io.stdin ? io.stdin(confirmSec * 1000) : answeredYes(process.stdin, confirmSec * 1000, ask));
+    // Two processes on one data dir would share intents, backups and the generations lock.
+    const lock = DataDirLock.acquire(cfg.dataDir, 'apply');
+    if (!(lock instanceof DataDirLock)) {
+      io.err(lockRefusal('apply', cfg.dataDir, lock) + '\n');
+      return 1;
     }
-    const settled = await engine.confirmations.settle(
-      awaiting,
-      yes
-        ? { confirmed: true, detail: confirmSec === undefined ? 'confirmed at once: a local apply has no controller to reach' : 'confirmed on the terminal' }
-        : { confirmed: false, reason: `not confirmed: nobody answered "yes" within ${confirmSec} s after the change` },
-    );
-    results = results.map((r) => settled.get(r.section) ?? r);
+    try {
+      results = await applyLocally(new DeviceServices({ cfg, log, bootId: randomUUID(), send: () => false }), spec, specPath, confirmSec, io);
+    } finally {
+      lock.release();
+    }
   }
   if (flags.json === true) io.out(JSON.stringify({ root: cfg.root, sections: results }, null, 2) + '\n');
   else printResults(results, verb, io.out);
+  if (verb === 'plan') return planExitCode(results);
   return results.some((r) => r.state === 'failed' || r.state === 'reverted') ? 1 : 0;
+}
+
+async function applyLocally(device: DeviceServices, spec: Record<string, unknown>, specPath: string, confirmSec: number | undefined, io: CliEnv): Promise<SectionResult[]> {
+  await device.recover();
+  let results = await device.engine.apply(spec);
+  // A local apply has no controller to prove the device is still reachable. By default the
+  // change is confirmed at once (the operator is at the device); with --confirm-timeout the
+  // operator must answer "yes" in time, so a session the change cut off reverts it. Under
+  // `ibex-agent run` the controller's Ack confirms it (docs/network.md).
+  const awaiting = results.filter((r) => r.awaitingConfirmationUntilMs !== undefined);
+  let yes = true;
+  if (awaiting.length && confirmSec !== undefined) {
+    const ask = () => io.err(`ibex-agent apply: ${awaiting.map((r) => r.section).join(', ')} applied; type "yes" and Enter within ${confirmSec} s to keep it, or it is reverted\n`);
+    if (io.stdin) ask();
+    yes = await (io.stdin ? io.stdin(confirmSec * 1000) : answeredYes(process.stdin, confirmSec * 1000, ask));
+  }
+  const settled = await device.engine.confirmations.settle(
+    awaiting,
+    yes
+      ? { confirmed: true, detail: confirmSec === undefined ? 'confirmed at once: a local apply has no controller to reach' : 'confirmed on the terminal' }
+      : { confirmed: false, reason: `not confirmed: nobody answered "yes" within ${confirmSec} s after the change` },
+  );
+  results = results.map((r) => settled.get(r.section) ?? r);
+  // `ibex-agent status` shows what the last apply left, local or from the controller.
+  device.state.recordLocal(specPath, results);
+  return results;
 }
 
 export const planCommand = (argv: string[], io: CliEnv) => specCommand('plan', argv, io);

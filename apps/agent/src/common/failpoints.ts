@@ -25,6 +25,11 @@
  *   gen-next-linked        next/current points at the new links directory, before the rename over `current`
  *   gen-switched           `current` was renamed over and its directory fsync'd, before the state/journal are updated
  *   gen-gc-deleted         GC deleted a generation's subvolume, before removing its directory (a half-deleted generation)
+ *   gen-records-copied     the old generations records are copied (fsync'd) beside <data-dir>/generations, before the rename
+ *   gen-records-moved      <data-dir>/generations is in place, before the old records directory is removed
+ *
+ * Jobs run at the console (ibex-agent job, ibex-agent generations):
+ *   local-change-reported  the controller acknowledged a LocalChange, before the agent journals that
  */
 export const failpointNames = [
   'job-accepted',
@@ -41,6 +46,9 @@ export const failpointNames = [
   'gen-next-linked',
   'gen-switched',
   'gen-gc-deleted',
+  'gen-records-copied',
+  'gen-records-moved',
+  'local-change-reported',
   'network-before-ifup',
   'awaiting-confirmation',
 ] as const;

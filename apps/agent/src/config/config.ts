@@ -5,6 +5,7 @@ import { describeIssues, fieldIssues } from '@ibex/spec';
 import { UsageError } from '../common/errors.js';
 import { logFormats, logLevels } from '../common/log.js';
 import { parseControllerUrl } from '../connection/controller-url.js';
+import { defaultDataDir } from '../journal/data-dir.js';
 
 const controllerSchema = z.string().superRefine((v, ctx) => {
   try {
@@ -160,7 +161,7 @@ export function loadConfig(src: ConfigSources): Config {
   return {
     controller: merged.controller as string | undefined,
     root,
-    dataDir: (merged.dataDir as string | undefined) ?? join(root, 'var/lib/ibex-agent'),
+    dataDir: (merged.dataDir as string | undefined) ?? defaultDataDir(root),
     logLevel: (merged.logLevel as Config['logLevel'] | undefined) ?? 'info',
     logFormat: (merged.logFormat as Config['logFormat'] | undefined) ?? 'text',
     driftCheckIntervalSec: (merged.driftCheckIntervalSec as number | undefined) ?? 300,

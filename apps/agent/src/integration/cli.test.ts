@@ -68,7 +68,7 @@ describe('ibex-agent CLI', () => {
     mkdirSync(join(root, 'etc'), { recursive: true });
     writeFileSync(join(root, 'etc/old'), 'x');
     const plan = await runAgent(['plan', '--spec', specFile, '--root', root]);
-    assert.equal(plan.code, 0, plan.stderr);
+    assert.equal(plan.code, 2, `exit 2: changes to apply\n${plan.stderr}`);
     assert.equal(
       plan.stdout,
       [
@@ -107,6 +107,26 @@ describe('ibex-agent CLI', () => {
     const again = await runAgent(['apply', '--spec', specFile, '--root', root, '--json']);
     assert.equal(again.code, 0);
     assert.deepEqual(JSON.parse(again.stdout).sections, [{ section: 'files', state: 'in_sync', steps: [], observedAtMs: JSON.parse(again.stdout).sections[0].observedAtMs }]);
+    const inSync = await runAgent(['plan', '--spec', specFile, '--root', root]);
+    assert.equal(inSync.code, 0, 'exit 0: nothing to do');
+    // status shows what the last (local) apply left.
+    const st = JSON.parse((await runAgent(['status', '--root', root, '--json'])).stdout);
+    assert.deepEqual(
+      st.sections.map((x: { section: string; state: string; source: string; spec: string }) => [x.section, x.state, x.source, x.spec]),
+      [['files', 'in_sync', 'local', specFile]],
+    );
+    assert.match((await runAgent(['status', '--root', root])).stdout, new RegExp(`\\n  files: in_sync \\(ibex-agent apply ${specFile}, `));
+  });
+
+  it('plan exits 1 on a refusal or an error, like terraform plan -detailed-exitcode, and says so in its help', async () => {
+    const noLayout = join(root, 'no-layout.json');
+    writeFileSync(noLayout, JSON.stringify({ generations: { volume: '/vol/none' } }));
+    const refused = await runAgent(['plan', '--spec', noLayout, '--root', root]);
+    assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+    assert.match(refused.stdout, /^generations: refused: it cannot be applied as it is\n {2}- refuse: generations\.volume: \/vol\/none is not a mounted btrfs filesystem; run the generations\.init job/);
+    const help = await runAgent(['help', 'plan']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /exit codes \(like terraform plan -detailed-exitcode\):\n {2}0 {2}nothing to do.*\n {2}1 {2}an error or a refusal.*\n(.*\n)* {2}2 {2}changes/);
   });
 
   it('refuses a bad spec file with exit 2, naming the file and the field path', async () => {
@@ -116,18 +136,19 @@ describe('ibex-agent CLI', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, new RegExp(`spec file ${bad} is not a valid desired state: files\\.entries\\[1\\]\\.mode: must be an octal mode`));
     writeFileSync(bad, '{"files": ');
+    // plan: 1 (its 2 means "changes").
     const notJson = await runAgent(['plan', '--spec', bad, '--root', root]);
-    assert.equal(notJson.code, 2);
+    assert.equal(notJson.code, 1);
     assert.match(notJson.stderr, /spec file .*bad\.json is not valid JSON/);
     const unknownSection = join(root, 'unknown.json');
     writeFileSync(unknownSection, '{"netwrk": {}}');
     const u = await runAgent(['plan', '--spec', unknownSection, '--root', root]);
-    assert.equal(u.code, 2);
+    assert.equal(u.code, 1);
     assert.match(u.stderr, /netwrk/);
   });
 
   it('refuses unknown flags, commands and settings with exit 2, naming them', async () => {
-    const flag = await runAgent(['plan', '--spec', specFile, '--dry', '--root', root]);
+    const flag = await runAgent(['apply', '--spec', specFile, '--dry', '--root', root]);
     assert.equal(flag.code, 2);
     assert.match(flag.stderr, /unknown flag --dry; flags are: --spec, --json/);
     const cmd = await runAgent(['deploy']);

@@ -56,7 +56,10 @@ describe('desired state', () => {
     const status = JSON.parse((await runAgent(['status', '--json', '--root', fx.root])).stdout);
     assert.equal(status.appliedRevision, 1);
     assert.equal(status.receivedRevision, 1);
-    assert.deepEqual(status.sections, [{ section: 'files', state: 'in_sync' }]);
+    assert.deepEqual(
+      status.sections.map((x: { observedAtMs: number }) => ({ ...x, observedAtMs: typeof x.observedAtMs })),
+      [{ section: 'files', state: 'in_sync', source: 'controller', revision: 1, observedAtMs: 'number' }],
+    );
   });
 
   /** Applies `spec` with drift checks every second, edits /etc/motd by hand, waits for the DRIFTED report. */

@@ -168,6 +168,12 @@ describe('network changes confirm themselves or revert', () => {
     assert.equal(exit.signal, 'SIGKILL');
     assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')), 'the awaiting intent is on disk');
     assert.deepEqual(dev.ipv4Of('ctl0'), [`${link.otherDeviceIp}/30`], 'the device is cut off');
+    // What a person at the console sees meanwhile.
+    const st = await runAgent(['status', '--root', dev.root, '--json']);
+    const pending = JSON.parse(st.stdout).pendingConfirmations;
+    assert.deepEqual(pending.map((c: { section: string; awaiting: string }) => [c.section, c.awaiting]), [['network', 'confirmation']]);
+    assert.ok(pending[0].untilMs > Date.now() - 120_000);
+    assert.match((await runAgent(['status', '--root', dev.root])).stdout, /\nconfirmations:\n {2}network: applied, awaiting confirmation until \S+: reverted unless the agent reaches the controller by then\n/);
 
     // Restarted (a reboot would do the same): it reverts before connecting, so it can connect.
     const second = start();

@@ -56,7 +56,7 @@ describe('network capability with ifupdown-ng in network namespaces', () => {
 
     // Dry run: the exact file diff and the commands, nothing changed.
     const plan = await agent(dev, ['plan', '--spec', spec]);
-    assert.equal(plan.code, 0, plan.stderr);
+    assert.equal(plan.code, 2, `exit 2: changes\n${plan.stderr}`);
     assert.match(plan.stdout, /network: \d+ step\(s\) to run/);
     assert.match(plan.stdout, /\+iface eth0_static inet static\n\s+\+\tpre-up \[ -e \/sys\/class\/net\/eth0_static \] \|\| ip link set dev eth0 name eth0_static/);
     assert.match(plan.stdout, /\$ ifup -n -a -i \S+\/staged\/interfaces/);

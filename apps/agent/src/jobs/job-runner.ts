@@ -1,6 +1,6 @@
 import { type JobAssignment, type JobCancellation, JobOutcome, type JobResult, type JobUpdate } from '@ibex/proto';
 import { type JobType, describeIssues, fieldIssues, isJobType, jobTypeNames, jobTypes } from '@ibex/spec';
-import { errorMessage, isTransient } from '../common/errors.js';
+import { UsageError, errorMessage, isTransient } from '../common/errors.js';
 import { failpoint } from '../common/failpoints.js';
 import type { Logger } from '../common/log.js';
 import { type JobStore, type UpdateBody, toJobUpdate } from '../journal/job-store.js';
@@ -21,6 +21,23 @@ function clip(text: string, max = MAX_TEXT_CHARS): string {
 
 export const INTERRUPTED_ERROR = 'interrupted: the agent restarted while the job was running';
 
+/**
+ * A job's type and params, validated as every job is (an assignment from the controller, a job
+ * run at the console): the error is what a REJECTED result says, naming the field.
+ */
+export function parseJob(type: string, paramsJson: string, agentVersion: string): { ok: true; type: JobType; params: unknown } | { ok: false; error: string } {
+  if (!isJobType(type)) return { ok: false, error: `unknown job type "${type}"; this agent (ibex-agent ${agentVersion}) runs: ${jobTypeNames.join(', ')}` };
+  let raw: unknown;
+  try {
+    raw = paramsJson.trim() === '' ? {} : JSON.parse(paramsJson);
+  } catch (err) {
+    return { ok: false, error: `params: not valid JSON (${errorMessage(err)})` };
+  }
+  const parsed = jobTypes[type].params.safeParse(raw);
+  if (!parsed.success) return { ok: false, error: `invalid params: ${describeIssues(fieldIssues(parsed.error, 'params'))}` };
+  return { ok: true, type, params: parsed.data };
+}
+
 export interface JobRunnerDeps {
   store: JobStore;
   handlers: JobHandlers;
@@ -28,6 +45,8 @@ export interface JobRunnerDeps {
   agentVersion: string;
   /** Sends an update if connected; the journal keeps it either way. */
   send: (u: JobUpdate) => void;
+  /** The updates of a job run at the console (runLocal), for the terminal. */
+  onLocalUpdate?: (u: JobUpdate) => void;
   log: Logger;
   now?: () => number;
 }
@@ -66,6 +85,11 @@ export class JobRunner {
 
   assign(a: JobAssignment): void {
     const { store, log } = this.deps;
+    if (store.isLocal(a.jobId)) {
+      // Job ids are random UUIDs on both sides; a clash would be a bug worth seeing, not a job to run.
+      log.error('an assignment carries the id of a job run at the console; ignored', { jobId: a.jobId, type: a.type });
+      return;
+    }
     const known = store.get(a.jobId, a.attempt);
     if (known) {
       if (this.running.get(a.jobId)?.attempt === a.attempt) {
@@ -88,17 +112,32 @@ export class JobRunner {
     };
     const highest = store.highestAttempt(a.jobId);
     if (a.attempt < highest) return reject(`attempt ${a.attempt} is older than attempt ${highest} this agent already has`);
-    if (!isJobType(a.type)) return reject(`unknown job type "${a.type}"; this agent (ibex-agent ${this.deps.agentVersion}) runs: ${jobTypeNames.join(', ')}`);
-    let raw: unknown;
-    try {
-      raw = a.paramsJson.trim() === '' ? {} : JSON.parse(a.paramsJson);
-    } catch (err) {
-      return reject(`params: not valid JSON (${errorMessage(err)})`);
-    }
-    const parsed = jobTypes[a.type].params.safeParse(raw);
-    if (!parsed.success) return reject(`invalid params: ${describeIssues(fieldIssues(parsed.error, 'params'))}`);
-
+    const parsed = parseJob(a.type, a.paramsJson, this.deps.agentVersion);
+    if (!parsed.ok) return reject(parsed.error);
     store.accept(a.jobId, a.attempt, a.type, this.deps.bootId);
+    this.start(a, parsed.type, parsed.params);
+  }
+
+  /**
+   * A job run at the console (`ibex-agent job`): validated, journaled and run exactly as an
+   * assignment is (timeout, cancel, result bounds, an interruption finished as such at the next
+   * start), but its updates go to `onLocalUpdate` only, never to the controller: the journal
+   * reports its result once as a LocalChange (JobStore.localChanges). Bad params throw a
+   * UsageError naming the field, and nothing is journaled. Resolves with the journaled result.
+   */
+  async runLocal(job: { jobId: string; type: string; paramsJson: string; timeoutMs: number; user: string }): Promise<JobResult> {
+    const parsed = parseJob(job.type, job.paramsJson, this.deps.agentVersion);
+    if (!parsed.ok) throw new UsageError(parsed.error);
+    const a: JobAssignment = { jobId: job.jobId, attempt: 1, type: job.type, paramsJson: job.paramsJson, timeoutMs: job.timeoutMs, createdAtMs: this.now() };
+    this.deps.store.accept(a.jobId, 1, a.type, this.deps.bootId, { params: parsed.params, user: job.user });
+    this.start(a, parsed.type, parsed.params);
+    await this.running.get(a.jobId)?.done;
+    const r = this.deps.store.get(a.jobId, 1)?.result?.update;
+    if (r?.$case !== 'result') throw new Error(`job ${a.jobId} ended without a journaled result`);
+    return r.value;
+  }
+
+  private start(a: JobAssignment, type: JobType, params: unknown): void {
     failpoint('job-accepted');
     const early = this.cancelledEarly.get(a.jobId);
     if (early !== undefined) {
@@ -110,7 +149,7 @@ export class JobRunner {
     const abort = new AbortController();
     const run: Running = { attempt: a.attempt, abort, done: Promise.resolve() };
     this.running.set(a.jobId, run);
-    run.done = this.execute(a, a.type, parsed.data, abort).finally(() => {
+    run.done = this.execute(a, type, params, abort).finally(() => {
       if (this.running.get(a.jobId) === run) this.running.delete(a.jobId);
     });
   }
@@ -150,7 +189,9 @@ export class JobRunner {
         this.update(a.jobId, a.attempt, { $case: 'progress', value: { percent: Math.max(0, Math.min(100, Math.round(percent))), message: clip(message, MAX_PROGRESS_MESSAGE_CHARS) } }),
       log: (level, text) => this.update(a.jobId, a.attempt, { $case: 'log', value: { lines: [{ tsMs: this.now(), level, text: clip(text) }] } }),
     };
-    log.info('job running', { jobId: a.jobId, attempt: a.attempt, type });
+    // At the console the terminal shows the job itself: the agent's own lines about it are debug there.
+    const level = this.deps.store.isLocal(a.jobId) ? 'debug' : 'info';
+    log[level]('job running', { jobId: a.jobId, attempt: a.attempt, type });
     let result: Partial<JobResult>;
     try {
       const handler = this.deps.handlers[type] as (p: unknown, c: JobContext) => Promise<unknown>;
@@ -189,15 +230,21 @@ export class JobRunner {
     }
     const value: JobResult = { outcome, outputJson, error: clip(error), retryable, finishedAtMs: this.now() };
     const u = this.deps.store.addUpdate(jobId, attempt, { $case: 'result', value });
-    this.deps.log.info('job finished', { jobId, attempt, outcome: JobOutcome[value.outcome], error: value.error || undefined });
+    this.deps.log[this.deps.store.isLocal(jobId) ? 'debug' : 'info']('job finished', { jobId, attempt, outcome: JobOutcome[value.outcome], error: value.error || undefined });
     failpoint('job-result-journaled');
-    this.deps.send(toJobUpdate(jobId, attempt, u));
+    this.out(jobId, toJobUpdate(jobId, attempt, u));
   }
 
   private update(jobId: string, attempt: number, body: UpdateBody, phase?: 'running'): void {
     // A handler that logs after it was cancelled must not add updates after the result.
     if (this.deps.store.get(jobId, attempt)?.phase === 'finished') return;
     const u = this.deps.store.addUpdate(jobId, attempt, body, phase);
-    this.deps.send(toJobUpdate(jobId, attempt, u));
+    this.out(jobId, toJobUpdate(jobId, attempt, u));
+  }
+
+  /** A job run at the console shows its updates locally; the controller has no such job. */
+  private out(jobId: string, u: JobUpdate): void {
+    if (this.deps.store.isLocal(jobId)) this.deps.onLocalUpdate?.(u);
+    else this.deps.send(u);
   }
 }

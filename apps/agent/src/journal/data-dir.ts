@@ -1,5 +1,8 @@
 import { join } from 'node:path';
 
+/** Where the agent keeps its data when --data-dir does not say: `<root>/var/lib/ibex-agent`. */
+export const defaultDataDir = (root: string) => join(root, 'var/lib/ibex-agent');
+
 /**
  * What the agent keeps on disk, all under its data dir (default `<root>/var/lib/ibex-agent`):
  *   credential.json   the device identity from `enroll` (0600)
@@ -9,6 +12,8 @@ import { join } from 'node:path';
  *   intents/<s>.json  a section's backup record while its steps run (present = interrupted apply)
  *   backup/<s>/       the bytes that record points to
  *   status.json       what `ibex-agent status` shows about the running process (not a journal)
+ *   generations/      the generations records: config, state, journal, downloads (generations-store.ts)
+ *   agent.lock        held by the process that uses the data dir (data-dir-lock.ts)
  */
 export class DataDir {
   constructor(readonly path: string) {}

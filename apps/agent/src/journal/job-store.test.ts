@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { JobOutcome } from '@ibex/proto';
-import { JOB_RETENTION_MS, JobStore, updateId } from './job-store.js';
+import { JOB_RETENTION_MS, JobStore, LOCAL_LOG_CHARS, LOCAL_LOG_LINES, updateId } from './job-store.js';
 
 const result = { $case: 'result' as const, value: { outcome: JobOutcome.JOB_OUTCOME_SUCCEEDED, outputJson: '{}', error: '', retryable: false, finishedAtMs: 1 } };
 const started = { $case: 'started' as const, value: { startedAtMs: 1 } };
@@ -86,5 +86,41 @@ describe('job journal', () => {
     const again = new JobStore(path);
     again.load();
     assert.ok(again.get('../x/y', 1) && again.get('.hidden', 1));
+  });
+
+  it('keeps a job run at the console out of what goes to the controller as job updates, and reports it once as a local change', () => {
+    let now = 1000;
+    const path = join(dir, 'local');
+    const a = new JobStore(path, () => now);
+    a.load();
+    a.accept('loc-1', 1, 'generations.gc', 'boot-a', { params: { keep: 0 }, user: 'alice' });
+    a.addUpdate('loc-1', 1, started, 'running');
+    const lines = Array.from({ length: LOCAL_LOG_LINES + 20 }, (_, i) => ({ tsMs: i, level: 'info', text: `line ${i}` }));
+    a.addUpdate('loc-1', 1, { $case: 'log', value: { lines } });
+    assert.deepEqual(a.unfinished(), [], 'not in Hello.unfinished_jobs');
+    assert.deepEqual(a.localChanges(), [], 'nothing to report before it finished');
+    a.addUpdate('loc-1', 1, result);
+    assert.deepEqual(a.unacked(), [], 'never a JobUpdate');
+    const b = new JobStore(path, () => now);
+    b.load();
+    assert.equal(b.ack('loc-1:1:result:1'), false, 'its update ids are not the controller\'s to acknowledge');
+    const [c] = b.localChanges();
+    assert.deepEqual({ ...c!, log: c!.log.length }, { changeId: 'loc-1', type: 'generations.gc', paramsJson: '{"keep":0}', startedAtMs: 1000, result: result.value, user: 'alice', log: LOCAL_LOG_LINES });
+    assert.equal(c!.log.at(-1)!.text, `line ${LOCAL_LOG_LINES + 19}`, 'the newest lines are kept');
+    // Long lines: bounded by characters too.
+    b.accept('loc-2', 1, 'facts.collect', 'boot-b', { params: {}, user: '' });
+    b.addUpdate('loc-2', 1, { $case: 'log', value: { lines: Array.from({ length: 10 }, (_, i) => ({ tsMs: i, level: 'info', text: String(i).repeat(16 * 1024) })) } });
+    b.addUpdate('loc-2', 1, result);
+    const kept = b.localChanges().find((x) => x.changeId === 'loc-2')!.log;
+    assert.ok(kept.reduce((n, l) => n + l.text.length, 0) <= LOCAL_LOG_CHARS);
+    assert.equal(kept.at(-1)!.text[0], '9');
+    assert.equal(b.ackLocal('loc-1'), true);
+    assert.equal(b.ackLocal('loc-1'), false, 'a second Ack changes nothing');
+    assert.deepEqual(b.localChanges().map((x) => x.changeId), ['loc-2']);
+    assert.equal(b.localJobs().find((j) => j.jobId === 'loc-1')?.reportedAtMs, 1000);
+    // Kept until reported, then pruned like any acknowledged job.
+    now += JOB_RETENTION_MS + 1;
+    assert.deepEqual(b.prune(), ['loc-1']);
+    assert.deepEqual(readdirSync(path).sort(), ['loc-2.json']);
   });
 });

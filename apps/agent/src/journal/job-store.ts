@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JobUpdate, UnfinishedJob } from '@ibex/proto';
+import type { JobResult, JobUpdate, LocalChange, LogLine, UnfinishedJob } from '@ibex/proto';
 import { ensureDirSync, readJsonSync, removeDurableSync, writeJsonAtomicSync } from './atomic-file.js';
 
 export type JobPhase = 'accepted' | 'running' | 'finished';
@@ -33,6 +33,39 @@ export interface JobRecord {
   v: 1;
   jobId: string;
   attempts: AttemptRecord[];
+  /** Set for a job run at the console (`ibex-agent job`): reported once, as a LocalChange. */
+  local?: LocalJob;
+}
+
+/**
+ * What a job run at the console keeps besides its attempt. Its updates are never sent as
+ * JobUpdates (the controller has no such job): its result and last log lines are reported as a
+ * LocalChange after each Welcome until the controller acknowledges the change id (the job id).
+ */
+export interface LocalJob {
+  /** The params it ran with, validated, defaults applied. */
+  params: unknown;
+  /** Who ran it (login name), for the controller's audit log. */
+  user: string;
+  /** The last log lines, bounded like the report (LOCAL_LOG_LINES, LOCAL_LOG_CHARS). */
+  log: LogLine[];
+  /** When the controller acknowledged the report; unset while it is still to be reported. */
+  reportedAtMs?: number;
+}
+
+/** A LocalChange carries at most this many of the job's last log lines, at most this many characters together. */
+export const LOCAL_LOG_LINES = 100;
+export const LOCAL_LOG_CHARS = 64 * 1024;
+
+/** A job run at the console, as `ibex-agent status` lists it. */
+export interface LocalJobSummary {
+  jobId: string;
+  type: string;
+  phase: JobPhase;
+  acceptedAtMs: number;
+  finishedAtMs?: number;
+  result?: JobResult;
+  reportedAtMs?: number;
 }
 
 /** Deterministic, so an update re-sent after a crash carries the id it was first sent with. */
@@ -67,6 +100,7 @@ export class JobStore {
       const rec = readJsonSync(join(this.dir, name)) as JobRecord | undefined;
       if (!rec || rec.v !== 1 || typeof rec.jobId !== 'string' || !Array.isArray(rec.attempts)) continue;
       this.records.set(rec.jobId, rec);
+      if (rec.local) continue;
       for (const a of rec.attempts) for (const u of a.unacked) this.byUpdateId.set(u.updateId, { jobId: rec.jobId, attempt: a.attempt });
     }
   }
@@ -79,8 +113,14 @@ export class JobStore {
     return Math.max(0, ...(this.records.get(jobId)?.attempts.map((a) => a.attempt) ?? []));
   }
 
-  accept(jobId: string, attempt: number, type: string, bootId: string): AttemptRecord {
-    const rec = this.records.get(jobId) ?? { v: 1 as const, jobId, attempts: [] };
+  /** Whether the job was run at the console (its updates are not for the controller). */
+  isLocal(jobId: string): boolean {
+    return !!this.records.get(jobId)?.local;
+  }
+
+  /** `local`: a job run at the console (a new job id, one attempt). */
+  accept(jobId: string, attempt: number, type: string, bootId: string, local?: { params: unknown; user: string }): AttemptRecord {
+    const rec: JobRecord = this.records.get(jobId) ?? { v: 1 as const, jobId, attempts: [], ...(local ? { local: { ...local, log: [] } } : {}) };
     const a: AttemptRecord = { attempt, type, phase: 'accepted', bootId, acceptedAtMs: this.now(), seq: {}, unacked: [] };
     rec.attempts.push(a);
     this.records.set(jobId, rec);
@@ -95,7 +135,13 @@ export class JobStore {
     const seq = (a.seq[kind] ?? 0) + 1;
     a.seq[kind] = seq;
     const u: JournaledUpdate = { updateId: updateId(jobId, attempt, kind, seq), update };
-    a.unacked.push(u);
+    if (rec.local) {
+      // Not for the controller: only the result and the last log lines are kept, for the LocalChange.
+      if (update.$case === 'log') rec.local.log = boundLog([...rec.local.log, ...update.value.lines]);
+    } else {
+      a.unacked.push(u);
+      this.byUpdateId.set(u.updateId, { jobId, attempt });
+    }
     if (kind === 'result') {
       a.result = u;
       a.phase = 'finished';
@@ -103,7 +149,6 @@ export class JobStore {
     } else if (phase) {
       a.phase = phase;
     }
-    this.byUpdateId.set(u.updateId, { jobId, attempt });
     this.write(rec);
     return u;
   }
@@ -136,6 +181,44 @@ export class JobStore {
     return true;
   }
 
+  /**
+   * Jobs run at the console that finished and are not yet acknowledged by the controller, oldest
+   * first, as the LocalChanges to send.
+   */
+  localChanges(): LocalChange[] {
+    const out: { at: number; c: LocalChange }[] = [];
+    for (const rec of this.records.values()) {
+      const a = rec.attempts[0];
+      if (!rec.local || rec.local.reportedAtMs !== undefined || a?.result?.update.$case !== 'result') continue;
+      out.push({
+        at: a.acceptedAtMs,
+        c: { changeId: rec.jobId, type: a.type, paramsJson: JSON.stringify(rec.local.params ?? {}), startedAtMs: a.acceptedAtMs, result: a.result.update.value, user: rec.local.user, log: rec.local.log },
+      });
+    }
+    return out.sort((x, y) => x.at - y.at).map((x) => x.c);
+  }
+
+  /** The controller acknowledged a LocalChange: true when `changeId` was one still to report. */
+  ackLocal(changeId: string): boolean {
+    const rec = this.records.get(changeId);
+    if (!rec?.local || rec.local.reportedAtMs !== undefined || rec.attempts[0]?.phase !== 'finished') return false;
+    rec.local.reportedAtMs = this.now();
+    this.write(rec);
+    return true;
+  }
+
+  /** Every job run at the console that the journal still holds, newest first. */
+  localJobs(): LocalJobSummary[] {
+    const out: LocalJobSummary[] = [];
+    for (const rec of this.records.values()) {
+      const a = rec.attempts[0];
+      if (!rec.local || !a) continue;
+      const result = a.result?.update.$case === 'result' ? a.result.update.value : undefined;
+      out.push({ jobId: rec.jobId, type: a.type, phase: a.phase, acceptedAtMs: a.acceptedAtMs, finishedAtMs: a.finishedAtMs, result, reportedAtMs: rec.local.reportedAtMs });
+    }
+    return out.sort((x, y) => y.acceptedAtMs - x.acceptedAtMs);
+  }
+
   /** Every unacknowledged update, job by job in the order they were accepted, each job's in order. */
   unacked(): JobUpdate[] {
     const out: { at: number; u: JobUpdate }[] = [];
@@ -150,6 +233,7 @@ export class JobStore {
   unfinished(): UnfinishedJob[] {
     const out: UnfinishedJob[] = [];
     for (const rec of this.records.values()) {
+      if (rec.local) continue;
       for (const a of rec.attempts) if (a.phase !== 'finished' || a.unacked.length) out.push({ jobId: rec.jobId, attempt: a.attempt, phase: a.phase });
     }
     return out;
@@ -167,7 +251,10 @@ export class JobStore {
     const cutoff = this.now() - retentionMs;
     const pruned: string[] = [];
     for (const rec of this.records.values()) {
-      const done = rec.attempts.every((a) => a.phase === 'finished' && a.unacked.length === 0 && (a.ackedAtMs ?? a.finishedAtMs ?? Infinity) < cutoff);
+      // A job run at the console is kept until the controller has its report, then like any other.
+      const done = rec.local
+        ? rec.local.reportedAtMs !== undefined && rec.local.reportedAtMs < cutoff
+        : rec.attempts.every((a) => a.phase === 'finished' && a.unacked.length === 0 && (a.ackedAtMs ?? a.finishedAtMs ?? Infinity) < cutoff);
       if (!done) continue;
       removeDurableSync(this.file(rec.jobId));
       this.records.delete(rec.jobId);
@@ -191,4 +278,16 @@ export class JobStore {
   private write(rec: JobRecord): void {
     writeJsonAtomicSync(this.file(rec.jobId), rec);
   }
+}
+
+/** The newest lines that fit the LocalChange's bounds. */
+function boundLog(lines: LogLine[]): LogLine[] {
+  const kept: LogLine[] = [];
+  let chars = 0;
+  for (let i = lines.length - 1; i >= 0 && kept.length < LOCAL_LOG_LINES; i--) {
+    chars += lines[i]!.text.length;
+    if (chars > LOCAL_LOG_CHARS) break;
+    kept.unshift(lines[i]!);
+  }
+  return kept;
 }

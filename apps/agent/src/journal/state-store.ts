@@ -13,6 +13,8 @@ interface StateFile {
   sections: SectionResult[];
   /** StateReports not yet acknowledged: the newest per revision. */
   unacked: StateReport[];
+  /** The last `ibex-agent apply` of a spec file at the console (never reported: it is no revision). */
+  local?: { atMs: number; spec: string; sections: SectionResult[] };
 }
 
 const MAX_UNACKED_REVISIONS = 20;
@@ -39,6 +41,15 @@ export class StateStore {
   }
   get sections(): readonly SectionResult[] {
     return this.state.sections;
+  }
+  get local(): StateFile['local'] {
+    return this.state.local;
+  }
+
+  /** Remembers the result of `ibex-agent apply` (for `ibex-agent status`). */
+  recordLocal(spec: string, sections: SectionResult[]): void {
+    this.state.local = { atMs: this.now(), spec, sections };
+    writeJsonAtomicSync(this.path, this.state);
   }
 
   /**

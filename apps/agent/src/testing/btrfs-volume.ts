@@ -109,3 +109,25 @@ export function listVolume(host: string): string {
   const ro = subvols.map((p) => `${p} ${execArgv(['btrfs', 'property', 'get', '-ts', join(host, p), 'ro']).trim()}`);
   return [...entries, ...ro].join('\n');
 }
+
+/**
+ * A layout made by hand the wiki's way on `v`: one read-only BusyBox root per id (oldest first;
+ * /etc/marker holds the id), the newest linked at slot 0 and the others behind it, `current`
+ * pointing at the links directory. What `generations adopt` takes over.
+ */
+export function makeWikiLayout(v: BtrfsVolume, ids: readonly string[]): void {
+  const tar = makeRootfsTarball(v.scratch, 'wiki', 'wiki');
+  for (const d of ['next', 'snapshots', 'links']) mkdirSync(join(v.host, d), { recursive: true });
+  for (const id of ids) {
+    mkdirSync(join(v.host, 'snapshots', id));
+    const root = join(v.host, 'snapshots', id, '@');
+    execArgv(['btrfs', 'subvolume', 'create', root]);
+    execArgv(['tar', '-x', '-z', '-f', tar, '-C', root]);
+    writeFileSync(join(root, 'etc/marker'), `${id}\n`);
+    execArgv(['btrfs', 'property', 'set', '-ts', root, 'ro', 'true']);
+  }
+  const links = 'L' + ids.at(-1)!;
+  mkdirSync(join(v.host, 'links', links));
+  [...ids].reverse().forEach((id, i) => symlinkSync(`../../snapshots/${id}`, join(v.host, 'links', links, String(i))));
+  symlinkSync(`./links/${links}`, join(v.host, 'current'));
+}

@@ -7,6 +7,7 @@ import {
   type EnrollResponse,
   type Hello,
   type JobUpdate,
+  type LocalChange,
   type StateReport,
 } from '@ibex/proto';
 import { waitFor } from './wait.js';
@@ -111,6 +112,10 @@ export class ScriptedController {
     return this.received.flatMap((r) => (r.msg.$case === 'jobUpdate' && (!jobId || r.msg.value.jobId === jobId) ? [{ ...r.msg.value, session: r.session }] : []));
   }
 
+  localChanges(): (LocalChange & { session: number })[] {
+    return this.received.flatMap((r) => (r.msg.$case === 'localChange' ? [{ ...r.msg.value, session: r.session }] : []));
+  }
+
   stateReports(): (StateReport & { session: number })[] {
     return this.received.flatMap((r) => (r.msg.$case === 'stateReport' ? [{ ...r.msg.value, session: r.session }] : []));
   }
@@ -161,6 +166,7 @@ export class ScriptedController {
       if (!this.autoAck) return;
       if (m.msg.$case === 'jobUpdate') call.write({ msg: { $case: 'ack', value: { ids: [m.msg.value.updateId] } } });
       if (m.msg.$case === 'stateReport') call.write({ msg: { $case: 'ack', value: { ids: [m.msg.value.reportId] } } });
+      if (m.msg.$case === 'localChange') call.write({ msg: { $case: 'ack', value: { ids: [m.msg.value.changeId] } } });
     });
     call.on('end', () => {
       session.ended = true;

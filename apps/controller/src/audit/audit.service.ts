@@ -27,17 +27,28 @@ export class AuditService {
   constructor(private readonly prisma: PrismaService) {}
 
   async record(entry: AuditEntry, tx: Tx = this.prisma): Promise<void> {
-    await tx.auditEvent.create({
-      data: {
-        actorType: entry.actor.type,
-        actorId: entry.actor.id ?? null,
-        actorName: entry.actor.name,
-        action: entry.action,
-        targetType: entry.target?.type ?? null,
-        targetId: entry.target?.id ?? null,
-        data: (entry.data ?? {}) as Prisma.InputJsonValue,
-        requestId: entry.requestId ?? null,
-      },
-    });
+    await tx.auditEvent.create({ data: row(entry) });
   }
+
+  /**
+   * Records an entry reported from elsewhere (a device) once per `key`: a report sent again
+   * (the agent re-sends until it is acknowledged) adds nothing. True when this call added it.
+   */
+  async recordOnce(entry: AuditEntry, key: string, tx: Tx = this.prisma): Promise<boolean> {
+    const r = await tx.auditEvent.createMany({ data: [{ ...row(entry), key }], skipDuplicates: true });
+    return r.count === 1;
+  }
+}
+
+function row(entry: AuditEntry) {
+  return {
+    actorType: entry.actor.type,
+    actorId: entry.actor.id ?? null,
+    actorName: entry.actor.name,
+    action: entry.action,
+    targetType: entry.target?.type ?? null,
+    targetId: entry.target?.id ?? null,
+    data: (entry.data ?? {}) as Prisma.InputJsonValue,
+    requestId: entry.requestId ?? null,
+  };
 }

@@ -12,7 +12,8 @@ const revision = z.number().int('must be a whole number').min(0, 'must not be ne
 const nonNegative = z.number().int('must be a whole number').min(0, 'must not be negative');
 const required = (max: number) => z.string().min(1, 'is required').max(max, `must be at most ${max} characters`);
 const text = (max: number) => z.string().max(max, `must be at most ${max} characters`);
-const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a job id (UUID)');
+const uuidOf = (what: string) => z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, `must be ${what} (UUID)`);
+const uuid = uuidOf('a job id');
 const jsonText = (max: number) =>
   text(max).refine((s) => {
     if (s === '') return true;
@@ -114,6 +115,20 @@ export type StateReportInput = z.output<typeof stateReportSchema>;
 
 const outcomes = [JobOutcome.JOB_OUTCOME_SUCCEEDED, JobOutcome.JOB_OUTCOME_FAILED, JobOutcome.JOB_OUTCOME_CANCELLED, JobOutcome.JOB_OUTCOME_REJECTED];
 
+const jobResultSchema = z.object({
+  outcome: z.number().refine((o) => outcomes.includes(o), 'must be a JobOutcome other than JOB_OUTCOME_UNSPECIFIED'),
+  // Not validated as JSON here: bad output fails the job (protocol.md), it does not end the stream.
+  outputJson: text(1024 * 1024),
+  error: text(16 * 1024),
+  retryable: z.boolean(),
+  finishedAtMs: nonNegative,
+});
+
+const logLinesSchema = (max: number) =>
+  z
+    .array(z.object({ tsMs: nonNegative, level: z.enum(['debug', 'info', 'warn', 'error'], 'must be debug, info, warn or error'), text: text(16 * 1024) }))
+    .max(max, `at most ${max} lines`);
+
 export const jobUpdateSchema = z.object({
   updateId: required(200),
   jobId: uuid,
@@ -125,28 +140,30 @@ export const jobUpdateSchema = z.object({
       z.object({ $case: z.literal('progress'), value: z.object({ percent: nonNegative.max(100, 'must be 0-100'), message: text(1024) }) }),
       z.object({
         $case: z.literal('log'),
-        value: z.object({
-          lines: z
-            .array(z.object({ tsMs: nonNegative, level: z.enum(['debug', 'info', 'warn', 'error'], 'must be debug, info, warn or error'), text: text(16 * 1024) }))
-            .max(1000, 'at most 1000 lines'),
-        }),
+        value: z.object({ lines: logLinesSchema(1000) }),
       }),
-      z.object({
-        $case: z.literal('result'),
-        value: z.object({
-          outcome: z.number().refine((o) => outcomes.includes(o), 'must be a JobOutcome other than JOB_OUTCOME_UNSPECIFIED'),
-          // Not validated as JSON here: bad output fails the job (protocol.md), it does not end the stream.
-          outputJson: text(1024 * 1024),
-          error: text(16 * 1024),
-          retryable: z.boolean(),
-          finishedAtMs: nonNegative,
-        }),
-      }),
+      z.object({ $case: z.literal('result'), value: jobResultSchema }),
     ],
     { error: 'is required: one of started, progress, log or result' },
   ),
 });
 export type JobUpdateInput = z.output<typeof jobUpdateSchema>;
+
+/**
+ * A job run at the device's console. The type is not checked against this controller's job
+ * types (a newer agent may have more; refusing would end the stream and the agent would re-send
+ * it for ever), only its shape; params and output are JSON text the audit entry keeps parsed.
+ */
+export const localChangeSchema = z.object({
+  changeId: uuidOf('a change id'),
+  type: required(64).regex(/^[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)*$/, 'must be a job type such as generations.upgrade'),
+  paramsJson: jsonText(1024 * 1024),
+  startedAtMs: nonNegative,
+  result: jobResultSchema.optional().refine((r) => r !== undefined, 'is required'),
+  user: text(256),
+  log: logLinesSchema(100),
+});
+export type LocalChangeInput = z.output<typeof localChangeSchema>;
 
 /** `osRelease` -> `os_release`, so errors name fields as agent.proto does. */
 export function protoPath(path: string): string {

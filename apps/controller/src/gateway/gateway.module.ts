@@ -14,6 +14,7 @@ import { JobTimerHandlers } from './jobs/job-timer.handlers.js';
 import { JobTimerQueue } from './jobs/job-timer.queue.js';
 import { JobTimerWorker } from './jobs/job-timer.worker.js';
 import { JobUpdates } from './jobs/job-updates.service.js';
+import { LocalChanges } from './local/local-changes.service.js';
 import { PresenceService } from './presence/presence.service.js';
 import { DeviceRouting } from './routing/device-routing.service.js';
 import { RoutedAgentDelivery } from './routing/routed-agent-delivery.service.js';
@@ -39,6 +40,7 @@ import { StateReports } from './state/state-reports.service.js';
     JobSweeper,
     JobUpdates,
     StateReports,
+    LocalChanges,
     RoutedAgentDelivery,
     BullmqJobScheduler,
     { provide: AGENT_DELIVERY, useExisting: RoutedAgentDelivery },

@@ -4,10 +4,11 @@ import type { GenerationsInventory } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { Mutex } from '../../common/mutex.js';
+import { defaultDataDir } from '../../journal/data-dir.js';
 import type { SystemAdapter } from '../../system/system-adapter.js';
 import { Btrfs } from './btrfs.js';
 import { defaultSelfCommand } from './chroot-exec.js';
-import { type GenerationsConfig, GenerationsStore } from './generations-store.js';
+import { type GenerationsConfig, GenerationsStore, generationsRecordsDir } from './generations-store.js';
 import { type LayoutState, readLayout } from './layout-read.js';
 import { type MountEntry, bootedGeneration, mountedGenerations, parseMountinfo, volumeSource } from './mountinfo.js';
 
@@ -16,6 +17,8 @@ export const noProgress: Progress = () => {};
 
 export interface GenerationsRootDeps {
   root: string;
+  /** The agent's data dir; its records go to `<dataDir>/generations` (default `<root>/var/lib/ibex-agent`). */
+  dataDir?: string;
   sys: SystemAdapter;
   log: Logger;
   /** Default `<root>/proc/self/mountinfo`; tests feed a mountinfo captured in a mount namespace. */
@@ -57,7 +60,7 @@ export class GenerationsRoot {
     this.root = deps.root;
     this.sys = deps.sys;
     this.log = deps.log;
-    this.store = new GenerationsStore(deps.root);
+    this.store = new GenerationsStore(generationsRecordsDir(deps.dataDir ?? defaultDataDir(deps.root)));
     this.btrfs = new Btrfs(deps.sys);
     this.now = deps.now ?? Date.now;
     this.selfCommand = deps.selfCommand ?? defaultSelfCommand();

@@ -1,19 +1,19 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { argvSchema, generationsDevicePathSchema, parseOrThrow } from '@ibex/spec';
+import { argvSchema, generationStatuses, generationsDevicePathSchema, parseOrThrow } from '@ibex/spec';
 import { readJsonSync, writeJsonAtomicSync } from '../../journal/atomic-file.js';
 import { type ChangeJournal, JsonChangeJournal } from '../../journal/journal-record.js';
 import { isValidId } from './layout.js';
 
 /**
  * The agent's own record of the generations: config (which volume), state (statuses, last good,
- * trial) and the journal of an operation in progress. Kept at a fixed place under --root
- * (`/var/lib/ibex-agent/generations`, on a device a `commons` subvolume, writable while the
- * root is read-only) rather than in --data-dir, so the facts collector and boot-time recovery
- * find it from --root alone. Nothing is written on the volume itself: adopting a hand-made
- * layout leaves it byte for byte as it was.
+ * trial) and the journal of an operation in progress, in `<data-dir>/generations` (by default
+ * `<root>/var/lib/ibex-agent/generations`; on a device `/var/lib` is a `commons` subvolume,
+ * writable while the root is read-only). Nothing is written on the volume itself: adopting a
+ * hand-made layout leaves it byte for byte as it was. Agents before 0.2 kept these records at
+ * that default place whatever --data-dir said; records-migration.ts moves them.
  */
-export const generationsStateDir = (root: string) => join(root, 'var/lib/ibex-agent/generations');
+export const generationsRecordsDir = (dataDir: string) => join(dataDir, 'generations');
 
 export const generationsConfigSchema = z
   .object({
@@ -36,7 +36,11 @@ export const generationsConfigSchema = z
   .strict();
 export type GenerationsConfig = z.infer<typeof generationsConfigSchema>;
 
-const statusSchema = z.enum(['trial', 'good', 'bad']);
+/**
+ * `unknown`: the agent has no verdict on the generation: it was there when the layout was
+ * adopted (only `current` counts as good then: it is what runs), or GC forgot it while deleting it.
+ */
+const statusSchema = z.enum(generationStatuses);
 
 export const trialSchema = z
   .object({
@@ -96,8 +100,9 @@ export class GenerationsStore {
   readonly dir: string;
   /** The operation in progress (generations-journal.ts). */
   readonly journal: ChangeJournal<Journal>;
-  constructor(root: string) {
-    this.dir = generationsStateDir(root);
+  /** `dir`: where the records live (generationsRecordsDir of the data dir). */
+  constructor(dir: string) {
+    this.dir = dir;
     this.journal = new JsonChangeJournal(join(this.dir, 'journal.json'), journalSchema);
   }
 

@@ -72,8 +72,8 @@ export function init(g: GenerationsRoot, req: InitRequest, progress: Progress = 
 
 /**
  * Takes over a layout made by hand the wiki's way. Reads only: the volume is left exactly as
- * it is; the agent's config and state go to its own directory. The running generation counts
- * as good (it is what the device runs on).
+ * it is; the agent's config and state go to its own directory. The current generation counts
+ * as good (it is what the device runs on); every other one is recorded `unknown`.
  */
 export function adopt(g: GenerationsRoot, req: { volume: string; fallbacks?: number; health?: Partial<GenerationsConfig['health']> }): Promise<GenerationsInventory> {
   return g.lock.run(async () => {
@@ -96,6 +96,8 @@ export function adopt(g: GenerationsRoot, req: { volume: string; fallbacks?: num
     const cur = l.slots[0]!;
     state.statuses[cur] ??= 'good';
     state.lastGood ??= cur;
+    // The others never ran under this agent: no verdict until one is judged (docs/generations.md).
+    for (const gen of l.generations) state.statuses[gen.id] ??= 'unknown';
     g.store.writeState(state);
     g.log.info('generations layout adopted', { volume: req.volume, current: cur, generations: l.generations.length });
     return g.inventoryNow();

@@ -6,9 +6,10 @@ import { ValidationFailed } from '../../common/errors.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
-import { factsReportSchema, heartbeatSchema, helloSchema, jobUpdateSchema, parseAgentInput, stateReportSchema, type HelloInput } from '../agent-messages.schema.js';
+import { factsReportSchema, heartbeatSchema, helloSchema, jobUpdateSchema, localChangeSchema, parseAgentInput, stateReportSchema, type HelloInput } from '../agent-messages.schema.js';
 import { grpcFailure, type GrpcFailure } from '../grpc-status.js';
 import { JobUpdates } from '../jobs/job-updates.service.js';
+import { LocalChanges } from '../local/local-changes.service.js';
 import { PresenceService } from '../presence/presence.service.js';
 import { StateReports } from '../state/state-reports.service.js';
 import { AgentSession, endCall, type AgentCall } from './agent-session.js';
@@ -47,6 +48,7 @@ export class AgentStreams {
     private readonly pass: DeliveryPass,
     private readonly jobUpdates: JobUpdates,
     private readonly stateReports: StateReports,
+    private readonly localChanges: LocalChanges,
   ) {}
 
   /** The Connect handler: authentication first, then the Hello must come within the timeout. */
@@ -184,7 +186,7 @@ export class AgentStreams {
     const msg = m.msg;
     switch (msg?.$case) {
       case undefined:
-        throw new ValidationFailed('invalid AgentMessage: msg is empty; send one of hello, heartbeat, state_report, job_update or facts', [
+        throw new ValidationFailed('invalid AgentMessage: msg is empty; send one of hello, heartbeat, state_report, job_update, facts or local_change', [
           { path: 'msg', message: 'is required' },
         ]);
       case 'hello':
@@ -209,6 +211,12 @@ export class AgentStreams {
         const update = parseAgentInput(jobUpdateSchema, msg.value, 'JobUpdate');
         await this.jobUpdates.apply(session.deviceId, update);
         session.ack(update.updateId);
+        break;
+      }
+      case 'localChange': {
+        const change = parseAgentInput(localChangeSchema, msg.value, 'LocalChange');
+        await this.localChanges.record(session.device, change);
+        session.ack(change.changeId);
         break;
       }
     }

@@ -32,7 +32,7 @@ export const protobufFileName = "ibex/agent/v1/agent.proto";
  * Rules every message follows:
  * - A message that changes something carries an id, and the receiver is idempotent on it
  *   (job_id + attempt for assignments, update_id for job updates, report_id for state reports,
- *   revision for desired state).
+ *   revision for desired state, change_id for local changes).
  * - Structured payloads whose shape belongs to a capability (specs, job params, job output)
  *   travel as JSON text and are validated on both sides with the shared zod schemas
  *   (libs/spec); the envelope around them is typed here.
@@ -184,6 +184,7 @@ export interface AgentMessage {
     | { $case: "stateReport"; value: StateReport }
     | { $case: "jobUpdate"; value: JobUpdate }
     | { $case: "facts"; value: FactsReport }
+    | { $case: "localChange"; value: LocalChange }
     | undefined;
 }
 
@@ -264,6 +265,30 @@ export interface Filesystem {
   sizeBytes: number;
   usedBytes: number;
   readOnly: boolean;
+}
+
+/**
+ * A job an operator ran on the device itself (`ibex-agent job TYPE`, `ibex-agent generations
+ * ...`), without the controller: the agent journals it like any job and sends this after each
+ * Welcome until the controller acknowledges change_id (Ack). The controller records each
+ * change_id once (audit `device.local_job`, actor: the device).
+ */
+export interface LocalChange {
+  /** A UUID the agent made when the job started; the idempotency key. */
+  changeId: string;
+  /** The job type (facts.collect, generations.upgrade, ...), as in JobAssignment.type. */
+  type: string;
+  /** The params the job ran with (JSON), after validation and defaults. */
+  paramsJson: string;
+  startedAtMs: number;
+  /** How it ended; an agent that died while it ran reports FAILED "interrupted: ...". */
+  result:
+    | JobResult
+    | undefined;
+  /** Who ran it on the device (the login name), for the audit log; may be empty. */
+  user: string;
+  /** The job's last log lines (at most 100, at most 64 KiB together). */
+  log: LogLine[];
 }
 
 export interface StateReport {
@@ -368,7 +393,10 @@ export interface DesiredState {
 }
 
 export interface Ack {
-  /** update_ids of JobUpdates and report_ids of StateReports the controller has stored. */
+  /**
+   * update_ids of JobUpdates, report_ids of StateReports and change_ids of LocalChanges the
+   * controller has stored.
+   */
   ids: string[];
 }
 
@@ -759,6 +787,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "facts":
         FactsReport.encode(message.msg.value, writer.uint32(42).fork()).join();
         break;
+      case "localChange":
+        LocalChange.encode(message.msg.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -816,6 +847,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.msg = { $case: "facts", value: FactsReport.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.msg = { $case: "localChange", value: LocalChange.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -844,6 +883,10 @@ export const AgentMessage: MessageFns<AgentMessage> = {
         ? { $case: "jobUpdate", value: JobUpdate.fromJSON(object.job_update) }
         : isSet(object.facts)
         ? { $case: "facts", value: FactsReport.fromJSON(object.facts) }
+        : isSet(object.localChange)
+        ? { $case: "localChange", value: LocalChange.fromJSON(object.localChange) }
+        : isSet(object.local_change)
+        ? { $case: "localChange", value: LocalChange.fromJSON(object.local_change) }
         : undefined,
     };
   },
@@ -860,6 +903,8 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       obj.jobUpdate = JobUpdate.toJSON(message.msg.value);
     } else if (message.msg?.$case === "facts") {
       obj.facts = FactsReport.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "localChange") {
+      obj.localChange = LocalChange.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -897,6 +942,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
       case "facts": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "facts", value: FactsReport.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "localChange": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "localChange", value: LocalChange.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -2035,6 +2086,187 @@ export const Filesystem: MessageFns<Filesystem> = {
     message.sizeBytes = object.sizeBytes ?? 0;
     message.usedBytes = object.usedBytes ?? 0;
     message.readOnly = object.readOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseLocalChange(): LocalChange {
+  return { changeId: "", type: "", paramsJson: "", startedAtMs: 0, result: undefined, user: "", log: [] };
+}
+
+export const LocalChange: MessageFns<LocalChange> = {
+  encode(message: LocalChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.changeId !== "") {
+      writer.uint32(10).string(message.changeId);
+    }
+    if (message.type !== "") {
+      writer.uint32(18).string(message.type);
+    }
+    if (message.paramsJson !== "") {
+      writer.uint32(26).string(message.paramsJson);
+    }
+    if (message.startedAtMs !== 0) {
+      writer.uint32(32).int64(message.startedAtMs);
+    }
+    if (message.result !== undefined) {
+      JobResult.encode(message.result, writer.uint32(42).fork()).join();
+    }
+    if (message.user !== "") {
+      writer.uint32(50).string(message.user);
+    }
+    for (const v of message.log) {
+      LogLine.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.changeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.paramsJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.startedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.result = JobResult.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.log.push(LogLine.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LocalChange {
+    return {
+      changeId: isSet(object.changeId)
+        ? globalThis.String(object.changeId)
+        : isSet(object.change_id)
+        ? globalThis.String(object.change_id)
+        : "",
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      paramsJson: isSet(object.paramsJson)
+        ? globalThis.String(object.paramsJson)
+        : isSet(object.params_json)
+        ? globalThis.String(object.params_json)
+        : "",
+      startedAtMs: isSet(object.startedAtMs)
+        ? globalThis.Number(object.startedAtMs)
+        : isSet(object.started_at_ms)
+        ? globalThis.Number(object.started_at_ms)
+        : 0,
+      result: isSet(object.result) ? JobResult.fromJSON(object.result) : undefined,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      log: globalThis.Array.isArray(object?.log)
+        ? object.log.map((e: any) => LogLine.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: LocalChange): unknown {
+    const obj: any = {};
+    if (message.changeId !== "") {
+      obj.changeId = message.changeId;
+    }
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.paramsJson !== "") {
+      obj.paramsJson = message.paramsJson;
+    }
+    if (message.startedAtMs !== 0) {
+      obj.startedAtMs = Math.round(message.startedAtMs);
+    }
+    if (message.result !== undefined) {
+      obj.result = JobResult.toJSON(message.result);
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.log?.length) {
+      obj.log = message.log.map((e) => LogLine.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LocalChange>, I>>(base?: I): LocalChange {
+    return LocalChange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalChange>, I>>(object: I): LocalChange {
+    const message = createBaseLocalChange();
+    message.changeId = object.changeId ?? "";
+    message.type = object.type ?? "";
+    message.paramsJson = object.paramsJson ?? "";
+    message.startedAtMs = object.startedAtMs ?? 0;
+    message.result = (object.result !== undefined && object.result !== null)
+      ? JobResult.fromPartial(object.result)
+      : undefined;
+    message.user = object.user ?? "";
+    message.log = object.log?.map((e) => LogLine.fromPartial(e)) || [];
     return message;
   },
 };
