@@ -180,11 +180,13 @@ export class StandinOpenwrt {
     return readFileSync(join(this.rootfs, 'var/log/standin.log'), 'utf8').split('\n').filter(Boolean);
   }
 
-  /** Makes an init-script stand-in fail (until `failing(name, false)`). */
-  failing(name: string, on = true): void {
-    const f = join(this.rootfs, `etc/standin-fail-${name}`);
-    if (on) writeFileSync(f, '');
-    else rmSync(f, { force: true });
+  /** Makes an init-script stand-in fail: always (until `failing(name, false)`), or the next time only. */
+  failing(name: string, how: 'always' | 'once' | false = 'always'): void {
+    const always = join(this.rootfs, `etc/standin-fail-${name}`);
+    const once = join(this.rootfs, `etc/standin-fail-once-${name}`);
+    rmSync(always, { force: true });
+    rmSync(once, { force: true });
+    if (how) writeFileSync(how === 'once' ? once : always, '');
   }
 
   /** The filesystem as a tarball (for `podman import`). */

@@ -10,6 +10,7 @@
 #   uci commit PKG          writes the staged package to /etc/config/PKG (temp file + rename)
 #   uci revert PKG          drops what is staged
 #   uci import PKG          replaces the package with stdin and commits it
+#   uci set|add_list|delete|reorder ...   one command, staged like in a batch
 #   uci get PKG.SEC[.OPT]   for tests
 # Simplifications: the staged state is a whole copy of the package (uci keeps a delta file); the
 # save dir is /tmp/.uci as on OpenWrt; -q, -c DIR and -P DIR are accepted.
@@ -336,6 +337,11 @@ BEGIN {
 	else if (cmd == "revert") rc = do_revert(ARGV[i + 1])
 	else if (cmd == "import") rc = do_import(ARGV[i + 1], input)
 	else if (cmd == "get") rc = do_get(ARGV[i + 1])
+	else if (cmd == "set" || cmd == "add_list" || cmd == "delete" || cmd == "del" || cmd == "reorder") {
+		a[1] = cmd; a[2] = ARGV[i + 1]
+		rc = run_cmd(ARGC - i, a)
+		flush()
+	}
 	else { err("Unknown command " cmd); rc = 255 }
 	exit rc
 }
