@@ -5,7 +5,7 @@ import { unifiedDiff } from '../../engine/unified-diff.js';
 import { type ContainerState, type RunningContainer, inNetns, ipNetnsArg, iwSetNetns } from './container.js';
 import type { Ledger, LedgerLink } from './ledger.js';
 import { type ResolvedRadio, renderOpenwrtConfig } from './openwrt-render.js';
-import { type UciPackage, diffUci, exportUci, parseUci, redactBatchLine, redactUci, sameUci } from './uci.js';
+import { type UciPackage, configFileOf, diffUci, exportUci, parseUci, redactBatchLine, redactUci, sameUci } from './uci.js';
 
 /** A link as `ip -j -d addr show` reports it. */
 export interface LiveLink {
@@ -548,16 +548,19 @@ export function commandsOf(step: OpenwrtStep): string[][] {
       return [
         ...step.delRoutes.map((r) => cmd('ip', 'route', 'del', r, 'dev', step.name)),
         ...step.delAddresses.map((a) => cmd('ip', 'addr', 'del', a, 'dev', step.name)),
-        ...step.addAddresses.map((a) => cmd('ip', 'addr', 'add', a, 'dev', step.name)),
+        ...step.addAddresses.map((a) => cmd('ip', 'addr', 'replace', a, 'dev', step.name)),
         ...(step.up ? [cmd('ip', 'link', 'set', 'dev', step.name, 'up')] : []),
-        ...step.addRoutes.map((r) => cmd('ip', 'route', 'add', r, 'dev', step.name)),
+        ...step.addRoutes.map((r) => cmd('ip', 'route', 'replace', r, 'dev', step.name)),
       ];
     case 'move-phy':
       return [iwSetNetns(step.ns, step.phy)];
     case 'return-phy':
       return [inNetns(step.ns, ['iw', 'phy', step.phy, 'set', 'netns', '<agent>'])];
-    case 'uci-apply':
-      return [...step.packages.map((p) => [...step.exec.prefix, UCI, ...(p.create ? ['import', p.name] : ['batch'])]), ...step.reloads];
+    case 'uci-apply': {
+      // One batch stages every change, a second commits them (only if the first printed no error); new packages are imported.
+      const staged = step.packages.some((p) => !p.create) ? [[...step.exec.prefix, UCI, 'batch'], [...step.exec.prefix, UCI, 'batch']] : [];
+      return [...staged, ...step.packages.filter((p) => p.create).map((p) => [...step.exec.prefix, UCI, 'import', p.name]), ...step.reloads];
+    }
     case 'uci-restore':
       return [...step.packages.map((p) => [...step.exec.prefix, UCI, 'import', p.name]), ...step.reloads];
     case 'reload':
@@ -574,10 +577,11 @@ export function commandsOf(step: OpenwrtStep): string[][] {
 /** Reports carry summaries (the controller takes up to 256 KiB of detail per section): long diffs are cut. */
 const MAX_DIFF = 16 * 1024;
 const capped = (d: string) => (d.length <= MAX_DIFF ? d : `${d.slice(0, MAX_DIFF)}\n... (diff cut at ${MAX_DIFF} bytes of ${d.length})\n`);
-const redactedExport = (text: string | null, name: string): string | null => {
+/** /etc/config/NAME as uci commit writes it, secrets redacted: what the diff of a plan shows. */
+const redactedFile = (text: string | null, name: string): string | null => {
   if (text === null) return null;
   try {
-    return exportUci(redactUci(parseUci(text, name)));
+    return configFileOf(redactUci(parseUci(text, name)));
   } catch {
     return text;
   }
@@ -630,7 +634,7 @@ export function summarizeOpenwrtStep(step: OpenwrtStep): StepSummary {
         packages: step.packages.map((p) => p.name),
         batch: step.packages.flatMap((p) => (p.create ? [`(import ${p.name})`] : p.batch.map(redactBatchLine))),
         text: `change ${step.packages.map((p) => `${p.name} (${p.create ? 'new package' : `${p.batch.length} uci command(s)`})`).join(', ')} in ${step.ns.label}: uci batch, commit, reload`,
-        diff: capped(step.packages.map((p) => unifiedDiff(`/etc/config/${p.name}`, redactedExport(p.before, p.name), redactedExport(p.after, p.name))).join('')),
+        diff: capped(step.packages.map((p) => unifiedDiff(`/etc/config/${p.name}`, redactedFile(p.before, p.name), redactedFile(p.after, p.name))).join('')),
       };
     case 'uci-restore':
       return { ...base, text: `restore ${step.packages.map((p) => p.name).join(', ')} in ${step.ns.label} (uci import) and reload` };
