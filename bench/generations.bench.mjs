@@ -16,7 +16,11 @@ import { fileURLToPath } from 'node:url';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(repo, 'apps/agent/dist');
-const { GenerationsManager } = await import(join(dist, 'capabilities/generations/generations-manager.js'));
+const { GenerationsRoot } = await import(join(dist, 'capabilities/generations/generations-root.js'));
+const { adopt } = await import(join(dist, 'capabilities/generations/init-adopt.js'));
+const { upgrade } = await import(join(dist, 'capabilities/generations/upgrade.js'));
+const { rollback } = await import(join(dist, 'capabilities/generations/rollback.js'));
+const { gc: collectGarbage } = await import(join(dist, 'capabilities/generations/gc.js'));
 const { NodeSystemAdapter } = await import(join(dist, 'system/node-system-adapter.js'));
 const { silentLogger } = await import(join(dist, 'common/log.js'));
 // The loop-device btrfs the tests use (image, losetup, mkfs.btrfs, mount, /proc link; destroy() undoes it).
@@ -92,15 +96,16 @@ try {
   symlinkSync(`./links/${links}`, join(host, 'current'));
   const used = sh(['du', '-sm', '--apparent-size', g]).split('\t')[0];
 
-  const m = new GenerationsManager({ root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [process.execPath, join(dist, 'main.js')] });
-  await m.adopt({ volume: '/vol/root' });
+  const m = new GenerationsRoot({ root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [process.execPath, join(dist, 'main.js')] });
+  await adopt(m, { volume: '/vol/root' });
 
   // Upgrades: phases from the progress messages the job would report.
   const phases = { snapshot: [], commands: [], readonly: [], 'links+switch': [], total: [] };
   for (let r = 0; r < runs; r++) {
     const marks = [];
     const start = process.hrtime.bigint();
-    await m.upgrade(
+    await upgrade(
+      m,
       { from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', `/etc/upgraded-${r}`], ['/bin/busybox', 'cp', '/proc/version', '/etc/kernel']], trial: false },
       (pc, msg) => marks.push([msg, ms(start)]),
     );
@@ -118,11 +123,11 @@ try {
   const rollbacks = [];
   for (let r = 0; r < runs; r++) {
     const start = process.hrtime.bigint();
-    await m.rollback({ reason: 'bench' });
+    await rollback(m, { reason: 'bench' });
     rollbacks.push(ms(start));
   }
   const gcStart = process.hrtime.bigint();
-  const gc = await m.gc();
+  const gc = await collectGarbage(m);
   const gcMs = ms(gcStart);
 
   let streamRow;
@@ -134,7 +139,7 @@ try {
     const sendMs = ms(s0);
     const sha = sh(['sha256sum', stream]).split(' ')[0];
     const u0 = process.hrtime.bigint();
-    await m.upgrade({ from: { kind: 'sendStream', path: '/image.btrfs', sha256: sha }, commands: [], trial: false });
+    await upgrade(m, { from: { kind: 'sendStream', path: '/image.btrfs', sha256: sha }, commands: [], trial: false });
     streamRow = { sendMs, upgradeMs: ms(u0) };
   }
 

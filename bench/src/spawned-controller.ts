@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTestDatabase, freePort } from '@ibex/migrate';
-import { Redis } from 'ioredis';
+import { deleteRedisPrefix } from '@ibex/test-support';
 import type { Cleanup } from './cleanup.js';
 
 /** The repository root (bench/dist -> ../..). */
@@ -132,21 +132,5 @@ export class SpawnedController {
         if (this.lastWarnings.length > 5) this.lastWarnings.shift();
       }
     }
-  }
-}
-
-/** Removes every key under `prefix:` (BullMQ queues, routing), as the controller's tests do. */
-export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
-  const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  try {
-    await r.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
   }
 }

@@ -2,9 +2,12 @@
 import { Logger } from '@nestjs/common';
 import { migrateDeploy, redact } from '@ibex/migrate';
 import { createApp } from './app.js';
+import { failpointsProblem } from './common/failpoints.js';
 import { ConfigError, loadConfig } from './config/config.js';
 
 async function main(): Promise<void> {
+  const failpoints = failpointsProblem();
+  if (failpoints) throw new ConfigError(failpoints);
   const config = loadConfig();
   const log = new Logger('Ibex');
   if (config.migrateOnStart) {

@@ -10,12 +10,12 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
+import { deleteRedisPrefix, testRedisUrl } from '@ibex/test-support';
 import { AgentProcess } from './helpers/agent-process.js';
 import { createBtrfs, rootfsTarball, type TestBtrfs } from './helpers/btrfs.js';
 import { ControllerProcess } from './helpers/controller-process.js';
 import { exec, waitFor } from './helpers/exec.js';
 import { createNetns, type TestNetns } from './helpers/netns.js';
-import { deleteRedisPrefix } from './helpers/redis.js';
 
 const DEVICE = 'e2e-generations';
 const FINISHED = ['succeeded', 'failed', 'rejected', 'timed_out', 'cancelled', 'expired'];
@@ -63,7 +63,7 @@ describe('generations end to end: REST inventory and rollback of a real btrfs vo
     await agent?.stop('SIGKILL').catch(() => {});
     await ctl?.stop('SIGKILL').catch(() => {});
     await ns?.destroy();
-    if (ctl) await deleteRedisPrefix(ctl.redisPrefix);
+    if (ctl) await deleteRedisPrefix(testRedisUrl, ctl.redisPrefix);
     await db?.drop();
     await vol?.destroy();
   });

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
+import { deleteRedisPrefix, testRedisUrl } from '@ibex/test-support';
 import { AgentProcess } from './helpers/agent-process.js';
 import { ControllerProcess } from './helpers/controller-process.js';
 import { execOk, waitFor } from './helpers/exec.js';
 import { createNetns, type TestNetns } from './helpers/netns.js';
-import { deleteRedisPrefix } from './helpers/redis.js';
 
 const DEVICE = 'e2e-net-device';
 
@@ -48,7 +48,7 @@ describe('network end to end: desired network config through REST, applied by if
     await ctl?.stop('SIGKILL').catch(() => {});
     // Deleting the namespace removes its end of the veth and whatever ifupdown configured there.
     await ns?.destroy();
-    if (ctl) await deleteRedisPrefix(ctl.redisPrefix);
+    if (ctl) await deleteRedisPrefix(testRedisUrl, ctl.redisPrefix);
     await db?.drop();
     if (root) await rm(root, { recursive: true, force: true });
   });

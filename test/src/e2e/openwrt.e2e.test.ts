@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { StandinOpenwrt } from '@ibex/agent/dist/testing/openwrt-standin.js';
 import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
+import { deleteRedisPrefix, testRedisUrl } from '@ibex/test-support';
 import { AgentProcess } from './helpers/agent-process.js';
 import { ControllerProcess } from './helpers/controller-process.js';
 import { exec, execOk, waitFor } from './helpers/exec.js';
 import { createNetns, type TestNetns } from './helpers/netns.js';
-import { deleteRedisPrefix } from './helpers/redis.js';
 
 const DEVICE = 'e2e-openwrt-device';
 
@@ -48,7 +48,7 @@ describe('openwrt end to end: an OpenWrt container wired and configured through 
     await ctl?.stop('SIGKILL').catch(() => {});
     await owrt?.destroy();
     await ns?.destroy();
-    if (ctl) await deleteRedisPrefix(ctl.redisPrefix);
+    if (ctl) await deleteRedisPrefix(testRedisUrl, ctl.redisPrefix);
     await db?.drop();
     if (root) await rm(root, { recursive: true, force: true });
   });

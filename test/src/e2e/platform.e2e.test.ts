@@ -9,12 +9,12 @@ import { after, before, describe, it } from 'node:test';
 import { credentials, Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
 import { AgentServiceClient, type EnrollResponse } from '@ibex/proto';
+import { deleteRedisPrefix, testRedisUrl } from '@ibex/test-support';
 import pg from 'pg';
 import { AgentProcess } from './helpers/agent-process.js';
 import { ControllerProcess } from './helpers/controller-process.js';
 import { waitFor } from './helpers/exec.js';
 import { createNetns, type TestNetns } from './helpers/netns.js';
-import { deleteRedisPrefix } from './helpers/redis.js';
 
 const DEVICE = 'e2e-device';
 
@@ -45,7 +45,7 @@ describe('platform end to end: controller process + agent binary in a network na
     await ctl?.stop('SIGKILL').catch(() => {});
     await sql?.end().catch(() => {});
     await ns?.destroy();
-    if (ctl) await deleteRedisPrefix(ctl.redisPrefix);
+    if (ctl) await deleteRedisPrefix(testRedisUrl, ctl.redisPrefix);
     await db?.drop();
     if (root) await rm(root, { recursive: true, force: true });
   });

@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
+import { deleteRedisPrefix, testRedisUrl } from '@ibex/test-support';
 import { AgentProcess } from './helpers/agent-process.js';
 import { ControllerProcess } from './helpers/controller-process.js';
 import { waitFor } from './helpers/exec.js';
 import { createNetns, type TestNetns } from './helpers/netns.js';
-import { deleteRedisPrefix } from './helpers/redis.js';
 
 const DEVICE = 'replica-device';
 
@@ -40,7 +40,7 @@ describe('two controller processes sharing Postgres and Redis', () => {
     await a?.stop('SIGKILL').catch(() => {});
     await b?.stop('SIGKILL').catch(() => {});
     await ns?.destroy();
-    if (a) await deleteRedisPrefix(a.redisPrefix);
+    if (a) await deleteRedisPrefix(testRedisUrl, a.redisPrefix);
     await db?.drop();
     if (root) await rm(root, { recursive: true, force: true });
   });

@@ -3,7 +3,8 @@ import { errorMessage } from '../common/errors.js';
 import { failpoint } from '../common/failpoints.js';
 import type { Logger } from '../common/log.js';
 import { Mutex } from '../common/mutex.js';
-import type { Engine, RecoveredSection } from '../engine/engine.js';
+import type { Engine } from '../engine/engine.js';
+import type { RecoveredChange } from '../engine/journaled-change.js';
 import type { SectionResult } from '../engine/section-result.js';
 import type { DataDir } from '../journal/data-dir.js';
 import { type StoredDesired, readDesired, writeDesired } from '../journal/desired-store.js';
@@ -38,8 +39,6 @@ export class DesiredStateManager {
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private readonly stopCtl = new AbortController();
-  /** The report ids whose Ack confirms the changes awaiting confirmation. */
-  private confirmWaiter?: { ids: Set<string>; resolve: () => void };
   private readonly now: () => number;
 
   constructor(private readonly deps: DesiredStateDeps) {
@@ -65,21 +64,12 @@ export class DesiredStateManager {
   }
 
   /**
-   * An Ack from the controller. Acknowledging a StateReport sent after a change was applied
-   * proves the agent still reaches the controller, on the same stream or after reconnecting
-   * (the report is re-sent after the Welcome): that confirms the change.
-   */
-  acked(id: string): void {
-    if (this.confirmWaiter?.ids.has(id)) this.confirmWaiter.resolve();
-  }
-
-  /**
    * At start, before connecting: sections the engine reverted because their change was never
    * confirmed (the agent died or the device rebooted inside the window) are reported `reverted`.
    */
-  reportRecovered(recovered: readonly RecoveredSection[]): void {
+  reportRecovered(recovered: readonly RecoveredChange[]): void {
     const d = this.desired;
-    const unconfirmed = recovered.filter((r) => r.unconfirmed);
+    const unconfirmed = recovered.flatMap((r) => (r.section !== undefined && r.unconfirmed ? [{ section: r.section, reason: r.reason }] : []));
     if (!d || !unconfirmed.length) return;
     const results: SectionResult[] = unconfirmed.map((r) => ({ section: r.section, state: 'reverted', error: r.reason, steps: [], observedAtMs: this.now(), unconfirmed: true }));
     for (const r of results) this.deps.log.warn('section not applied', { section: r.section, revision: d.revision, state: r.state, error: r.error });
@@ -164,7 +154,9 @@ export class DesiredStateManager {
     this.logResults(d.revision, results);
     const awaiting = results.filter((r) => r.awaitingConfirmationUntilMs !== undefined);
     if (awaiting.length) {
-      const settled = await this.awaitConfirmation(awaiting, sent.reportId);
+      // The Ack of the report just sent (on this stream, or re-sent after a reconnection) proves
+      // the agent still reaches the controller. The pass is held meanwhile: nothing else changes the device.
+      const settled = await this.deps.engine.confirmations.confirmByAck(awaiting, sent.reportId, this.stopCtl.signal);
       results = results.map((r) => settled.get(r.section) ?? r);
       this.report(d.revision, [...settled.values()], true);
       this.logResults(d.revision, [...settled.values()]);
@@ -178,46 +170,6 @@ export class DesiredStateManager {
       if (r.state === 'failed' || r.state === 'reverted') this.deps.log.warn('section not applied', fields);
       else this.deps.log.info('section reconciled', fields);
     }
-  }
-
-  /**
-   * Waits (holding the pass, so nothing else changes the device meanwhile) until the controller
-   * acknowledges the report sent after the change, or the earliest deadline passes. Confirmed:
-   * the sections are in sync. Not confirmed (or the agent is stopping): all of them are reverted,
-   * as nobody can tell which change cut the device off.
-   */
-  private async awaitConfirmation(awaiting: readonly SectionResult[], reportId: string): Promise<Map<string, SectionResult>> {
-    const untilMs = Math.min(...awaiting.map((r) => r.awaitingConfirmationUntilMs!));
-    const sections = awaiting.map((r) => r.section).join(', ');
-    this.deps.log.info('awaiting confirmation: the controller must acknowledge the report sent after the change', { sections, untilMs, reportId });
-    const outcome = await new Promise<'confirmed' | 'timeout' | 'stopped'>((resolve) => {
-      const timer = setTimeout(() => done('timeout'), Math.max(0, untilMs - this.now()));
-      const onStop = () => done('stopped');
-      const done = (o: 'confirmed' | 'timeout' | 'stopped') => {
-        clearTimeout(timer);
-        this.stopCtl.signal.removeEventListener('abort', onStop);
-        this.confirmWaiter = undefined;
-        resolve(o);
-      };
-      if (this.stopCtl.signal.aborted) return done('stopped');
-      this.stopCtl.signal.addEventListener('abort', onStop, { once: true });
-      this.confirmWaiter = { ids: new Set([reportId]), resolve: () => done('confirmed') };
-    });
-    const settled = new Map<string, SectionResult>();
-    if (outcome === 'confirmed') {
-      for (const r of awaiting) {
-        this.deps.engine.confirm(r.section);
-        settled.set(r.section, { ...r, state: 'in_sync', detail: undefined, awaitingConfirmationUntilMs: undefined, observedAtMs: this.now() });
-      }
-      return settled;
-    }
-    const seconds = Math.round((untilMs - (awaiting[0]!.observedAtMs || untilMs)) / 1000);
-    const reason =
-      outcome === 'timeout'
-        ? `not confirmed: the controller was not reachable within ${seconds} s after the change`
-        : 'not confirmed: the agent was stopped while the change awaited confirmation';
-    for (const r of awaiting) settled.set(r.section, { ...(await this.deps.engine.revertUnconfirmed(r.section, reason)), steps: r.steps });
-    return settled;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { ValidationError } from '@ibex/spec';
 import { UsageError, errorMessage } from '../common/errors.js';
+import { failpointsProblem } from '../common/failpoints.js';
 import { AGENT_VERSION } from '../version.js';
 import { type FlagSpec, flagHelp, parseFlags } from './args.js';
 import type { CliEnv } from './common-flags.js';
@@ -86,6 +87,11 @@ export async function runCli(argv: readonly string[], io: CliEnv = defaultCliEnv
   if (own.includes('--help') || own.includes('-h')) {
     io.out(commandHelp(name, cmd));
     return 0;
+  }
+  const failpoints = failpointsProblem();
+  if (failpoints) {
+    io.err(`ibex-agent ${name}: ${failpoints}\n`);
+    return 2;
   }
   try {
     return await cmd.run(rest, io);

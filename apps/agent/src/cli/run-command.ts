@@ -1,5 +1,4 @@
 import { Agent } from '../agent/agent.js';
-import { unknownFailpoints } from '../common/failpoints.js';
 import { createLogger } from '../common/log.js';
 import { readCredential } from '../journal/credential.js';
 import { DataDir } from '../journal/data-dir.js';
@@ -22,8 +21,6 @@ export async function runCommand(argv: string[], io: CliEnv): Promise<number> {
     io.err(`ibex-agent run: not enrolled (no ${dataDir.credential}); run ibex-agent enroll --controller URL --token TOKEN first\n`);
     return 1;
   }
-  const typos = unknownFailpoints();
-  if (typos.length) log.warn('IBEX_AGENT_FAILPOINTS names unknown failpoints', { names: typos.join(',') });
   const agent = new Agent(cfg, cred, log);
   const signalled = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { desiredStateSchema, describeIssues, fieldIssues } from '@ibex/spec';
 import { UsageError, errorMessage } from '../common/errors.js';
+import { agentRegistry } from '../agent/registry.js';
 import { processAlive, readStatusFile } from '../agent/status-file.js';
+import { GenerationsRoot } from '../capabilities/generations/generations-root.js';
 import { createLogger } from '../common/log.js';
 import { Engine } from '../engine/engine.js';
-import { defaultRegistry } from '../engine/registry.js';
 import type { SectionResult } from '../engine/section-result.js';
 import { DataDir } from '../journal/data-dir.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
@@ -130,7 +131,9 @@ async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): 
     return 1;
   }
   const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
-  const engine = new Engine({ registry: defaultRegistry(), sys: new NodeSystemAdapter(), log, root: cfg.root, dataDir, agentVersion: AGENT_VERSION });
+  const sys = new NodeSystemAdapter();
+  const generations = new GenerationsRoot({ root: cfg.root, sys, log });
+  const engine = new Engine({ registry: agentRegistry({ generations }), sys, log, root: cfg.root, dataDir, agentVersion: AGENT_VERSION });
   let results: SectionResult[];
   if (verb === 'plan') {
     results = await engine.plan(spec);
@@ -148,17 +151,12 @@ async function specCommand(verb: 'plan' | 'apply', argv: string[], io: CliEnv): 
       if (io.stdin) ask();
       yes = await (io.stdin ? io.stdin(confirmSec * 1000) : answeredYes(process.stdin, confirmSec * 1000, ask));
     }
-    const settled = new Map<string, SectionResult>();
-    for (const r of awaiting) {
-      if (yes) {
-        engine.confirm(r.section);
-        const detail = confirmSec === undefined ? 'confirmed at once: a local apply has no controller to reach' : 'confirmed on the terminal';
-        settled.set(r.section, { ...r, state: 'in_sync', detail, awaitingConfirmationUntilMs: undefined });
-      } else {
-        const reverted = await engine.revertUnconfirmed(r.section, `not confirmed: nobody answered "yes" within ${confirmSec} s after the change`);
-        settled.set(r.section, { ...reverted, steps: r.steps });
-      }
-    }
+    const settled = await engine.confirmations.settle(
+      awaiting,
+      yes
+        ? { confirmed: true, detail: confirmSec === undefined ? 'confirmed at once: a local apply has no controller to reach' : 'confirmed on the terminal' }
+        : { confirmed: false, reason: `not confirmed: nobody answered "yes" within ${confirmSec} s after the change` },
+    );
     results = results.map((r) => settled.get(r.section) ?? r);
   }
   if (flags.json === true) io.out(JSON.stringify({ root: cfg.root, sections: results }, null, 2) + '\n');

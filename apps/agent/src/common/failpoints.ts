@@ -2,7 +2,10 @@
  * Failpoints for crash tests. With `IBEX_AGENT_FAILPOINTS=name1,name2` in the environment the
  * agent SIGKILLs itself when it reaches one of the named points, so a test can prove that what
  * was journaled before the point survives and nothing is done twice after a restart. Without
- * the variable every point is inert (one Set lookup).
+ * the variable every point is inert (one Set lookup). The controller's failpoints
+ * (apps/controller/src/common/failpoints.ts) behave the same: the variable is read on first use,
+ * never at import, and the command line refuses an unknown name before any command runs
+ * (failpointsProblem), since a typo would make a crash test pass vacuously.
  *
  *   job-accepted           a job's `accepted` phase is fsync'd, before `started` is sent or the job runs
  *   job-result-journaled   a job's result is fsync'd in jobs/<id>.json, before it is sent
@@ -63,7 +66,8 @@ export function failpoint(name: FailpointName): void {
   process.kill(process.pid, 'SIGKILL');
 }
 
-/** Names in IBEX_AGENT_FAILPOINTS that are not failpoints (a typo would make a crash test pass vacuously). */
-export function unknownFailpoints(): string[] {
-  return [...armedSet()].filter((n) => !(failpointNames as readonly string[]).includes(n));
+/** Why IBEX_AGENT_FAILPOINTS cannot be used (it names unknown failpoints), or undefined. */
+export function failpointsProblem(): string | undefined {
+  const unknown = [...armedSet()].filter((n) => !(failpointNames as readonly string[]).includes(n));
+  return unknown.length ? `IBEX_AGENT_FAILPOINTS: unknown failpoint(s) ${unknown.map((n) => `"${n}"`).join(', ')}; known: ${failpointNames.join(', ')}` : undefined;
 }

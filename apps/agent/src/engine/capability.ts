@@ -30,7 +30,8 @@ export type ExecutorMap<S extends Step> = {
  * - `plan` is pure: the steps that turn `actual` into `spec` (empty = in sync);
  * - `executors` carry the steps out through `ctx.sys`;
  * - `backup` records (durably, in `ctx.backupDir`) what the steps will change, before they run;
- *   `revert` puts it back. The engine journals the backup record as the section's intent.
+ *   `revert` puts it back. The engine runs the steps as a journaled change whose record (the
+ *   section's intent) holds the backup, and whose undo is `revert` (journaled-change.ts).
  */
 export interface Capability<Spec, Actual, S extends Step, Backup> {
   readonly section: string;
@@ -44,8 +45,8 @@ export interface Capability<Spec, Actual, S extends Step, Backup> {
   /**
    * For a change that can cut the device off (network, a generation switch): after it is
    * applied and verified, the engine keeps the intent (and backup) on disk marked "awaiting
-   * confirmation" for `timeoutMs`; the caller confirms it once it has proved it still reaches
-   * the controller, or it is reverted (also at the next start, if the agent died meanwhile).
+   * confirmation" for `timeoutMs` (confirmations.ts); it is confirmed once the agent proved it
+   * still reaches the controller, or reverted (also at the next start, if the agent died meanwhile).
    * Undefined (or no method): the change is final once verified.
    */
   confirmation?(spec: Spec): { timeoutMs: number } | undefined;

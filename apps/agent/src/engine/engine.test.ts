@@ -11,13 +11,12 @@ import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import type { SystemAdapter } from '../system/system-adapter.js';
 import { CapabilityRegistry } from './capability.js';
 import { Engine, orderSections } from './engine.js';
-import { defaultRegistry } from './registry.js';
 
 describe('reconcile engine with the files capability', () => {
   const base = mkdtempSync(join(tmpdir(), 'ibex-engine-'));
   after(() => rmSync(base, { recursive: true, force: true }));
   let n = 0;
-  const setup = (sys: SystemAdapter = new NodeSystemAdapter(), registry = defaultRegistry()) => {
+  const setup = (sys: SystemAdapter = new NodeSystemAdapter(), registry = new CapabilityRegistry().register(filesCapability)) => {
     const root = join(base, `root-${++n}`);
     mkdirSync(join(root, 'etc'), { recursive: true });
     const dataDir = new DataDir(join(root, 'var/lib/ibex-agent'));
@@ -109,7 +108,7 @@ describe('reconcile engine with the files capability', () => {
         createdDirs: [],
       },
     });
-    assert.deepEqual(await engine.recover(), ['files']);
+    assert.deepEqual(await engine.recover(), [{ what: 'section files', outcome: 'undone', section: 'files', unconfirmed: false, reason: 'the agent restarted while the change was being applied; the previous state was restored' }]);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'before');
     assert.equal(existsSync(join(root, 'etc/new')), false);
     assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
@@ -156,33 +155,54 @@ describe('reconcile engine: changes that must be confirmed', () => {
   };
   const spec = { files: { entries: [{ path: '/etc/motd', content: 'new\n' }] } };
 
-  it('keeps the intent awaiting confirmation after verifying, and confirm makes the change final', async () => {
+  const intentOf = (dataDir: DataDir) => (existsSync(join(dataDir.intents, 'files.json')) ? JSON.parse(readFileSync(join(dataDir.intents, 'files.json'), 'utf8')) : undefined);
+
+  it('keeps the intent awaiting confirmation after verifying, and confirming makes the change final', async () => {
     const { root, dataDir, engine } = setup();
     const [r] = await engine.apply(spec);
     assert.equal(r!.state, 'applying', r!.error);
     assert.equal(r!.awaitingConfirmationUntilMs, 1_060_000);
     assert.match(r!.detail!, /^awaiting confirmation until 1970-01-01T00:17:40\.000Z/);
-    assert.deepEqual(engine.awaitingConfirmation(), [{ section: 'files', untilMs: 1_060_000 }]);
+    assert.equal(intentOf(dataDir)?.awaitingConfirmationUntilMs, 1_060_000);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n');
-    engine.confirm('files');
-    assert.deepEqual(engine.awaitingConfirmation(), []);
-    assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
+    const settled = await engine.confirmations.settle([r!], { confirmed: true });
+    assert.deepEqual([settled.get('files')?.state, settled.get('files')?.awaitingConfirmationUntilMs], ['in_sync', undefined]);
+    assert.equal(intentOf(dataDir), undefined);
+    assert.equal(existsSync(dataDir.backupOf('files')), false);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n');
   });
 
   it('reverts an unconfirmed change from its backup', async () => {
-    const { root, engine } = setup();
-    await engine.apply(spec);
-    const r = await engine.revertUnconfirmed('files', 'not confirmed: test');
+    const { root, dataDir, engine } = setup();
+    const [applied] = await engine.apply(spec);
+    const r = (await engine.confirmations.settle([applied!], { confirmed: false, reason: 'not confirmed: test' })).get('files')!;
     assert.deepEqual([r.state, r.error, r.unconfirmed], ['reverted', 'not confirmed: test; the previous state was restored', true]);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
-    assert.deepEqual(engine.awaitingConfirmation(), []);
+    assert.equal(intentOf(dataDir), undefined);
+  });
+
+  it('confirms by the controller acknowledging the report sent after the change, and reverts when the deadline passes first', async () => {
+    const { root, dataDir, engine } = setup();
+    const [applied] = await engine.apply(spec);
+    const stop = new AbortController();
+    const waiting = engine.confirmations.confirmByAck([applied!], 'report-1', stop.signal);
+    engine.confirmations.acked('report-other');
+    engine.confirmations.acked('report-1');
+    assert.equal((await waiting).get('files')?.state, 'in_sync');
+    assert.equal(intentOf(dataDir), undefined);
+    // The deadline (the test clock says it passed already) reverts it; an Ack after that changes nothing.
+    const [again] = await engine.apply({ files: { entries: [{ path: '/etc/motd', content: 'newer\n' }] } });
+    const late = await engine.confirmations.confirmByAck([{ ...again!, awaitingConfirmationUntilMs: 0 }], 'report-2', stop.signal);
+    engine.confirmations.acked('report-2');
+    assert.equal(late.get('files')?.state, 'reverted');
+    assert.match(late.get('files')?.error ?? '', /^not confirmed: the controller was not reachable within/);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n');
   });
 
   it('reverts at start when the agent died while a change awaited confirmation', async () => {
     const { root, engine, make } = setup();
     await engine.apply(spec);
-    const recovered = await make().recoverSections();
+    const recovered = await make().recover();
     assert.equal(recovered.length, 1);
     assert.equal(recovered[0]!.unconfirmed, true);
     assert.match(recovered[0]!.reason, /^not confirmed: the agent restarted while the change awaited confirmation \(deadline 1970-01-01T00:17:40\.000Z\)/);

@@ -150,6 +150,14 @@ describe('ibex-agent CLI', () => {
     assert.match(missing.stderr, /config file .*nope\.json does not exist/);
   });
 
+  it('refuses an unknown failpoint name before any command runs (a typo would make a crash test pass vacuously)', async () => {
+    const r = await runAgent(['version'], { IBEX_AGENT_FAILPOINTS: 'job-accepted,intent-writen' });
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^ibex-agent version: IBEX_AGENT_FAILPOINTS: unknown failpoint\(s\) "intent-writen"; known: job-accepted, /);
+    assert.equal((await runAgent(['version'], { IBEX_AGENT_FAILPOINTS: 'job-accepted' })).code, 0);
+  });
+
   it('version prints the agent version', async () => {
     const r = await runAgent(['version']);
     assert.equal(r.code, 0);

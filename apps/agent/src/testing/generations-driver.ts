@@ -1,19 +1,23 @@
 // A small process that runs the real generations code, for crash tests: it is SIGKILLed at a
 // failpoint (IBEX_AGENT_FAILPOINTS) like the agent would be, and run again to recover.
 //   node generations-driver.js '{"root": "...", "op": "upgrade", "request": {...}}'
-import { GenerationsManager } from '../capabilities/generations/generations-manager.js';
+import { GenerationsRoot } from '../capabilities/generations/generations-root.js';
+import { gc } from '../capabilities/generations/gc.js';
+import { recover } from '../capabilities/generations/generations-journal.js';
+import { type RollbackRequest, rollback } from '../capabilities/generations/rollback.js';
+import { type UpgradeRequest, upgrade } from '../capabilities/generations/upgrade.js';
 import { createLogger } from '../common/log.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import { agentCommand } from './agent-process.js';
 
 const arg = JSON.parse(process.argv[2] ?? '{}') as { root: string; op: 'upgrade' | 'rollback' | 'recover' | 'gc'; request?: unknown };
 const [cmd, pre] = agentCommand();
-const m = new GenerationsManager({ root: arg.root, sys: new NodeSystemAdapter(), log: createLogger({ level: 'info', format: 'text' }), selfCommand: [cmd, ...pre] });
+const m = new GenerationsRoot({ root: arg.root, sys: new NodeSystemAdapter(), log: createLogger({ level: 'info', format: 'text' }), selfCommand: [cmd, ...pre] });
 const ops = {
-  upgrade: () => m.upgrade(arg.request as Parameters<GenerationsManager['upgrade']>[0]),
-  rollback: () => m.rollback((arg.request ?? {}) as Parameters<GenerationsManager['rollback']>[0]),
-  recover: () => m.recover(),
-  gc: () => m.gc(),
+  upgrade: () => upgrade(m, arg.request as UpgradeRequest),
+  rollback: () => rollback(m, (arg.request ?? {}) as RollbackRequest),
+  recover: () => recover(m),
+  gc: () => gc(m),
 };
 ops[arg.op]().then(
   (r) => process.stdout.write(JSON.stringify(r ?? null) + '\n'),

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pickLinkLocalBlock } from '@ibex/test-support';
 import { scratchRoot } from './agent-process.js';
 
 /** Runs a program (argv) to completion; throws with its output when it fails and `check` is set. */
@@ -10,15 +11,6 @@ export function sh(argv: string[], check = true): { code: number | null; stdout:
   if (r.error) throw r.error;
   if (check && r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}${r.stdout}`);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Whether any host address (`ip -j -4 addr` output) lies in 169.254.b.c/29. */
-function linkLocalBlockTaken(ipJson: string, b: number, c: number): boolean {
-  const addrs = (JSON.parse(ipJson) as { addr_info?: { local: string }[] }[]).flatMap((l) => (l.addr_info ?? []).map((a) => a.local));
-  return addrs.some((a) => {
-    const [p, q, r, d] = a.split('.').map(Number);
-    return p === 169 && q === 254 && r === b && d! >= c && d! < c + 8;
-  });
 }
 
 /** Whether a process with this pid exists (a lock holder that died leaves its lock behind). */
@@ -157,16 +149,12 @@ export class NetnsDevice {
     sh(['ip', 'link', 'set', tmp, 'netns', this.ns]);
     sh(['ip', '-n', this.ns, 'link', 'set', tmp, 'name', name]);
     for (let attempt = 0; attempt < 20; attempt++) {
-      let b = randomInt(100, 200);
-      if (b === 169) b = 170;
-      const c = randomInt(0, 32) * 8;
-      // `ip addr add` accepts an address another link already has: look at the host's addresses.
-      // The e2e helper (test/src/e2e/helpers/netns.ts) picks from the same /29 blocks.
-      if (linkLocalBlockTaken(sh(['ip', '-j', '-4', 'addr', 'show']).stdout, b, c)) continue;
-      if (sh(['ip', 'addr', 'add', `169.254.${b}.${c + 1}/30`, 'dev', hostIf], false).code !== 0) continue;
+      // The same /29 blocks as the e2e helper (test/src/e2e/helpers/netns.ts), so the two never collide.
+      const block = pickLinkLocalBlock(sh(['ip', '-j', '-4', 'addr', 'show']).stdout);
+      if (!block || sh(['ip', 'addr', 'add', `${block.hostIp}/30`, 'dev', hostIf], false).code !== 0) continue;
       sh(['ip', 'link', 'set', hostIf, 'up']);
       // otherDeviceIp is in the next /30: moving the device there cuts it off from the host.
-      return { hostIf, hostIp: `169.254.${b}.${c + 1}`, deviceIp: `169.254.${b}.${c + 2}`, otherDeviceIp: `169.254.${b}.${c + 6}` };
+      return { hostIf, hostIp: block.hostIp, deviceIp: block.peerIp, otherDeviceIp: block.otherPeerIp };
     }
     throw new Error('could not find a free link-local /30 for the test veth');
   }

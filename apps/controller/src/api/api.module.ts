@@ -53,7 +53,5 @@ export const apiControllers = [
     AuditLogService,
     HealthService,
   ],
-  // Services the gateway may reuse (one service layer, two entry points).
-  exports: [DevicesService, DesiredStateService, JobsService],
 })
 export class ApiModule {}

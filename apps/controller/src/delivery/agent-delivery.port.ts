@@ -8,7 +8,11 @@
  * Calling one for an offline device is harmless; the device gets its work when it reconnects.
  */
 export interface AgentDelivery {
-  /** New work may exist for the device (a job, a cancellation, a desired revision): deliver it. */
+  /**
+   * New work may exist for the device (a job, a cancellation, a desired revision): deliver it.
+   * Never throws: Postgres already holds the work, so a failure (Redis down) is logged and only
+   * delays delivery to the device's next Hello; it does not fail the operator's request.
+   */
   kick(deviceId: string): Promise<void>;
   /** Close the device's stream at once (revoked or deleted); it will not be let back in. */
   disconnect(deviceId: string, reason: string): Promise<void>;
@@ -17,7 +21,8 @@ export const AGENT_DELIVERY = Symbol('AGENT_DELIVERY');
 
 /**
  * Time-driven parts of the job lifecycle (BullMQ): expiry of undelivered jobs, per-attempt
- * timeouts, retries with backoff. Implemented by the gateway side.
+ * timeouts, retries with backoff. Implemented by the gateway side. Never throws, like `kick`
+ * (the periodic sweep and the device's next Hello catch up on what a failed call missed).
  */
 export interface JobScheduler {
   /** A job row was created (status queued): schedule its expiry and try to deliver it now. */

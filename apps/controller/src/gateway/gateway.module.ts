@@ -1,7 +1,5 @@
 import { Global, Module } from '@nestjs/common';
 import { AGENT_DELIVERY, JOB_SCHEDULER } from '../delivery/agent-delivery.port.js';
-import { BullmqJobScheduler } from '../delivery/bullmq-job-scheduler.service.js';
-import { RoutedAgentDelivery } from '../delivery/routed-agent-delivery.service.js';
 import { AgentStreams } from './connect/agent-streams.service.js';
 import { DeliveryPass } from './connect/delivery-pass.service.js';
 import { DeviceAuth } from './connect/device-auth.service.js';
@@ -9,6 +7,7 @@ import { SessionRegistry } from './connect/session-registry.service.js';
 import { EnrollmentRedemption } from './enroll/enrollment-redemption.service.js';
 import { GatewayLifecycle } from './gateway-lifecycle.service.js';
 import { GrpcServer } from './grpc-server.service.js';
+import { BullmqJobScheduler } from './jobs/bullmq-job-scheduler.service.js';
 import { JobSweeper } from './jobs/job-sweeper.service.js';
 import { JobTimerHandlers } from './jobs/job-timer.handlers.js';
 import { JobTimerQueue } from './jobs/job-timer.queue.js';
@@ -16,6 +15,7 @@ import { JobTimerWorker } from './jobs/job-timer.worker.js';
 import { JobUpdates } from './jobs/job-updates.service.js';
 import { PresenceService } from './presence/presence.service.js';
 import { DeviceRouting } from './routing/device-routing.service.js';
+import { RoutedAgentDelivery } from './routing/routed-agent-delivery.service.js';
 import { StateReports } from './state/state-reports.service.js';
 
 /** What agents talk to (gRPC), the routing between replicas, and the time-driven work (BullMQ). */
@@ -42,6 +42,6 @@ import { StateReports } from './state/state-reports.service.js';
     { provide: AGENT_DELIVERY, useExisting: RoutedAgentDelivery },
     { provide: JOB_SCHEDULER, useExisting: BullmqJobScheduler },
   ],
-  exports: [GrpcServer, AGENT_DELIVERY, JOB_SCHEDULER],
+  exports: [AGENT_DELIVERY, JOB_SCHEDULER],
 })
 export class GatewayModule {}

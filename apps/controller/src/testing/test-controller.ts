@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
-import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
-import { Redis } from 'ioredis';
+import { createTestDatabase, freePort, type TestDatabase } from '@ibex/migrate';
+import { deleteRedisPrefix } from '@ibex/test-support';
 import { createApp } from '../app.js';
 import { loadConfig, type Config } from '../config/config.js';
 import { randomBase62 } from '../common/secrets.js';
@@ -34,7 +34,7 @@ export interface TestControllerOptions {
 
 /**
  * A real controller in this process: fresh migrated database, its own Redis prefix, REST and
- * gRPC on ephemeral loopback ports. `close()` removes everything it created.
+ * gRPC on free loopback ports. `close()` removes everything it created.
  */
 export async function startTestController(opts: TestControllerOptions = {}): Promise<TestController> {
   const ownDb = !opts.db;
@@ -48,7 +48,8 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
     IBEX_HTTP_HOST: '127.0.0.1',
     IBEX_HTTP_PORT: '0',
     IBEX_GRPC_HOST: '127.0.0.1',
-    IBEX_GRPC_PORT: '0',
+    // A fixed port rather than 0: the enrollment command shows the configured one.
+    IBEX_GRPC_PORT: String(await freePort()),
     IBEX_ADMIN_TOKEN: adminToken,
     IBEX_MIGRATE_ON_START: 'false',
     IBEX_LOG_LEVEL: process.env['IBEX_TEST_LOG_LEVEL'] ?? 'error',
@@ -88,19 +89,4 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
       if (!opts.redisPrefix) await deleteRedisPrefix(config.redisUrl, redisPrefix);
     },
   };
-}
-
-/** Removes every key under `prefix:` (BullMQ queues, presence, routing). */
-export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promise<void> {
-  const r = new Redis(redisUrl);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
 }

@@ -1,4 +1,5 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { pickLinkLocalBlock } from '@ibex/test-support';
 import { exec, execOk } from './exec.js';
 
 /**
@@ -33,19 +34,10 @@ export async function createNetns(): Promise<TestNetns> {
     let hostIp = '';
     let nsIp = '';
     for (let attempt = 0; attempt < 20 && !hostIp; attempt++) {
-      // 169.254.100.0 - 169.254.199.255, never 169.254.169.x (cloud metadata lives there)
-      let b = randomInt(100, 200);
-      if (b === 169) b = 170;
-      // /29 blocks, as apps/agent/src/testing/netns-device.ts picks them; `ip addr add` accepts an
-      // address another link already has, so look at the host's addresses first.
-      const c = randomInt(0, 32) * 8;
-      if (linkLocalBlockTaken(await execOk('ip', ['-j', '-4', 'addr', 'show']), b, c)) continue;
-      const h = `169.254.${b}.${c + 1}`;
-      const r = await exec('ip', ['addr', 'add', `${h}/30`, 'dev', hostIf]);
-      if (r.code === 0) {
-        hostIp = h;
-        nsIp = `169.254.${b}.${c + 2}`;
-      }
+      const block = pickLinkLocalBlock(await execOk('ip', ['-j', '-4', 'addr', 'show']));
+      if (!block) continue;
+      const r = await exec('ip', ['addr', 'add', `${block.hostIp}/30`, 'dev', hostIf]);
+      if (r.code === 0) ({ hostIp, peerIp: nsIp } = block);
     }
     if (!hostIp) throw new Error('could not find a free link-local /30 for the test veth');
     await execOk('ip', ['link', 'set', hostIf, 'up']);
@@ -57,13 +49,4 @@ export async function createNetns(): Promise<TestNetns> {
     await destroy();
     throw err;
   }
-}
-
-/** Whether any host address (`ip -j -4 addr` output) lies in 169.254.b.c/29. */
-function linkLocalBlockTaken(ipJson: string, b: number, c: number): boolean {
-  const addrs = (JSON.parse(ipJson) as { addr_info?: { local: string }[] }[]).flatMap((l) => (l.addr_info ?? []).map((a) => a.local));
-  return addrs.some((a) => {
-    const [p, q, r, d] = a.split('.').map(Number);
-    return p === 169 && q === 254 && r === b && d! >= c && d! < c + 8;
-  });
 }

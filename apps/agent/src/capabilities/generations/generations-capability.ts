@@ -2,10 +2,11 @@ import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { type GenerationsSection, generationsSectionSchema } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
-import type { Capability, CapabilityContext } from '../../engine/capability.js';
+import type { Capability } from '../../engine/capability.js';
 import type { StepSummary } from '../../engine/section-result.js';
-import { GenerationsManager, defaultHealth } from './generations-manager.js';
+import { type GenerationsRoot, defaultHealth } from './generations-root.js';
 import type { GenerationsConfig } from './generations-store.js';
+import { adopt, setConfig } from './init-adopt.js';
 import { describeLayoutProblem, readLayout } from './layout-read.js';
 
 export interface GenerationsActual {
@@ -17,10 +18,6 @@ export interface GenerationsActual {
 }
 
 export type GenerationsStep = { action: 'configure'; config: GenerationsConfig; adopt: boolean } | { action: 'refuse'; reason: string };
-
-// A manager per apply is fine: managers of the same --root share one lock (generations-manager.ts),
-// so the section never interleaves with a generations job or the trial monitor.
-const manager = (ctx: CapabilityContext) => new GenerationsManager({ root: ctx.root, sys: ctx.sys, log: ctx.log });
 
 export function desiredConfig(spec: GenerationsSection): GenerationsConfig {
   return { volume: spec.volume, fallbacks: spec.fallbacks, health: { ...defaultHealth(), ...spec.health } };
@@ -51,39 +48,43 @@ interface GenerationsBackup {
   config: GenerationsConfig | null;
 }
 
-export const generationsCapability: Capability<GenerationsSection, GenerationsActual, GenerationsStep, GenerationsBackup> = {
-  section: 'generations',
-  schema: generationsSectionSchema,
+/**
+ * The `generations` section of the --root that `g` manages: the same GenerationsRoot as the
+ * generations jobs and the trial monitor (agent/registry.ts), so its configure and revert run
+ * under their lock and never interleave with an upgrade.
+ */
+export function generationsCapability(g: GenerationsRoot): Capability<GenerationsSection, GenerationsActual, GenerationsStep, GenerationsBackup> {
+  return {
+    section: 'generations',
+    schema: generationsSectionSchema,
 
-  async observe(ctx, spec) {
-    const m = manager(ctx);
-    const config = m.store.readConfig();
-    const volume = join(ctx.root, spec.volume);
-    let layoutProblem: string | undefined;
-    if (!(await m.btrfs.isBtrfs(volume))) layoutProblem = `${spec.volume} is not a mounted btrfs filesystem`;
-    else layoutProblem = describeLayoutProblem(await readLayout(ctx.sys, m.btrfs, volume), spec.volume);
-    return { config, layoutProblem, busy: m.store.readJournal() !== undefined };
-  },
-
-  plan: planGenerations,
-  summarize: summarizeGenerationsStep,
-
-  executors: {
-    async configure(step, ctx) {
-      const m = manager(ctx);
-      if (step.adopt) await m.adopt({ volume: step.config.volume, fallbacks: step.config.fallbacks, health: step.config.health });
-      else await m.setConfig(step.config);
+    async observe(_ctx, spec) {
+      const volume = join(g.root, spec.volume);
+      let layoutProblem: string | undefined;
+      if (!(await g.btrfs.isBtrfs(volume))) layoutProblem = `${spec.volume} is not a mounted btrfs filesystem`;
+      else layoutProblem = describeLayoutProblem(await readLayout(g.sys, g.btrfs, volume), spec.volume);
+      return { config: g.config(), layoutProblem, busy: g.store.journal.read() !== undefined };
     },
-    async refuse(step) {
-      throw new FatalError(step.reason);
+
+    plan: planGenerations,
+    summarize: summarizeGenerationsStep,
+
+    executors: {
+      async configure(step) {
+        if (step.adopt) await adopt(g, { volume: step.config.volume, fallbacks: step.config.fallbacks, health: step.config.health });
+        else await setConfig(g, step.config);
+      },
+      async refuse(step) {
+        throw new FatalError(step.reason);
+      },
     },
-  },
 
-  async backup(ctx) {
-    return { config: manager(ctx).store.readConfig() ?? null };
-  },
+    async backup() {
+      return { config: g.config() ?? null };
+    },
 
-  async revert(ctx, backup) {
-    await manager(ctx).setConfig(backup.config);
-  },
-};
+    async revert(_ctx, backup) {
+      await setConfig(g, backup.config);
+    },
+  };
+}

@@ -11,7 +11,11 @@ import { silentLogger } from '../../common/log.js';
 import { NodeSystemAdapter } from '../../system/node-system-adapter.js';
 import { agentCommand } from '../../testing/agent-process.js';
 import { type BtrfsVolume, makeBtrfsVolume, makeRootfsTarball, execArgv, sha256File } from '../../testing/btrfs-volume.js';
-import { GenerationsManager } from './generations-manager.js';
+import { GenerationsRoot } from './generations-root.js';
+import { init } from './init-adopt.js';
+import { rollback } from './rollback.js';
+import { markGood } from './trial-state.js';
+import { upgrade } from './upgrade.js';
 import type { Journal } from './generations-store.js';
 
 const DRIVER = fileURLToPath(new URL('../../testing/generations-driver.js', import.meta.url));
@@ -31,28 +35,28 @@ function driver(root: string, op: string, request: unknown, failpoints = ''): Pr
 
 function manager(v: BtrfsVolume) {
   const [cmd, pre] = agentCommand();
-  return new GenerationsManager({ root: v.root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [cmd, ...pre] });
+  return new GenerationsRoot({ root: v.root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [cmd, ...pre] });
 }
 
 async function setup(t: TestContext) {
   const v = await makeBtrfsVolume(t);
   const tar = makeRootfsTarball(v.scratch, 'base', 'base');
   const m = manager(v);
-  const first = (await m.init({ volume: v.volume, commons: ['@var@log'], fstab: 'x CURRENT_SNAPSHOTS_PATH\n', image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) } })).current!;
+  const first = (await init(m, { volume: v.volume, commons: ['@var@log'], fstab: 'x CURRENT_SNAPSHOTS_PATH\n', image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) } })).current!;
   return { v, m, first, tar };
 }
 
 const isRo = (p: string) => execArgv(['btrfs', 'property', 'get', '-ts', p, 'ro']).trim() === 'ro=true';
 const current0 = (v: BtrfsVolume) => readlinkSync(join(v.host, 'current/0')).replace('../../snapshots/', '');
 
-function assertConsistent(v: BtrfsVolume, m: GenerationsManager, opts: { halfDeleted?: string } = {}): string {
+function assertConsistent(v: BtrfsVolume, m: GenerationsRoot, opts: { halfDeleted?: string } = {}): string {
   const g0 = current0(v);
   assert.match(readlinkSync(join(v.host, 'current')), /^\.\/links\/[^/]+$/);
   assert.equal(lstatSync(join(v.host, 'snapshots', g0, '@')).ino, 256);
   assert.ok(isRo(join(v.host, 'snapshots', g0, '@')), 'current/0/@ is read-only');
   assert.ok(existsSync(join(v.host, 'current/0/@/bin/busybox')), 'current/0/@ is a complete root');
   assert.deepEqual(readdirSync(join(v.host, 'next')), [], 'next/ is empty');
-  assert.equal(existsSync(m.store.journalPath), false, 'the journal is cleared');
+  assert.equal(existsSync(m.store.journal.path), false, 'the journal is cleared');
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(v.root));
   assert.equal(mounts.length, 1, `only the volume is mounted: ${mounts.join('\n')}`);
   // Every generation left on disk is complete (the crashed one either made it or is gone).
@@ -83,7 +87,7 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
         const r = await driver(v.root, 'upgrade', request, fp);
         assert.equal(r.signal, 'SIGKILL', `the driver must die at ${fp}: ${r.stderr}`);
         assert.match(r.stderr, new RegExp(`failpoint ${fp}`));
-        const j = JSON.parse(readFileSync(m.store.journalPath, 'utf8')) as Journal;
+        const j = JSON.parse(readFileSync(m.store.journal.path, 'utf8')) as Journal;
         assert.equal(j.op, 'upgrade');
         const rec = await driver(v.root, 'recover', null);
         assert.equal(rec.code, 0, rec.stderr);
@@ -97,7 +101,7 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
           assert.equal(state.statuses[j.created!], 'trial');
           assert.deepEqual(readdirSync(join(v.host, 'snapshots')).sort(), [first, j.created].sort());
           // An upgrade is refused while a trial is pending: let this one pass its check first.
-          assert.equal(await m.markGood(j.created!), true);
+          assert.equal(await markGood(m, j.created!), true);
         } else {
           // Not switched: everything the upgrade made is gone, the volume is as before.
           assert.equal(g0, first);
@@ -116,10 +120,10 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
   for (const fp of ROLLBACK_POINTS) {
     it(`rollback killed at ${fp}`, async (t) => {
       const { v, m, first } = await setup(t);
-      const a = (await m.upgrade({ from: { kind: 'commands' }, commands: [], trial: true })).id;
+      const a = (await upgrade(m, { from: { kind: 'commands' }, commands: [], trial: true })).id;
       const r = await driver(v.root, 'rollback', { reason: 'crash test', markFromBad: true }, fp);
       assert.equal(r.signal, 'SIGKILL', r.stderr);
-      assert.equal(JSON.parse(readFileSync(m.store.journalPath, 'utf8')).op, 'switch');
+      assert.equal(JSON.parse(readFileSync(m.store.journal.path, 'utf8')).op, 'switch');
       const rec = await driver(v.root, 'recover', null);
       assert.equal(rec.code, 0, rec.stderr);
       const g0 = assertConsistent(v, m);
@@ -139,7 +143,7 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
     const { v, m, first } = await setup(t);
     // Five upgrades: links 0..3 hold the last four; `first` and the first upgrade are unreferenced.
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await m.upgrade({ from: { kind: 'commands' }, commands: [], trial: false })).id);
+    for (let i = 0; i < 5; i++) ids.push((await upgrade(m, { from: { kind: 'commands' }, commands: [], trial: false })).id);
     const victims = [first, ids[0]!].sort();
     const r = await driver(v.root, 'gc', null, 'gen-gc-deleted');
     assert.equal(r.signal, 'SIGKILL', r.stderr);
@@ -160,7 +164,7 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
     assert.deepEqual(linked.map((g) => [g.slot, g.id, g.complete]), [ids[4], ids[3], ids[2], ids[1]].map((id, i) => [i, id, true]));
     assertConsistent(v, m, { halfDeleted: half[0] });
     // Nothing can link it again: a rollback to it is refused.
-    await assert.rejects(m.rollback({ to: half[0] }), /is not complete/);
+    await assert.rejects(rollback(m, { to: half[0] }), /is not complete/);
     const again = await driver(v.root, 'gc', null);
     assert.equal(again.code, 0, again.stderr);
     assert.ok(JSON.parse(again.stdout).deleted.includes(half[0]));

@@ -116,10 +116,10 @@ describe('generations store records', () => {
     t.after(() => rmSync(root, { recursive: true, force: true }));
     const store = new GenerationsStore(root);
     const journal = { op: 'upgrade', links: 'L1', created: 'G1', to: 'G1', from: 'G0', trial: false, reason: null, markFromBad: false, download: null, startedAtMs: 1 };
-    store.writeJournal(journal as Journal);
-    assert.equal(store.readJournal()?.links, 'L1');
-    store.writeJournal({ ...journal, links: '../../etc', created: '..' } as Journal);
-    assert.throws(() => store.readJournal(), (e: Error) => /links/.test(e.message) && /created/.test(e.message));
+    store.journal.write(journal as Journal);
+    assert.equal(store.journal.read()?.links, 'L1');
+    store.journal.write({ ...journal, links: '../../etc', created: '..' } as Journal);
+    assert.throws(() => store.journal.read(), (e: Error) => /links/.test(e.message) && /created/.test(e.message));
     store.writeConfig({ volume: '/vol/../etc', fallbacks: 3, health: { deadlineSec: 60, boots: 2, checks: [], requireBoot: false } });
     assert.throws(() => store.readConfig(), /volume/);
   });

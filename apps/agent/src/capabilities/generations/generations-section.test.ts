@@ -8,7 +8,9 @@ import { NodeSystemAdapter } from '../../system/node-system-adapter.js';
 import { agentCommand, runAgent } from '../../testing/agent-process.js';
 import { listVolume, makeBtrfsVolume, makeRootfsTarball, execArgv, sha256File } from '../../testing/btrfs-volume.js';
 import { desiredConfig, generationsCapability, planGenerations } from './generations-capability.js';
-import { GenerationsManager } from './generations-manager.js';
+import { GenerationsRoot } from './generations-root.js';
+import { init } from './init-adopt.js';
+import { upgrade } from './upgrade.js';
 
 const spec = (v: unknown) => generationsSectionSchema.parse(v);
 
@@ -68,25 +70,25 @@ describe('generations section and jobs on one device', () => {
     const v = await makeBtrfsVolume(t);
     const tar = makeRootfsTarball(v.scratch, 'base', 'base');
     const [cmd, pre] = agentCommand();
-    // The jobs' manager (the agent's), and the section with its own manager per apply, as in the agent.
-    const jobs = new GenerationsManager({ root: v.root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [cmd, ...pre] });
-    await jobs.init({ volume: v.volume, commons: [], image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) } });
+    // One GenerationsRoot for the --root, shared by the jobs and the section, as in the agent.
+    const jobs = new GenerationsRoot({ root: v.root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [cmd, ...pre] });
+    await init(jobs, { volume: v.volume, commons: [], image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) } });
     const ctx = { root: v.root, sys: new NodeSystemAdapter(), log: silentLogger, signal: new AbortController().signal, backupDir: v.scratch };
     const want = desiredConfig(spec({ volume: v.volume, fallbacks: 2, health: { deadlineSec: 90 } }));
     let upgraded = false;
-    const upgrade = jobs.upgrade({ from: { kind: 'commands' }, commands: [['/bin/busybox', 'sleep', '1.5']], trial: true }).then((r) => ((upgraded = true), r));
+    const upgrading = upgrade(jobs, { from: { kind: 'commands' }, commands: [['/bin/busybox', 'sleep', '1.5']], trial: true }).then((r) => ((upgraded = true), r));
     // Wait until the upgrade is journaled and running its command.
     const until = Date.now() + 10_000;
-    while (Date.now() < until && !existsSync(jobs.store.journalPath)) await new Promise((ok) => setTimeout(ok, 20));
-    assert.ok(existsSync(jobs.store.journalPath), 'the upgrade is under way');
+    while (Date.now() < until && !existsSync(jobs.store.journal.path)) await new Promise((ok) => setTimeout(ok, 20));
+    assert.ok(existsSync(jobs.store.journal.path), 'the upgrade is under way');
     const seen: string[] = [];
     const section = async (adopt: boolean) => {
-      await generationsCapability.executors.configure({ action: 'configure', config: want, adopt }, ctx);
-      seen.push(`${adopt ? 'adopt' : 'configure'}: upgrade ${upgraded ? 'done' : 'running'}, journal ${existsSync(jobs.store.journalPath) ? 'present' : 'gone'}`);
+      await generationsCapability(jobs).executors.configure({ action: 'configure', config: want, adopt }, ctx);
+      seen.push(`${adopt ? 'adopt' : 'configure'}: upgrade ${upgraded ? 'done' : 'running'}, journal ${existsSync(jobs.store.journal.path) ? 'present' : 'gone'}`);
     };
-    await Promise.all([section(true), section(false), upgrade]);
+    await Promise.all([section(true), section(false), upgrading]);
     assert.deepEqual(seen.sort(), ['adopt: upgrade done, journal gone', 'configure: upgrade done, journal gone']);
-    const r = await upgrade;
+    const r = await upgrading;
     // Nothing the upgrade recorded was lost: the trial stands, with the section's settings.
     assert.equal(jobs.store.readState().trial?.id, r.id);
     assert.deepEqual(jobs.requireConfig(), want);

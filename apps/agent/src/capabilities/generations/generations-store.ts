@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { argvSchema, generationsDevicePathSchema, parseOrThrow } from '@ibex/spec';
-import { readJsonSync, removeDurableSync, writeJsonAtomicSync } from '../../journal/atomic-file.js';
+import { readJsonSync, writeJsonAtomicSync } from '../../journal/atomic-file.js';
+import { type ChangeJournal, JsonChangeJournal } from '../../journal/journal-record.js';
 import { isValidId } from './layout.js';
 
 /**
@@ -63,10 +64,10 @@ export const generationsStateSchema = z
   .strict();
 export type GenerationsState = z.infer<typeof generationsStateSchema>;
 
-/** An operation that changes the volume, journaled before its first destructive step. */
 /** Ids become path components that recovery deletes under: a damaged record must not reach outside the volume. */
 const idSchema = z.string().refine(isValidId, 'must be a generation or links id (a plain name)');
 
+/** An operation that changes the volume (upgrade, switch), journaled before its first destructive step (generations-journal.ts). */
 export const journalSchema = z
   .object({
     op: z.enum(['upgrade', 'switch']),
@@ -93,8 +94,11 @@ export const emptyState = (): GenerationsState => ({ statuses: {}, lastGood: nul
 
 export class GenerationsStore {
   readonly dir: string;
+  /** The operation in progress (generations-journal.ts). */
+  readonly journal: ChangeJournal<Journal>;
   constructor(root: string) {
     this.dir = generationsStateDir(root);
+    this.journal = new JsonChangeJournal(join(this.dir, 'journal.json'), journalSchema);
   }
 
   get configPath() {
@@ -102,9 +106,6 @@ export class GenerationsStore {
   }
   get statePath() {
     return join(this.dir, 'state.json');
-  }
-  get journalPath() {
-    return join(this.dir, 'journal.json');
   }
   get downloadsDir() {
     return join(this.dir, 'downloads');
@@ -124,16 +125,5 @@ export class GenerationsStore {
   }
   writeState(s: GenerationsState): void {
     writeJsonAtomicSync(this.statePath, s, 0o644);
-  }
-
-  readJournal(): Journal | undefined {
-    const v = readJsonSync(this.journalPath);
-    return v === undefined ? undefined : parseOrThrow(journalSchema, v, this.journalPath);
-  }
-  writeJournal(j: Journal): void {
-    writeJsonAtomicSync(this.journalPath, j);
-  }
-  clearJournal(): void {
-    removeDurableSync(this.journalPath);
   }
 }

@@ -8,21 +8,23 @@ import { silentLogger } from '../../common/log.js';
 import { NodeSystemAdapter } from '../../system/node-system-adapter.js';
 import { agentCommand } from '../../testing/agent-process.js';
 import { type BtrfsVolume, makeBtrfsVolume, makeRootfsTarball, execArgv, sha256File } from '../../testing/btrfs-volume.js';
-import { GenerationsManager, type ManagerDeps } from './generations-manager.js';
+import { GenerationsRoot, type GenerationsRootDeps } from './generations-root.js';
+import { adopt, init } from './init-adopt.js';
+import { upgrade } from './upgrade.js';
 import { TrialMonitor } from './trial-monitor.js';
 import { killWithCommandLine, pidsWithCommandLine } from '../../testing/processes.js';
 
-function manager(v: BtrfsVolume, extra: Partial<ManagerDeps> = {}) {
+function manager(v: BtrfsVolume, extra: Partial<GenerationsRootDeps> = {}) {
   const [cmd, pre] = agentCommand();
-  return new GenerationsManager({ root: v.root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [cmd, ...pre], ...extra });
+  return new GenerationsRoot({ root: v.root, sys: new NodeSystemAdapter(), log: silentLogger, selfCommand: [cmd, ...pre], ...extra });
 }
 
 async function setup(t: TestContext, health: { checks?: string[][]; deadlineSec?: number; boots?: number; requireBoot?: boolean }) {
   const v = await makeBtrfsVolume(t);
   const tar = makeRootfsTarball(v.scratch, 'base', 'base');
   const m = manager(v);
-  const first = (await m.init({ volume: v.volume, commons: [], image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) }, health })).current!;
-  const next = (await m.upgrade({ from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/new']], trial: true })).id;
+  const first = (await init(m, { volume: v.volume, commons: [], image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) }, health })).current!;
+  const next = (await upgrade(m, { from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/new']], trial: true })).id;
   return { v, m, first, next };
 }
 
@@ -111,28 +113,28 @@ describe('generations trial and health', { concurrency: false }, () => {
     const before = execArgv(['ls', join(v.host, 'snapshots')]);
     for (const trial of [true, false]) {
       await assert.rejects(
-        m.upgrade({ from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/third']], trial }),
+        upgrade(m, { from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/third']], trial }),
         new RegExp(`^FatalError: cannot upgrade: generation ${next} is still on trial \\(its health check is pending \\(deadline [^)]+\\)\\); wait until it is good .* or roll it back to ${first} with generations\\.rollback, then try again$`),
       );
     }
     assert.equal(execArgv(['ls', join(v.host, 'snapshots')]), before, 'no generation was made');
     assert.equal(current0(v), next);
-    assert.equal(m.store.readJournal(), undefined);
+    assert.equal(m.store.journal.read(), undefined);
     // The same btrfs mounted at a second path: adopting it would carry this volume's trial over.
     const other = join(v.root, 'vol/other');
     mkdirSync(other);
     execArgv(['mount', '-t', 'btrfs', '-o', 'subvolid=5', v.device, other]);
-    await assert.rejects(m.adopt({ volume: '/vol/other' }), new RegExp(`cannot adopt /vol/other: generation ${next} is still on trial`));
+    await assert.rejects(adopt(m, { volume: '/vol/other' }), new RegExp(`cannot adopt /vol/other: generation ${next} is still on trial`));
     assert.equal(m.requireConfig().volume, v.volume);
     // Re-adopting the same volume (new settings) keeps the trial and is allowed.
-    await m.adopt({ volume: v.volume, fallbacks: 2, health: { checks: [['true']], deadlineSec: 3600 } });
+    await adopt(m, { volume: v.volume, fallbacks: 2, health: { checks: [['true']], deadlineSec: 3600 } });
     assert.equal(m.store.readState().trial?.id, next);
     // Once the trial is good, upgrading works again.
     const mon = new TrialMonitor(m, { sys: new NodeSystemAdapter(), log: silentLogger });
     t.after(() => mon.stop());
     await mon.controllerReached();
     assert.equal(m.store.readState().statuses[next], 'good');
-    const third = await m.upgrade({ from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/third']], trial: true });
+    const third = await upgrade(m, { from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/third']], trial: true });
     assert.equal(third.from, next);
     assert.equal(m.store.readState().trial?.previous, next, 'the new trial falls back to a confirmed generation');
   });

@@ -1,19 +1,17 @@
 import type { GenerationsInventory } from '@ibex/spec';
 import { errorMessage } from '../../common/errors.js';
-import type { Logger } from '../../common/log.js';
-import type { SystemAdapter } from '../../system/system-adapter.js';
-import { GenerationsManager } from './generations-manager.js';
+import type { GenerationsRoot } from './generations-root.js';
 
 /**
  * The generations inventory for the facts: undefined when the device has no generations volume
  * configured (no generations.init/adopt yet) or it cannot be read (logged). Cheap: readlinks,
  * readdirs, mountinfo and one `btrfs property get` per generation; no send, no tree walk.
  */
-export async function collectGenerationsInventory(opts: { root: string; sys: SystemAdapter; log: Logger }): Promise<GenerationsInventory | undefined> {
+export async function collectGenerationsInventory(g: GenerationsRoot): Promise<GenerationsInventory | undefined> {
   try {
-    return await new GenerationsManager(opts).inventory();
+    return await g.inventory();
   } catch (err) {
-    opts.log.warn('reading the generations inventory failed', { error: errorMessage(err) });
+    g.log.warn('reading the generations inventory failed', { error: errorMessage(err) });
     return undefined;
   }
 }

@@ -1,7 +1,9 @@
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { SystemAdapter } from '../../system/system-adapter.js';
-import type { GenerationsManager } from './generations-manager.js';
+import type { GenerationsRoot } from './generations-root.js';
+import { rollback } from './rollback.js';
+import { countBoot, markGood } from './trial-state.js';
 
 export interface TrialOutcome {
   id: string;
@@ -26,7 +28,7 @@ export class TrialMonitor {
   readonly outcomes: TrialOutcome[] = [];
 
   constructor(
-    private readonly m: GenerationsManager,
+    private readonly g: GenerationsRoot,
     private readonly deps: { sys: SystemAdapter; log: Logger; onChanged?: (o: TrialOutcome) => void; now?: () => number },
   ) {}
 
@@ -34,12 +36,13 @@ export class TrialMonitor {
     return (this.deps.now ?? Date.now)();
   }
 
-  /** At agent start: finish/undo an interrupted operation, count this boot, arm the deadline. */
+  /**
+   * At agent start, after recovery (generations-journal.ts: an interrupted switch is finished or
+   * undone first): counts this boot of a trial generation, arms its deadline.
+   */
   async start(): Promise<void> {
-    if (!this.m.config()) return;
-    const recovered = await this.m.recover();
-    if (recovered) this.deps.log.warn(`generations: ${recovered}`);
-    const reason = await this.m.countBoot();
+    if (!this.g.config()) return;
+    const reason = await countBoot(this.g);
     if (reason) await this.fail(reason);
     this.arm();
   }
@@ -61,7 +64,7 @@ export class TrialMonitor {
   arm(): void {
     clearTimeout(this.timer);
     if (this.stopped) return;
-    const t = this.m.config() ? this.m.store.readState().trial : null;
+    const t = this.g.config() ? this.g.store.readState().trial : null;
     // A trial waiting for its boot has no deadline yet: it starts at that boot.
     if (!t || t.awaitingBoot) return;
     // setTimeout holds at most ~24.8 days; a longer deadline is looked at again then.
@@ -82,8 +85,8 @@ export class TrialMonitor {
   }
 
   private async check(): Promise<void> {
-    const cfg = this.m.config();
-    const t = cfg ? this.m.store.readState().trial : null;
+    const cfg = this.g.config();
+    const t = cfg ? this.g.store.readState().trial : null;
     // Before the reboot into it the running system is still the old root: nothing to judge yet.
     if (!cfg || !t || t.awaitingBoot) return;
     if (this.now() > t.deadlineAtMs) return this.expire();
@@ -99,25 +102,25 @@ export class TrialMonitor {
       }
     }
     // markGood looks at the signal again under the generations lock: a stop() while it waited records nothing.
-    if (!(await this.m.markGood(t.id, signal))) return;
+    if (!(await markGood(this.g, t.id, signal))) return;
     clearTimeout(this.timer);
     this.report({ id: t.id, outcome: 'good', reason: `reached the controller${cfg.health.checks.length ? ` and passed ${cfg.health.checks.length} check(s)` : ''}` });
   }
 
   private async expire(): Promise<void> {
-    const cfg = this.m.config();
-    const t = cfg ? this.m.store.readState().trial : null;
+    const cfg = this.g.config();
+    const t = cfg ? this.g.store.readState().trial : null;
     if (!cfg || !t || t.awaitingBoot) return;
     if (this.now() < t.deadlineAtMs) return this.arm();
     await this.fail(`generation ${t.id} did not reach the controller within ${cfg.health.deadlineSec} s of its switch or boot`);
   }
 
   private async fail(reason: string): Promise<void> {
-    const t = this.m.store.readState().trial;
+    const t = this.g.store.readState().trial;
     if (!t) return;
     this.deps.log.error('generations: trial failed, rolling back', { generation: t.id, to: t.previous, reason });
     try {
-      await this.m.rollback({ to: t.previous, reason, markFromBad: true, signal: this.abort.signal });
+      await rollback(this.g, { to: t.previous, reason, markFromBad: true, signal: this.abort.signal });
     } catch (err) {
       if (this.abort.signal.aborted) return;
       // Not a tight loop on a volume that refuses: look again in a minute.

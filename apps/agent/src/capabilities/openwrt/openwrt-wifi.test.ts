@@ -52,7 +52,7 @@ function setup(t: { after: (fn: () => void) => void }) {
   /** Applies and confirms (the engine holds changes of this section until confirmed). */
   const apply = async (s: Record<string, unknown>) => {
     const [r] = await engine.apply(s);
-    if (r!.awaitingConfirmationUntilMs !== undefined) engine.confirm('openwrt');
+    if (r!.awaitingConfirmationUntilMs !== undefined) await engine.confirmations.settle([r!], { confirmed: true });
     return r!;
   };
   return { root, fake, engine, spec, apply, dataDir };

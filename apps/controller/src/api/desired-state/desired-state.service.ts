@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import type { DesiredStateSpec } from '@ibex/spec';
 import { AuditService } from '../../audit/audit.service.js';
@@ -7,7 +7,6 @@ import { Conflict, NotFound, ValidationFailed } from '../../common/errors.js';
 import { AGENT_DELIVERY, type AgentDelivery } from '../../delivery/agent-delivery.port.js';
 import { type DesiredRevision, Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
-import { sendHint } from '../agent-hints.js';
 import { DevicesService } from '../devices/devices.service.js';
 import { decodeCursor, type Page, toPage } from '../http/pagination.js';
 import type { Caller } from '../http/request-context.js';
@@ -45,8 +44,6 @@ export function parseIfMatch(header: string | undefined): number | undefined {
 /** Desired state: revisions an operator writes, and the per-section states agents report back. */
 @Injectable()
 export class DesiredStateService {
-  private readonly log = new Logger('DesiredState');
-
   constructor(
     private readonly prisma: PrismaService,
     private readonly audit: AuditService,
@@ -89,7 +86,7 @@ export class DesiredStateService {
       );
       return r;
     });
-    await sendHint(this.log, `kicking device ${row.deviceId} for revision ${row.revision}`, () => this.delivery.kick(row.deviceId));
+    await this.delivery.kick(row.deviceId);
     return full(row);
   }
 

@@ -4,7 +4,6 @@ import { Clock } from '../../common/clock.js';
 import { NotFound } from '../../common/errors.js';
 import { displayPrefix, hashSecret, newSecret } from '../../common/secrets.js';
 import { CONFIG, type Config } from '../../config/config.js';
-import { GrpcServer } from '../../gateway/grpc-server.service.js';
 import type { EnrollmentToken } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import { labelsOf } from '../devices/device-view.js';
@@ -51,7 +50,6 @@ export class EnrollmentTokensService {
     private readonly prisma: PrismaService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
-    private readonly grpc: GrpcServer,
     @Inject(CONFIG) private readonly config: Config,
   ) {}
 
@@ -88,8 +86,8 @@ export class EnrollmentTokensService {
 
   enrollCommand(secret: string, controllerHost: string | undefined): string {
     const host = controllerHost && SAFE_HOST.test(controllerHost) ? controllerHost : 'CONTROLLER_HOST';
-    // The bound port (config may say 0 = any); falls back to the configured one before bootstrap.
-    const port = this.grpc.port || this.config.grpc.port;
+    // IBEX_GRPC_PORT=0 (any free port) has no port to advertise: a placeholder, like the host's.
+    const port = this.config.grpc.port || 'CONTROLLER_GRPC_PORT';
     const scheme = this.config.grpc.tls ? 'grpcs' : 'grpc';
     return `ibex-agent enroll --controller ${scheme}://${host}:${port} --token ${secret}`;
   }

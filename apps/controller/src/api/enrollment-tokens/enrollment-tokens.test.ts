@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { AuditService } from '../../audit/audit.service.js';
+import { Clock } from '../../common/clock.js';
 import { GrpcServer } from '../../gateway/grpc-server.service.js';
 import { auditRows, expectError, expectStatus } from '../../testing/api-fixtures.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
+import { EnrollmentTokensService } from './enrollment-tokens.service.js';
 
 /** fetch() will not send a made-up Host header; node:http will. */
 function postWithHost(c: TestController, path: string, host: string, json: unknown): Promise<{ status: number; body: any }> {
@@ -53,6 +56,13 @@ describe('enrollment tokens', () => {
     const { status, body } = await postWithHost(c, '/api/v1/enrollment-tokens', 'evil;rm -rf', {});
     assert.equal(status, 201, JSON.stringify(body));
     assert.match(body.enrollCommand, /^ibex-agent enroll --controller grpc:\/\/CONTROLLER_HOST:\d+ --token ibxe_/);
+  });
+
+  it('names the configured gRPC port, and a placeholder when the port is 0 (any free one)', () => {
+    const service = c.app.get(EnrollmentTokensService);
+    assert.equal(service.enrollCommand('ibxe_x', 'fleet.example.net'), `ibex-agent enroll --controller grpc://fleet.example.net:${c.config.grpc.port} --token ibxe_x`);
+    const anyPort = new EnrollmentTokensService(c.prisma, c.app.get(AuditService), c.app.get(Clock), { ...c.config, grpc: { ...c.config.grpc, port: 0 } });
+    assert.equal(anyPort.enrollCommand('ibxe_x', 'fleet.example.net'), 'ibex-agent enroll --controller grpc://fleet.example.net:CONTROLLER_GRPC_PORT --token ibxe_x');
   });
 
   it('accepts unlimited uses and refuses bad input by field', async () => {

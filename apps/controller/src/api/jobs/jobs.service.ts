@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { describeIssues, type JobType, jobTypeNames, jobTypes } from '@ibex/spec';
 import { AuditService } from '../../audit/audit.service.js';
@@ -8,7 +8,6 @@ import { CONFIG, type Config } from '../../config/config.js';
 import { JOB_SCHEDULER, type JobScheduler } from '../../delivery/agent-delivery.port.js';
 import type { Device, Job, JobEvent, JobStatus, Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
-import { sendHint } from '../agent-hints.js';
 import { DevicesService } from '../devices/devices.service.js';
 import { decodeCursor, encodeCursor, newestFirstKey, newestFirstOrder, olderThan, type Page, toPage } from '../http/pagination.js';
 import type { Caller } from '../http/request-context.js';
@@ -64,8 +63,6 @@ function logLines(events: JobEvent[]): LogLineView[] {
 /** Jobs: one-off work for one device. Delivery, retries and timeouts are the gateway's (JOB_SCHEDULER). */
 @Injectable()
 export class JobsService {
-  private readonly log = new Logger('Jobs');
-
   constructor(
     private readonly prisma: PrismaService,
     private readonly audit: AuditService,
@@ -133,7 +130,7 @@ export class JobsService {
 
   /** Tells the scheduler about a committed job (a hint: the gateway also finds it on reconnect). */
   async announce(job: Job): Promise<void> {
-    await sendHint(this.log, `scheduling job ${job.id}`, () => this.scheduler.jobCreated({ id: job.id, deviceId: job.deviceId, expiresAt: job.expiresAt }));
+    await this.scheduler.jobCreated({ id: job.id, deviceId: job.deviceId, expiresAt: job.expiresAt });
   }
 
   /** Newest first. */
@@ -198,7 +195,7 @@ export class JobsService {
       );
       return { job: updated, tellAgent: !queued };
     });
-    if (tellAgent) await sendHint(this.log, `telling the agent to cancel job ${job.id}`, () => this.scheduler.cancelRequested({ id: job.id, deviceId: job.deviceId }));
+    if (tellAgent) await this.scheduler.cancelRequested({ id: job.id, deviceId: job.deviceId });
     return toJobView(job);
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DeviceRouting, type RouteMessage } from '../gateway/routing/device-routing.service.js';
-import type { AgentDelivery } from './agent-delivery.port.js';
+import type { AgentDelivery } from '../../delivery/agent-delivery.port.js';
+import { DeviceRouting, type RouteMessage } from './device-routing.service.js';
 
 /**
  * AGENT_DELIVERY: publishes to the device's channel; the replica holding its stream (if any)

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { JobTimerQueue } from '../gateway/jobs/job-timer.queue.js';
-import { AGENT_DELIVERY, type AgentDelivery, type JobScheduler } from './agent-delivery.port.js';
+import { AGENT_DELIVERY, type AgentDelivery, type JobScheduler } from '../../delivery/agent-delivery.port.js';
+import { JobTimerQueue } from './job-timer.queue.js';
 
 /** JOB_SCHEDULER: arms a new job's expiry (BullMQ) and kicks the device. */
 @Injectable()

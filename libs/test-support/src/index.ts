@@ -1,0 +1,2 @@
+export * from './link-local.js';
+export * from './redis-prefix.js';
