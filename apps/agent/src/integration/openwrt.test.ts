@@ -61,9 +61,10 @@ describe('openwrt capability: a stand-in container in network namespaces', () =>
     // The netns handle, and the ledger of what the agent owns.
     assert.equal(readlinkSync(join(w.dev.root, 'run/netns', w.handle)), `/proc/${w.owrt.pid}/ns/net`);
     const ledger = JSON.parse(readFileSync(ledgerPath(w.dev.root), 'utf8'));
+    const instance = w.owrt.instance();
     assert.deepEqual(ledger.links.map((l: { name: string; type: string; nsId: string }) => [l.name, l.type, l.nsId]), [
-      ['eth0', 'macvlan', w.owrt.nsId()],
-      ['eth1', 'port', w.owrt.nsId()],
+      ['eth0', 'macvlan', instance],
+      ['eth1', 'port', instance],
     ]);
     assert.deepEqual(ledger.shims, ['owshim']);
 
@@ -82,7 +83,7 @@ describe('openwrt capability: the container restarts, goes away, links come and 
     assert.equal((await w.agent('apply', spec)).code, 0);
     const shimIndex = w.hostLinks().find((l) => l.ifname === 'owshim')!.ifindex;
     const oldPid = w.owrt.pid;
-    const oldNs = w.owrt.nsId();
+    const oldInstance = w.owrt.instance();
 
     await w.owrt.stop();
     // Its namespace went with it, and the links in it: the macvlan, and the port (a test veth dies
@@ -91,7 +92,8 @@ describe('openwrt capability: the container restarts, goes away, links come and 
     await w.owrt.start();
     w.writePid();
     assert.notEqual(w.owrt.pid, oldPid);
-    assert.notEqual(w.owrt.nsId(), oldNs);
+    // (The new namespace may even get the old one's inode number back: the agent tells them apart by pid and start time.)
+    assert.notEqual(w.owrt.instance(), oldInstance);
 
     const plan = await w.agent('plan', spec);
     assert.match(plan.stdout, /forget eth0, eth1: process \(pid \d+\) no longer has them/);
@@ -105,7 +107,7 @@ describe('openwrt capability: the container restarts, goes away, links come and 
     assert.equal(w.hostLinks().find((l) => l.ifname === 'owshim')?.ifindex, shimIndex, 'the same shim');
     assert.equal(readlinkSync(join(w.dev.root, 'run/netns', w.handle)), `/proc/${w.owrt.pid}/ns/net`);
     const ledger = JSON.parse(readFileSync(ledgerPath(w.dev.root), 'utf8'));
-    assert.deepEqual([...new Set(ledger.links.map((l: { nsId: string }) => l.nsId))], [w.owrt.nsId()]);
+    assert.deepEqual([...new Set(ledger.links.map((l: { nsId: string }) => l.nsId))], [w.owrt.instance()]);
     // The UCI config survived the restart (it is on the container's disk): only the network was reloaded.
     assert.equal(w.owrt.reloads().at(-1), 'network reload');
     const p = ping(w.dev, '192.168.77.1');

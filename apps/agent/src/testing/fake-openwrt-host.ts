@@ -167,6 +167,7 @@ export class FakeOpenwrtHost implements SystemAdapter {
   }
 
   async readFile(path: string): Promise<Buffer> {
+    if (path === `/proc/${this.pid}/stat`) return Buffer.from(`${this.pid} (sleep) S 1 ${this.pid} ${this.pid} 0 -1 4194560 96 0 0 0 0 0 0 0 20 0 1 0 81234 2555904 200 18446744073709551615\n`);
     const m = /^\/sys\/class\/ieee80211\/([^/]+)\/macaddress$/.exec(path);
     if (m) {
       const p = this.phys.get(m[1]!);

@@ -156,6 +156,12 @@ export class StandinOpenwrt {
     return sh(['readlink', `/proc/${this.pid}/ns/net`]).stdout.trim();
   }
 
+  /** This run of it as the agent names it: namespace, pid and start time (field 22 of /proc/PID/stat). */
+  instance(): string {
+    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    return `${this.nsId()}@${this.pid}.${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+  }
+
   /** Runs a program of the container (in its namespaces and filesystem), as the agent does. */
   exec(argv: string[], check = true): { code: number | null; stdout: string; stderr: string } {
     return sh(['nsenter', '-t', String(this.pid), '-m', '-u', '-i', '-n', '-r', '-w', '--', ...argv], check);

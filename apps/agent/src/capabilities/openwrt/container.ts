@@ -16,7 +16,13 @@ export interface RunningContainer {
   label: string;
   /** The namespace file in the agent's mount namespace. */
   nsPath: string;
-  /** The namespace's identity, "net:[4026532241]": tells a restarted container from the one interfaces were moved into. */
+  /** The namespace, "net:[4026532241]". */
+  netns: string;
+  /**
+   * This instance of the container: its namespace and, for a process, its pid and start time
+   * ("net:[4026532241]@4242.81234"). Tells a restarted container from the one interfaces were
+   * moved into: the kernel reuses a freed namespace's inode number, so the namespace alone does not.
+   */
   nsId: string;
   /** Where `ip link set ... netns` and `iw phy ... set netns` send things. */
   target: { pid: number } | { path: string };
@@ -65,15 +71,27 @@ export async function netnsIdOf(sys: SystemAdapter, path: string): Promise<strin
   return undefined;
 }
 
+/** A process's start time (clock ticks after boot, field 22 of /proc/PID/stat): with the pid, it names one process. */
+async function startTimeOf(sys: SystemAdapter, pid: number): Promise<string | undefined> {
+  const stat = await sys.readFile(`/proc/${pid}/stat`).then(
+    (b) => b.toString('utf8'),
+    () => undefined,
+  );
+  // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
 async function byPid(sys: SystemAdapter, pid: number, label: string): Promise<RunningContainer | AbsentContainer> {
   const nsPath = `/proc/${pid}/ns/net`;
-  const nsId = await netnsIdOf(sys, nsPath);
-  if (!nsId) return { running: false, certain: true, label, reason: `${label}: process ${pid} does not exist` };
+  const netns = await netnsIdOf(sys, nsPath);
+  const started = await startTimeOf(sys, pid);
+  if (!netns || !started) return { running: false, certain: true, label, reason: `${label}: process ${pid} does not exist` };
   return {
     running: true,
     label: `${label} (pid ${pid})`,
     nsPath,
-    nsId,
+    netns,
+    nsId: `${netns}@${pid}.${started}`,
     target: { pid },
     // Every namespace of the container and its root directory: OpenWrt's /sbin/uci and /etc/config.
     exec: { prefix: ['nsenter', '-t', String(pid), '-m', '-u', '-i', '-n', '-p', '-r', '-w', '--'], env: { PATH: OPENWRT_PATH, LANG: 'C' } },
@@ -128,6 +146,7 @@ export async function resolveContainer(ctx: CapabilityContext, spec: OpenwrtCont
         running: true,
         label,
         nsPath: spec.path,
+        netns: nsId,
         nsId,
         target: { path: spec.path },
         exec: { prefix: ['nsenter', `--net=${spec.path}`, ...(rootfs ? [`--root=${rootfs}`, `--wd=${rootfs}`] : []), '--'], env: { PATH: OPENWRT_PATH, LANG: 'C' } },

@@ -14,7 +14,8 @@ import { readJsonSync, writeJsonAtomicSync } from '../../journal/atomic-file.js'
 export const openwrtStateDir = (root: string) => join(root, 'var/lib/ibex-agent/openwrt');
 export const ledgerPath = (root: string) => join(openwrtStateDir(root), 'ledger.json');
 
-const nsIdSchema = z.string().regex(/^net:\[\d+\]$/);
+/** A container instance (RunningContainer.nsId): its namespace, and for a process its pid and start time. */
+const nsIdSchema = z.string().regex(/^net:\[\d+\](@\d+\.\d+)?$/);
 const ifname = z.string().regex(/^[A-Za-z0-9_.@-]{1,15}$/);
 
 export const ledgerLinkSchema = z

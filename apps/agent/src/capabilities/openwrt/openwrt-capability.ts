@@ -395,7 +395,7 @@ export const openwrtCapability: Capability<OpenwrtSection, OpenwrtActual, Openwr
       const st = await ctx.sys.lstat(host);
       actual.handle = { path, state: !st ? 'absent' : st.isSymbolicLink() ? 'symlink' : 'other', target: st?.isSymbolicLink() ? await ctx.sys.readlink(host) : undefined };
     }
-    if (container.running && container.nsId !== agentNsId) {
+    if (container.running && container.netns !== agentNsId) {
       actual.inside = await insideLinks(ctx, container);
       if (wifi)
         actual.insidePhys = await insidePhys(ctx, container).catch((err: unknown) => {

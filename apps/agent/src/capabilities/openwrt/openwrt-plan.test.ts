@@ -11,7 +11,8 @@ const running: RunningContainer = {
   running: true,
   label: 'docker container openwrt (pid 4242)',
   nsPath: '/proc/4242/ns/net',
-  nsId: 'net:[4026532777]',
+  netns: 'net:[4026532777]',
+  nsId: 'net:[4026532777]@4242.81234',
   target: { pid: 4242 },
   exec: { prefix: ['docker', 'exec', '-i', 'openwrt'] },
 };
@@ -61,7 +62,7 @@ describe('openwrt planner', () => {
     assert.deepEqual(planOpenwrt(spec(), actual({ container: gone })), [{ action: 'refuse', reason: 'docker container openwrt is not running; the agent wires it again when it runs (at the next drift check)' }]);
     assert.deepEqual(actions(planOpenwrt(spec(), actual({ container: gone, ledger: owned }))), ['cleanup-gone']);
     assert.deepEqual(actions(planOpenwrt(spec(), actual({ container: unknown, ledger: owned }))), ['refuse'], 'no cleanup on a guess');
-    const shared = planOpenwrt(spec(), actual({ container: { ...running, nsId: 'net:[4026531840]' } }));
+    const shared = planOpenwrt(spec(), actual({ container: { ...running, netns: 'net:[4026531840]' } }));
     assert.match((shared[0] as { reason: string }).reason, /shares the agent's network namespace/);
   });
 

@@ -436,7 +436,7 @@ export function planOpenwrt(spec: OpenwrtSection, actual: OpenwrtActual): Openwr
     if (c.certain && leftovers) return [{ action: 'cleanup-gone', reason: `${c.reason}: its host side was cleaned up; ${retry}`, shims: [...led.shims], handle: led.handle?.path }];
     return [{ action: 'refuse', reason: `${c.reason}; ${retry}` }];
   }
-  if (c.nsId === actual.agentNsId) return [{ action: 'refuse', reason: `${c.label} shares the agent's network namespace (host networking?): there is nothing to move its interfaces into` }];
+  if (c.netns === actual.agentNsId) return [{ action: 'refuse', reason: `${c.label} shares the agent's network namespace (host networking?): there is nothing to move its interfaces into` }];
   const ns: NsRef = { container: spec.container, label: c.label, nsId: c.nsId, nsPath: c.nsPath, target: c.target };
   const p: Planning = { spec, actual, c, ns, steps: [], refusals: [], keep: new Set(), keepShims: new Set(), radios: new Map() };
 
