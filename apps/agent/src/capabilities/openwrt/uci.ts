@@ -85,6 +85,14 @@ function tokenize(text: string): Command[] {
     // One word, made of quoted and unquoted parts next to each other.
     let w = '';
     let ended = false;
+    // `\x` is x; a backslash at the end of a line continues the word on the next one.
+    const backslash = () => {
+      i++;
+      if (i < n && text[i] === '\n') {
+        line++;
+        i++;
+      } else if (i < n) w += text[i++];
+    };
     while (i < n && !ended) {
       const d = text[i]!;
       if (d === "'") {
@@ -101,13 +109,7 @@ function tokenize(text: string): Command[] {
         i++;
         while (i < n && text[i] !== '"') {
           if (text[i] === '\\') {
-            i++;
-            if (i < n && text[i] === '\n') {
-              line++;
-              i++;
-              continue;
-            }
-            if (i < n) w += text[i++];
+            backslash();
             continue;
           }
           if (text[i] === '\n') line++;
@@ -116,13 +118,7 @@ function tokenize(text: string): Command[] {
         if (i >= n) throw new UciParseError('EOF with unterminated "', from);
         i++;
       } else if (d === '\\') {
-        i++;
-        if (i < n && text[i] === '\n') {
-          line++;
-          i++;
-          continue;
-        }
-        if (i < n) w += text[i++];
+        backslash();
       } else if (d === '#') {
         // The rest of the line is a comment; the word ends here.
         while (i < n && text[i] !== '\n') i++;
