@@ -27,7 +27,8 @@ COPY --from=manifests /out/ ./
 RUN npm install
 COPY . .
 RUN node scripts/gen.mjs \
- && npx tsc -b tsconfig.build.json
+ && npx tsc -b tsconfig.build.json \
+ && node scripts/build-ui.mjs --force
 
 # Production dependencies only. A fresh install rather than `npm prune --omit=dev`, which drops
 # the workspace links (node_modules/@ibex/*) the controller imports. --omit=optional also leaves
@@ -48,9 +49,11 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/libs ./libs
 COPY --from=build /app/apps/controller/package.json ./apps/controller/package.json
 COPY --from=build /app/apps/controller/dist ./apps/controller/dist
+# The dashboard's static files, served at /ui (its npm packages are build-time only).
+COPY --from=build /app/apps/dashboard/dist ./apps/dashboard/dist
 COPY --from=build /app/prisma ./prisma
 USER node
-# 8080: REST (/api/v1, /healthz, /readyz); 9090: gRPC for agents.
+# 8080: REST (/api/v1, /healthz, /readyz, /metrics) and the dashboard (/ui); 9090: gRPC for agents.
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.IBEX_HTTP_PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

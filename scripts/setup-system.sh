@@ -19,6 +19,8 @@ packages=(
   iw                  # openwrt: moves Wi-Fi phys into the container (its error path is tested with the real binary)
   podman runc         # openwrt: a real container for the capability test (podman import of a local tarball; runc
                       # because crun refuses a hybrid cgroup layout)
+  chromium            # the dashboard tests drive /usr/bin/chromium with playwright-core (no browser download)
+  fonts-dejavu-core   # text in the dashboard screenshots
 )
 missing=()
 for p in "${packages[@]}"; do

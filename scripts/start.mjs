@@ -246,11 +246,14 @@ try {
   }
   console.log(`
 \x1b[1mIbex is running.\x1b[0m
+  Dashboard    ${base}/ui/   (sign in with the admin token below)
   REST API     ${base}/api/v1
   API docs     ${base}/api/docs   (OpenAPI JSON: ${base}/api/docs-json)
+  Metrics      ${base}/metrics   (Prometheus; Grafana dashboard: deploy/grafana/ibex-controller.json)
   gRPC         127.0.0.1:${grpcPort}  (agents: ibex-agent enroll --controller grpc://HOST:${grpcPort} --token ...)
   Admin token  ${adminToken}
-               (kept in .ibex/admin-token; export TOKEN=$(cat .ibex/admin-token))${demo}
+               (kept in .ibex/admin-token; export TOKEN=$(cat .ibex/admin-token))
+  ibexctl      node apps/cli/dist/main.js login --server ${base} --token $(cat .ibex/admin-token)${demo}
   Stop with Ctrl-C.
 `);
 } catch (err) {

@@ -1,4 +1,5 @@
-// Shared by `npm start` and `npm test`: make a fresh checkout ready (install, generate, build).
+// Shared by `npm start` and `npm test`: make a fresh checkout ready (install, generate, build,
+// the dashboard).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +40,8 @@ export async function prepare({ quiet = false } = {}) {
   if (!quiet) step('generating code (proto, Prisma client) and compiling TypeScript');
   await run(process.execPath, [join(repo, 'scripts', 'gen.mjs')], { cwd: repo });
   await run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'tsconfig.build.json'], { cwd: repo });
+  // The dashboard the controller serves at /ui (skipped when its build is up to date).
+  await run(process.execPath, [join(repo, 'scripts', 'build-ui.mjs')], { cwd: repo });
 }
 
 export function packageVersion() {

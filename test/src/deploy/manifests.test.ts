@@ -93,6 +93,14 @@ describe('deploy/kubernetes', () => {
     assert.equal(pod['securityContext'].runAsNonRoot, true);
   });
 
+  it('annotates the controller pods for Prometheus: /metrics on the http container port', () => {
+    const a = deployment['spec'].template.metadata.annotations as Obj;
+    assert.equal(a['prometheus.io/scrape'], 'true');
+    assert.equal(a['prometheus.io/path'], '/metrics');
+    const http = (container['ports'] as Obj[]).find((p) => p['name'] === 'http');
+    assert.equal(Number(a['prometheus.io/port']), http?.['containerPort']);
+  });
+
   it('configures the controller only with variables it reads, secrets from the Secret template', () => {
     for (const e of container['env'] as Obj[]) assert.ok(knownEnv.has(e['name']), `${e['name']} is not read by the controller`);
     const secretName = container['envFrom'][0].secretRef.name;
@@ -240,6 +248,8 @@ describe('deploy/controller.Dockerfile', () => {
     assert.match(runs, /(^|\n)npm install(\n|$)/);
     assert.match(runs, /node scripts\/gen\.mjs/);
     assert.match(runs, /npx tsc -b tsconfig\.build\.json/);
+    // The dashboard is built in the image and its static files copied into the runtime stage.
+    assert.match(runs, /node scripts\/build-ui\.mjs --force/);
     assert.match(runs, /npm install --omit=dev/);
     const last = instructions.filter((i) => i.cmd === 'CMD').at(-1)!;
     assert.deepEqual(JSON.parse(last.args), ['node', 'apps/controller/dist/main.js']);
@@ -249,6 +259,7 @@ describe('deploy/controller.Dockerfile', () => {
     const runtimeCopies = instructions.filter((i) => i.cmd === 'COPY' && /--from=/.test(i.args)).map((i) => i.args);
     assert.ok(runtimeCopies.some((a) => /\/app\/prisma\s/.test(a)), 'the runtime image needs prisma/');
     assert.ok(runtimeCopies.some((a) => /\/app\/libs\s/.test(a)), 'the runtime image needs libs/ (libs/migrate)');
+    assert.ok(runtimeCopies.some((a) => /\/app\/apps\/dashboard\/dist\s/.test(a)), 'the runtime image serves the dashboard at /ui');
     assert.ok(existsSync(join(repo, 'libs', 'migrate', 'package.json')));
   });
 

@@ -12,6 +12,8 @@ import { DevicesController } from './devices/devices.controller.js';
 import { DevicesService } from './devices/devices.service.js';
 import { EnrollmentTokensController } from './enrollment-tokens/enrollment-tokens.controller.js';
 import { EnrollmentTokensService } from './enrollment-tokens/enrollment-tokens.service.js';
+import { FleetController } from './fleet/fleet.controller.js';
+import { FleetService } from './fleet/fleet.service.js';
 import { GenerationsController } from './generations/generations.controller.js';
 import { GenerationsService } from './generations/generations.service.js';
 import { HealthController } from './health/health.controller.js';
@@ -26,6 +28,7 @@ export const apiControllers = [
   ApiTokensController,
   EnrollmentTokensController,
   DevicesController,
+  FleetController,
   DesiredStateController,
   JobsController,
   GenerationsController,
@@ -46,6 +49,7 @@ export const apiControllers = [
     ApiTokensService,
     EnrollmentTokensService,
     DevicesService,
+    FleetService,
     DesiredStateService,
     JobsService,
     GenerationsService,

@@ -1,23 +1,28 @@
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Config } from '../config/config.js';
+import { httpMetricsMiddleware } from '../metrics/http-metrics.middleware.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { ApiErrorFilter, BODY_LIMIT_BYTES } from './http/api-error.filter.js';
 import { serveOpenApi } from './http/openapi.js';
 import { requestIdMiddleware } from './http/request-context.js';
 import { SchemaValidationPipe } from './http/schema-validation.pipe.js';
+import { serveDashboard } from '../ui/serve-dashboard.js';
 
 /**
  * HTTP-wide setup: request ids, JSON body limit, the one error filter, schema validation of
- * every declared body/query, and the OpenAPI document. CORS stays off: the API is for
+ * every declared body/query, the OpenAPI document, metrics of every request, and the dashboard. CORS stays off: the API is for
  * operators' tools and scripts, not for pages on other origins.
  */
 export function configureHttp(app: INestApplication, config: Config): void {
   const express = app as NestExpressApplication;
   express.disable('x-powered-by');
   express.use(requestIdMiddleware);
+  express.use(httpMetricsMiddleware(app.get(MetricsService)));
   // JSON only (app.ts turns Nest's default parsers off): a form-encoded body is no body.
   express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalFilters(new ApiErrorFilter());
   app.useGlobalPipes(new SchemaValidationPipe());
   serveOpenApi(app, config);
+  serveDashboard(app, config);
 }

@@ -7,6 +7,7 @@ import { expectStatus } from '../testing/api-fixtures.js';
 import { startTestController, type TestController } from '../testing/test-controller.js';
 import { apiControllers } from './api.module.js';
 import { Public } from './auth/auth.decorators.js';
+import { MetricsController } from '../metrics/metrics.controller.js';
 
 interface Route {
   method: string;
@@ -19,7 +20,7 @@ interface Route {
 /** Every route the controllers declare, read from Nest's own metadata (not from the document). */
 function declaredRoutes(): Route[] {
   const routes: Route[] = [];
-  for (const ctrl of apiControllers) {
+  for (const ctrl of [...apiControllers, MetricsController]) {
     const base = String(Reflect.getMetadata(PATH_METADATA, ctrl) ?? '');
     const args: Record<string, Record<string, { schema?: { shape?: Record<string, unknown> } }>> = {};
     for (const name of Object.getOwnPropertyNames(ctrl.prototype)) {

@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { describeIssues, fieldIssues } from '@ibex/spec';
 
@@ -43,6 +45,8 @@ export const envSchema = z
     IBEX_REPLICA_ID: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/).optional(),
     IBEX_MIGRATE_ON_START: bool(true),
     IBEX_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
+    /** The built dashboard (apps/dashboard/dist), served at /ui. */
+    IBEX_UI_DIR: z.string().min(1).optional(),
   })
   .superRefine((e, ctx) => {
     if (!!e.IBEX_GRPC_TLS_CERT !== !!e.IBEX_GRPC_TLS_KEY) {
@@ -66,10 +70,15 @@ export interface Config {
   replicaId: string;
   migrateOnStart: boolean;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  /** Directory of the built dashboard served at /ui. */
+  uiDir: string;
   version: string;
 }
 
 export const CONTROLLER_VERSION = '0.1.0';
+
+/** apps/controller/dist/config/config.js -> apps/dashboard/dist, where its build writes it. */
+export const DEFAULT_UI_DIR = fileURLToPath(new URL('../../../dashboard/dist', import.meta.url));
 
 export class ConfigError extends Error {}
 
@@ -100,6 +109,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     replicaId: e.IBEX_REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     migrateOnStart: e.IBEX_MIGRATE_ON_START,
     logLevel: e.IBEX_LOG_LEVEL,
+    uiDir: e.IBEX_UI_DIR ? resolve(e.IBEX_UI_DIR) : DEFAULT_UI_DIR,
     version: CONTROLLER_VERSION,
   };
 }

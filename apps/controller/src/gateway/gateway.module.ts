@@ -6,6 +6,7 @@ import { DeviceAuth } from './connect/device-auth.service.js';
 import { SessionRegistry } from './connect/session-registry.service.js';
 import { EnrollmentRedemption } from './enroll/enrollment-redemption.service.js';
 import { GatewayLifecycle } from './gateway-lifecycle.service.js';
+import { GatewayMetrics } from './gateway-metrics.service.js';
 import { GrpcServer } from './grpc-server.service.js';
 import { BullmqJobScheduler } from './jobs/bullmq-job-scheduler.service.js';
 import { JobSweeper } from './jobs/job-sweeper.service.js';
@@ -24,6 +25,7 @@ import { StateReports } from './state/state-reports.service.js';
   providers: [
     GrpcServer,
     GatewayLifecycle,
+    GatewayMetrics,
     EnrollmentRedemption,
     DeviceAuth,
     AgentStreams,

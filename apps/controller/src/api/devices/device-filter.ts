@@ -1,10 +1,11 @@
 import type { SelectorTerm } from '@ibex/spec';
 import { Prisma } from '../../generated/prisma/client.js';
-import type { DeviceStatus } from './devices.dto.js';
+import type { DeviceStatus, DeviceSync } from './devices.dto.js';
 
 export interface DeviceFilter {
   terms: SelectorTerm[];
   status?: DeviceStatus | undefined;
+  sync?: DeviceSync | undefined;
   /** Devices seen after this are online (now - offlineAfterMs). */
   onlineSince: Date;
   /** Keyset pagination: names after this one. */
@@ -29,8 +30,10 @@ function termSql(t: SelectorTerm): Prisma.Sql {
   }
 }
 
+const onlineSql = (onlineSince: Date) => Prisma.sql`("connectedAt" IS NOT NULL AND "lastSeenAt" IS NOT NULL AND "lastSeenAt" > ${ts(onlineSince)})`;
+
 function statusSql(status: DeviceStatus, onlineSince: Date): Prisma.Sql {
-  const online = Prisma.sql`("connectedAt" IS NOT NULL AND "lastSeenAt" IS NOT NULL AND "lastSeenAt" > ${ts(onlineSince)})`;
+  const online = onlineSql(onlineSince);
   switch (status) {
     case 'revoked':
       return Prisma.sql`"revokedAt" IS NOT NULL`;
@@ -41,11 +44,32 @@ function statusSql(status: DeviceStatus, onlineSince: Date): Prisma.Sql {
   }
 }
 
+const sectionIn = (states: string) =>
+  Prisma.raw(`EXISTS (SELECT 1 FROM device_section_state s WHERE s."deviceId" = device.id AND s.state::text IN (${states}))`);
+
+/**
+ * How far a device is from its desired state, worst first (devices.dto.ts `sync`): one SQL
+ * expression, so the list filter, the counts of the fleet summary and each view agree.
+ */
+export const deviceSyncSql = Prisma.sql`CASE
+  WHEN device."desiredRevision" = 0 THEN 'none'
+  WHEN ${sectionIn("'failed', 'reverted'")} THEN 'failed'
+  WHEN ${sectionIn("'drifted'")} THEN 'drifted'
+  WHEN ${sectionIn("'unsupported'")} THEN 'unsupported'
+  WHEN device."appliedRevision" < device."desiredRevision" OR ${sectionIn("'pending', 'applying'")} THEN 'pending'
+  ELSE 'in_sync' END`;
+
+/** Whether a device is online, as SQL (devices.dto.ts `status`, device-view.ts deviceStatus). */
+export function deviceStatusSql(onlineSince: Date): Prisma.Sql {
+  return Prisma.sql`CASE WHEN "revokedAt" IS NOT NULL THEN 'revoked' WHEN ${onlineSql(onlineSince)} THEN 'online' ELSE 'offline' END`;
+}
+
 /** The ids of one page of devices matching a label selector and status, by name. */
 export function deviceIdsQuery(f: DeviceFilter, limit: number): Prisma.Sql {
   const conds = f.terms.map(termSql);
   if (f.status) conds.push(statusSql(f.status, f.onlineSince));
+  if (f.sync) conds.push(Prisma.sql`(${deviceSyncSql}) = ${f.sync}::text`);
   if (f.afterName !== undefined) conds.push(Prisma.sql`name > ${f.afterName}`);
   const where = conds.length ? Prisma.sql`WHERE ${Prisma.join(conds, ' AND ')}` : Prisma.empty;
-  return Prisma.sql`SELECT id FROM device ${where} ORDER BY name ASC LIMIT ${limit}`;
+  return Prisma.sql`SELECT id, ${deviceSyncSql} AS sync FROM device ${where} ORDER BY name ASC LIMIT ${limit}`;
 }

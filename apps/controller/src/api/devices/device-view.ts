@@ -2,7 +2,7 @@ import { factsSchema } from '@ibex/spec';
 import type { Device, Prisma } from '../../generated/prisma/client.js';
 import { toGenerationsSummary } from '../generations/generations-view.js';
 import { iso } from '../http/schemas.js';
-import type { DeviceStatus, DeviceView } from './devices.dto.js';
+import type { DeviceStatus, DeviceSync, DeviceView } from './devices.dto.js';
 
 /** Labels as stored (JSON) to a plain string map; anything else stored there is ignored. */
 export function labelsOf(json: Prisma.JsonValue): Record<string, string> {
@@ -23,13 +23,14 @@ function withoutGenerations<F extends { generations?: unknown }>(f: F): Omit<F, 
   return rest;
 }
 
-export function toDeviceView(d: Device, now: Date, offlineAfterMs: number): DeviceView {
+export function toDeviceView(d: Device, sync: DeviceSync, now: Date, offlineAfterMs: number): DeviceView {
   const facts = d.facts === null ? undefined : factsSchema.safeParse(d.facts);
   return {
     id: d.id,
     name: d.name,
     labels: labelsOf(d.labels),
     status: deviceStatus(d, now, offlineAfterMs),
+    sync,
     lastSeenAt: iso(d.lastSeenAt),
     connectedAt: iso(d.connectedAt),
     enrolledAt: iso(d.enrolledAt),

@@ -7,6 +7,13 @@ import { generationsSummary } from '../generations/generations.dto.js';
 export const deviceStatuses = ['online', 'offline', 'revoked'] as const;
 export type DeviceStatus = (typeof deviceStatuses)[number];
 
+/** How far a device is from its desired state, worst first wins (device-filter.ts deviceSyncSql). */
+export const deviceSyncs = ['none', 'in_sync', 'pending', 'drifted', 'failed', 'unsupported'] as const;
+export type DeviceSync = (typeof deviceSyncs)[number];
+const syncDescription =
+  'none: no desired state; failed: a section failed or was reverted; drifted: a section was changed on the device; ' +
+  'unsupported: the agent cannot manage a section; pending: not applied yet; in_sync: applied and every section in sync.';
+
 const selector = z
   .string()
   .max(4096, 'at most 4096 characters')
@@ -24,6 +31,7 @@ export const listDevicesQuery = z
   .object({
     selector: selector.optional(),
     status: z.enum(deviceStatuses, { message: 'must be online, offline or revoked' }).optional(),
+    sync: z.enum(deviceSyncs, { message: `must be one of ${deviceSyncs.join(', ')}` }).optional().describe(syncDescription),
     ...pageQueryShape,
   })
   .strict();
@@ -45,6 +53,7 @@ export const deviceView = z
     name: z.string(),
     labels: z.record(z.string(), z.string()),
     status: z.enum(deviceStatuses).describe('online: stream open and seen within IBEX_OFFLINE_AFTER_MS; revoked wins over both.'),
+    sync: z.enum(deviceSyncs).describe(syncDescription),
     lastSeenAt: timestamp.nullable(),
     connectedAt: timestamp.nullable().describe('When the current stream opened; null when none is open.'),
     enrolledAt: timestamp,

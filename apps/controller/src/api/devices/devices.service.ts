@@ -12,9 +12,9 @@ import { decodeCursor, encodeCursor, type Page } from '../http/pagination.js';
 import type { Caller } from '../http/request-context.js';
 import { isUuid } from '../http/schemas.js';
 import { schemaIssues } from '../http/schema-validation.pipe.js';
-import { deviceIdsQuery } from './device-filter.js';
+import { deviceIdsQuery, deviceSyncSql } from './device-filter.js';
 import { labelsOf, toDeviceView } from './device-view.js';
-import type { DeviceView, ListDevicesQuery, PatchDeviceBody } from './devices.dto.js';
+import type { DeviceSync, DeviceView, ListDevicesQuery, PatchDeviceBody } from './devices.dto.js';
 
 type Tx = Prisma.TransactionClient;
 const nameCursor = z.object({ name: z.string() });
@@ -32,8 +32,10 @@ export class DevicesService {
     @Inject(AGENT_DELIVERY) private readonly delivery: AgentDelivery,
   ) {}
 
-  view(d: Device): DeviceView {
-    return toDeviceView(d, this.clock.now(), this.config.offlineAfterMs);
+  /** The device as the API shows it (its `sync` read with the same SQL the list filters by). */
+  async view(d: Device): Promise<DeviceView> {
+    const [row] = await this.prisma.$queryRaw<Array<{ sync: DeviceSync }>>(Prisma.sql`SELECT ${deviceSyncSql} AS sync FROM device WHERE id = ${d.id}::uuid`);
+    return toDeviceView(d, row?.sync ?? 'none', this.clock.now(), this.config.offlineAfterMs);
   }
 
   /** A device by id (uuid) or name. */
@@ -56,14 +58,18 @@ export class DevicesService {
     const filter = {
       terms: q.selector ?? [],
       status: q.status,
+      sync: q.sync,
       onlineSince: new Date(this.clock.now().getTime() - this.config.offlineAfterMs),
       afterName: q.cursor ? decodeCursor(nameCursor, q.cursor).name : undefined,
     };
-    const keys = await this.prisma.$queryRaw<Array<{ id: string }>>(deviceIdsQuery(filter, q.limit + 1));
+    const keys = await this.prisma.$queryRaw<Array<{ id: string; sync: DeviceSync }>>(deviceIdsQuery(filter, q.limit + 1));
     const pageKeys = keys.slice(0, q.limit);
     const rows = await this.prisma.device.findMany({ where: { id: { in: pageKeys.map((k) => k.id) } }, orderBy: { name: 'asc' } });
     const last = rows[rows.length - 1];
-    return { items: rows.map((d) => this.view(d)), nextCursor: keys.length > q.limit && last ? encodeCursor({ name: last.name }) : null };
+    const syncOf = new Map(pageKeys.map((k) => [k.id, k.sync]));
+    const now = this.clock.now();
+    const items = rows.map((d) => toDeviceView(d, syncOf.get(d.id) ?? 'none', now, this.config.offlineAfterMs));
+    return { items, nextCursor: keys.length > q.limit && last ? encodeCursor({ name: last.name }) : null };
   }
 
   async get(ref: string): Promise<DeviceView> {

@@ -7,6 +7,7 @@ import { Conflict, NotFound, ValidationFailed } from '../../common/errors.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import { JOB_SCHEDULER, type JobScheduler } from '../../delivery/agent-delivery.port.js';
 import type { Device, Job, JobEvent, JobStatus, Prisma } from '../../generated/prisma/client.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import { DevicesService } from '../devices/devices.service.js';
 import { decodeCursor, encodeCursor, newestFirstKey, newestFirstOrder, olderThan, type Page, toPage } from '../http/pagination.js';
@@ -70,6 +71,7 @@ export class JobsService {
     private readonly devices: DevicesService,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(JOB_SCHEDULER) private readonly scheduler: JobScheduler,
+    private readonly metrics: MetricsService,
   ) {}
 
   types(): JobTypeListView {
@@ -195,6 +197,7 @@ export class JobsService {
       );
       return { job: updated, tellAgent: !queued };
     });
+    if (job.finishedAt) this.metrics.jobFinished(job.type, job.status, job.createdAt, job.finishedAt);
     if (tellAgent) await this.scheduler.cancelRequested({ id: job.id, deviceId: job.deviceId });
     return toJobView(job);
   }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import { Clock } from '../../common/clock.js';
 import type { Job } from '../../generated/prisma/client.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import { CLOCK_SLACK_MS, JobTimerHandlers, OPERATOR_CANCEL } from '../jobs/job-timer.handlers.js';
 import { JobTimerQueue } from '../jobs/job-timer.queue.js';
@@ -20,9 +21,19 @@ export class DeliveryPass {
     private readonly clock: Clock,
     private readonly timers: JobTimerQueue,
     private readonly timerHandlers: JobTimerHandlers,
+    private readonly metrics: MetricsService,
   ) {}
 
   async run(session: AgentSession): Promise<void> {
+    const end = this.metrics.deliveryPassDuration.startTimer();
+    try {
+      await this.deliver(session);
+    } finally {
+      end();
+    }
+  }
+
+  private async deliver(session: AgentSession): Promise<void> {
     const device = await this.prisma.device.findUnique({ where: { id: session.deviceId }, select: { desiredRevision: true, revokedAt: true } });
     if (!device || device.revokedAt) {
       session.close({ code: status.UNAUTHENTICATED, details: CREDENTIAL_REFUSED });

@@ -3,6 +3,7 @@ import { Clock } from '../../common/clock.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import { AGENT_DELIVERY, type AgentDelivery } from '../../delivery/agent-delivery.port.js';
 import type { Job, Prisma } from '../../generated/prisma/client.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import type { JobTimerData } from '../queues.js';
 import { DeviceRouting } from '../routing/device-routing.service.js';
@@ -30,6 +31,7 @@ export class JobTimerHandlers {
     private readonly timers: JobTimerQueue,
     private readonly routing: DeviceRouting,
     @Inject(AGENT_DELIVERY) private readonly delivery: AgentDelivery,
+    private readonly metrics: MetricsService,
   ) {}
 
   async handle(timer: JobTimerData): Promise<void> {
@@ -95,12 +97,15 @@ export class JobTimerHandlers {
 
   /** Applies `change` if the job is still on the same attempt and status; records why. */
   private async change(job: Job, change: JobChange, from: Job['status'][], event: string): Promise<boolean> {
-    return this.prisma.$transaction(async (tx) => {
+    const changed = await this.prisma.$transaction(async (tx) => {
       const r = await tx.job.updateMany({ where: { id: job.id, attempt: job.attempt, status: { in: from } }, data: change.data });
       if (!r.count) return false;
       await recordControllerEvent(tx, job.id, job.attempt, event, { status: change.data.status, error: change.data.error, retryAt: change.retryAt?.toISOString() });
       return true;
     });
+    const finishedAt = change.data.finishedAt;
+    if (changed && finishedAt instanceof Date) this.metrics.jobFinished(job.type, String(change.data.status), job.createdAt, finishedAt);
+    return changed;
   }
 }
 

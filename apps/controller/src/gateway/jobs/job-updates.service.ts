@@ -4,6 +4,7 @@ import { Clock } from '../../common/clock.js';
 import { failpoint } from '../../common/failpoints.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import type { Prisma } from '../../generated/prisma/client.js';
+import { MetricsService } from '../../metrics/metrics.service.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import type { JobUpdateInput } from '../agent-messages.schema.js';
 import { JobTimerQueue } from './job-timer.queue.js';
@@ -22,6 +23,7 @@ export class JobUpdates {
     private readonly prisma: PrismaService,
     private readonly clock: Clock,
     private readonly timers: JobTimerQueue,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -31,7 +33,7 @@ export class JobUpdates {
    */
   async apply(deviceId: string, u: JobUpdateInput): Promise<JobUpdateOutcome> {
     const now = this.clock.now();
-    const { outcome, retryAt } = await this.prisma.$transaction(async (tx) => {
+    const { outcome, retryAt, finished } = await this.prisma.$transaction(async (tx) => {
       // Scoped to the device: an agent cannot touch another device's jobs.
       const job = await tx.job.findFirst({ where: { id: u.jobId, deviceId } });
       if (!job) return { outcome: 'unknown_job' as const };
@@ -48,8 +50,10 @@ export class JobUpdates {
       if (change.facts) await tx.device.update({ where: { id: deviceId }, data: { facts: change.facts as Prisma.InputJsonValue } });
       if (change.generations) await this.storeGenerations(tx, deviceId, change.generations);
       if (u.update.$case === 'result') failpoint('job-result-before-commit');
-      return { outcome: 'applied' as const, retryAt: change.retryAt };
+      const finished = change.data.finishedAt ? { type: job.type, status: String(change.data.status), createdAt: job.createdAt } : undefined;
+      return { outcome: 'applied' as const, retryAt: change.retryAt, finished };
     });
+    if (finished) this.metrics.jobFinished(finished.type, finished.status, finished.createdAt, now);
     if (outcome === 'applied' && u.update.$case === 'result') failpoint('job-result-before-ack');
     if (outcome === 'unknown_job') this.log.warn(`device ${deviceId} sent update ${u.updateId} for job ${u.jobId}, which it does not have; acknowledged and dropped`);
     if (retryAt) await this.timers.schedule({ name: 'retry', jobId: u.jobId, attempt: u.attempt }, retryAt);

@@ -30,7 +30,8 @@ export class PresenceService {
   private pending = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
-  private readonly db: pg.Pool;
+  /** Its own connection (see above); /metrics reports its use. */
+  readonly db: pg.Pool;
   readonly stats: PresenceStats = { flushes: 0, statements: 0, rows: 0 };
 
   constructor(
