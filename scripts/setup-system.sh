@@ -16,6 +16,9 @@ packages=(
                       # BusyBox ifup/udhcpd/udhcpc for the network capability tests
   ifupdown-ng         # Alpine's ifup/ifdown/ifquery: the network capability applies with it
   udhcpc              # /sbin/udhcpc + its default script: what ifupdown-ng's dhcp executor runs (as on Alpine)
+  iw                  # openwrt: moves Wi-Fi phys into the container (its error path is tested with the real binary)
+  podman runc         # openwrt: a real container for the capability test (podman import of a local tarball; runc
+                      # because crun refuses a hybrid cgroup layout)
   chromium            # the dashboard tests drive /usr/bin/chromium with playwright-core (no browser download)
   fonts-dejavu-core   # text in the dashboard screenshots
 )

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { filesSectionSchema } from './sections/files.js';
 import { generationsSectionSchema } from './sections/generations.js';
 import { networkSectionSchema } from './sections/network.js';
+import { openwrtSectionSchema } from './sections/openwrt.js';
 
 /**
  * Every section the desired state can hold, with its schema. A capability library adds its
@@ -12,6 +13,7 @@ export const sectionSchemas = {
   files: filesSectionSchema,
   network: networkSectionSchema,
   generations: generationsSectionSchema,
+  openwrt: openwrtSectionSchema,
 } as const;
 
 export type SectionName = keyof typeof sectionSchemas;

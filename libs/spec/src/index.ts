@@ -10,3 +10,5 @@ export * from './sections/generations.js';
 export * from './sections/ip.js';
 export * from './sections/network.js';
 export * from './sections/network-example.js';
+export * from './sections/openwrt.js';
+export * from './sections/openwrt-example.js';

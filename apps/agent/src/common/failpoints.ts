@@ -15,6 +15,7 @@
  *   state-report-journaled a StateReport is fsync'd in state.json, before it is sent
  *   network-before-ifup    the network files are replaced and the old config is down, before ifup
  *   awaiting-confirmation  a change that must be confirmed is applied and its intent marked awaiting, before it is reported
+ *   openwrt-before-uci     the openwrt section wired the host side (links moved, shims made), before the UCI change
  *
  * Generations (one per step boundary of an upgrade or a switch; see capabilities/generations):
  *   gen-journaled          the operation is fsync'd in generations/journal.json, nothing on the volume changed yet
@@ -51,6 +52,7 @@ export const failpointNames = [
   'local-change-reported',
   'network-before-ifup',
   'awaiting-confirmation',
+  'openwrt-before-uci',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 

@@ -21,15 +21,15 @@ export const interfaceNameSchema = z
   .regex(/^[A-Za-z0-9_-]+$/, 'may contain only letters, digits, "_" and "-"');
 
 // No transform (the controller publishes these schemas as JSON Schema): compare MACs lower-cased.
-const macSchema = z
+export const macSchema = z
   .string()
   .refine((s) => MAC_RE.test(s.toLowerCase()), 'must be a MAC address such as 02:00:00:00:00:01')
   .refine((s) => s !== '00:00:00:00:00:00', 'must not be all zeroes');
 
-const cidrSchema = z.string().refine((s) => parseCidr(s) !== undefined, 'must be an IPv4 or IPv6 address with a prefix length, such as 192.168.1.100/24 or fd00::1/64');
-const ipv4Schema = z.string().refine((s) => ipFamily(s) === 4, 'must be an IPv4 address such as 192.168.1.1');
+export const cidrSchema = z.string().refine((s) => parseCidr(s) !== undefined, 'must be an IPv4 or IPv6 address with a prefix length, such as 192.168.1.100/24 or fd00::1/64');
+export const ipv4Schema = z.string().refine((s) => ipFamily(s) === 4, 'must be an IPv4 address such as 192.168.1.1');
 const ipv6Schema = z.string().refine((s) => ipFamily(s) === 6, 'must be an IPv6 address such as fd00::1');
-const ipSchema = z.string().refine((s) => ipFamily(s) !== undefined, 'must be an IPv4 or IPv6 address');
+export const ipSchema = z.string().refine((s) => ipFamily(s) !== undefined, 'must be an IPv4 or IPv6 address');
 const domainSchema = z
   .string()
   .max(253)
