@@ -1,6 +1,7 @@
 /** Polls `probe` until it returns something truthy; fails naming `what` after `timeoutMs`. */
 export async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  // The monotonic clock: a wall-clock step (NTP, a paused VM) must not end the wait early.
+  const deadline = performance.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
     try {
@@ -9,7 +10,7 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
     } catch (err) {
       lastErr = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -13,11 +13,12 @@ export interface WaitOptions {
  * awaited, so a failing test says why instead of hanging.
  */
 export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, opts: WaitOptions = {}): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  // The monotonic clock: a wall-clock step (NTP, a paused VM) must not end the wait early.
+  const deadline = performance.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
     const v = await check();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${opts.timeoutMs ?? 10_000} ms waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${opts.timeoutMs ?? 10_000} ms waiting for ${what}`);
     await sleep(opts.intervalMs ?? 25);
   }
 }
