@@ -174,21 +174,24 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
 
   it('upgrade killed while a chroot command runs: the command dies with it, no mount leaks, recovery discards the generation', async (t) => {
     const { v, m, first } = await setup(t);
-    const child = spawn(process.execPath, [DRIVER, JSON.stringify({ root: v.root, op: 'upgrade', request: { from: { kind: 'commands' }, commands: [['/bin/busybox', 'sleep', '300']], trial: false } })], { stdio: 'ignore' });
+    // A sleep of a length no other run uses: test runs on this machine may overlap, and ps sees them all.
+    const secs = String(300 + Math.floor(Math.random() * 100_000));
+    const running = () => execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === `/bin/busybox sleep ${secs}`);
+    const child = spawn(process.execPath, [DRIVER, JSON.stringify({ root: v.root, op: 'upgrade', request: { from: { kind: 'commands' }, commands: [['/bin/busybox', 'sleep', secs]], trial: false } })], { stdio: 'ignore' });
     const exited = new Promise((ok) => child.on('close', ok));
-    // Wait until the sleep runs inside the chroot.
-    const deadline = Date.now() + 15_000;
+    // Wait until the sleep runs inside the chroot (the snapshot comes first: slow on a loaded machine).
+    const deadline = performance.now() + 60_000;
     let found = false;
-    while (Date.now() < deadline && !found) {
-      found = execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300');
+    while (performance.now() < deadline && !found) {
+      found = running();
       if (!found) await new Promise((ok) => setTimeout(ok, 100));
     }
     assert.ok(found, 'the command started in the chroot');
     child.kill('SIGKILL');
     await exited;
-    const gone = Date.now() + 10_000;
-    while (Date.now() < gone && execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300')) await new Promise((ok) => setTimeout(ok, 100));
-    assert.equal(execArgv(['ps', '-eo', 'args']).split('\n').some((l) => l.trim() === '/bin/busybox sleep 300'), false, 'the chroot command was killed with the upgrade (pdeathsig)');
+    const gone = performance.now() + 10_000;
+    while (performance.now() < gone && running()) await new Promise((ok) => setTimeout(ok, 100));
+    assert.equal(running(), false, 'the chroot command was killed with the upgrade (pdeathsig)');
     const rec = await driver(v.root, 'recover', null);
     assert.equal(rec.code, 0, rec.stderr);
     assert.equal(assertConsistent(v, m), first);
