@@ -24,6 +24,8 @@ export interface ConnectionOptions {
   url: ControllerUrl;
   caPem?: Buffer;
   credential: string;
+  /** The device's key and certificate for mutual TLS, read at each attempt (renewal replaces them). */
+  clientCertificate?: () => { keyPem: string; certificatePem: string } | undefined;
   log: Logger;
   backoff: Backoff;
   /** Awaited before each attempt (errors are the callback's to handle): refreshes what Hello reads. */
@@ -102,7 +104,9 @@ export class Connection {
   }
 
   private channelCredentials(): ChannelCredentials {
-    return this.opts.url.secure ? credentials.createSsl(this.opts.caPem ?? null) : credentials.createInsecure();
+    if (!this.opts.url.secure) return credentials.createInsecure();
+    const mine = this.opts.clientCertificate?.();
+    return mine ? credentials.createSsl(this.opts.caPem ?? null, Buffer.from(mine.keyPem), Buffer.from(mine.certificatePem)) : credentials.createSsl(this.opts.caPem ?? null);
   }
 
   private async run(): Promise<void> {
