@@ -71,8 +71,9 @@ export class DeviceCa {
     const ca = await this.ca();
     const csr = await parseCsr(csrPem, field);
     const now = this.clock.now();
-    const notBefore = new Date(now.getTime() - Math.min(BACKDATE_MS, this.config.deviceCertValiditySec * 100));
-    const notAfter = new Date(now.getTime() + this.config.deviceCertValiditySec * 1000);
+    // Whole seconds: X.509 times have no fractions, and the stored dates must be the certificate's.
+    const notBefore = wholeSeconds(now.getTime() - Math.min(BACKDATE_MS, this.config.deviceCertValiditySec * 100));
+    const notAfter = wholeSeconds(now.getTime() + this.config.deviceCertValiditySec * 1000);
     const serial = randomSerial();
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial,
@@ -198,6 +199,10 @@ async function parseCsr(pem: string, field: string): Promise<x509.Pkcs10Certific
   const ok = (alg.name === 'ECDSA' && (alg.namedCurve === 'P-256' || alg.namedCurve === 'P-384')) || (alg.name.startsWith('RSA') && (alg.modulusLength ?? 0) >= 2048);
   if (!ok) throw refuse(`its key (${alg.name} ${alg.namedCurve ?? alg.modulusLength ?? ''}) is too weak or not supported; use EC P-256/P-384 or RSA >= 2048 bits`);
   return csr;
+}
+
+function wholeSeconds(ms: number): Date {
+  return new Date(Math.floor(ms / 1000) * 1000);
 }
 
 /** 16 random bytes, positive and without a leading zero digit (so every tool prints it alike), as hex. */
