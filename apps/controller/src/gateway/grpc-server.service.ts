@@ -78,10 +78,13 @@ export class GrpcServer {
     if (!tls) return ServerCredentials.createInsecure();
     const [cert, key] = await Promise.all([readFile(tls.certFile), readFile(tls.keyFile)]);
     if (!this.config.grpc.mtls) return ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
+    // Answered on the next tick, not inside add*Listener: grpc-js registers the watcher that
+    // installs the TLS context only after these calls return, and would miss a synchronous
+    // answer (every connection would then be dropped as "credentials not loaded").
     const provider: experimental.CertificateProvider = {
-      addCaCertificateListener: (l) => l({ caCertificate: deviceCaPem }),
+      addCaCertificateListener: (l) => setImmediate(() => l({ caCertificate: deviceCaPem })),
       removeCaCertificateListener: () => {},
-      addIdentityCertificateListener: (l) => l({ certificate: cert, privateKey: key }),
+      addIdentityCertificateListener: (l) => setImmediate(() => l({ certificate: cert, privateKey: key })),
       removeIdentityCertificateListener: () => {},
     };
     return experimental.createCertificateProviderServerCredentials(provider, provider, false);
