@@ -19,6 +19,8 @@ import { serveDashboard } from '../ui/serve-dashboard.js';
 export function configureHttp(app: INestApplication, config: Config): void {
   const express = app as NestExpressApplication;
   express.disable('x-powered-by');
+  // Behind a load balancer the client's address is in X-Forwarded-For (the rate limits count per address).
+  if (config.httpTrustProxy !== undefined) express.set('trust proxy', config.httpTrustProxy);
   express.use(helmet({ contentSecurityPolicy: { directives: CSP } }));
   if (config.corsOrigins.length) {
     express.enableCors({ origin: config.corsOrigins, methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], allowedHeaders: ['authorization', 'content-type', 'x-request-id'], maxAge: 600 });

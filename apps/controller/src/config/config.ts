@@ -42,6 +42,11 @@ export const envSchema = z
     IBEX_AUTH_FAILURES_PER_SOURCE: z.coerce.number().int().min(1, 'must be at least 1').default(30),
     IBEX_AUTH_FAILURES_PER_TOKEN: z.coerce.number().int().min(1, 'must be at least 1').default(10),
     IBEX_AUTH_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1, 'must be at least 1 s').default(60),
+    /** Proxies in front of the REST API whose X-Forwarded-For is believed (Express "trust proxy"): a hop count or addresses/subnets. */
+    IBEX_HTTP_TRUST_PROXY: z
+      .string()
+      .regex(/^(\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*|loopback|linklocal|uniquelocal)$/, 'must be a number of hops (1), or comma-separated addresses/subnets (10.0.0.0/8), or loopback')
+      .optional(),
     /** Origins (comma-separated, e.g. https://ops.example.com) allowed to call the REST API from a browser; none by default. */
     IBEX_CORS_ORIGINS: z
       .string()
@@ -88,6 +93,8 @@ export interface Config {
   deviceCertValiditySec: number;
   authFailures: { perSource: number; perToken: number; windowSec: number };
   corsOrigins: string[];
+  /** Express "trust proxy": a hop count, or addresses/subnets; unset trusts no proxy. */
+  httpTrustProxy?: number | string;
   adminToken?: string;
   heartbeatIntervalMs: number;
   presenceFlushMs: number;
@@ -132,6 +139,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     deviceCertValiditySec: e.IBEX_DEVICE_CERT_VALIDITY_SEC,
     authFailures: { perSource: e.IBEX_AUTH_FAILURES_PER_SOURCE, perToken: e.IBEX_AUTH_FAILURES_PER_TOKEN, windowSec: e.IBEX_AUTH_FAILURE_WINDOW_SEC },
     corsOrigins: e.IBEX_CORS_ORIGINS ?? [],
+    ...(e.IBEX_HTTP_TRUST_PROXY ? { httpTrustProxy: /^\d+$/.test(e.IBEX_HTTP_TRUST_PROXY) ? Number(e.IBEX_HTTP_TRUST_PROXY) : e.IBEX_HTTP_TRUST_PROXY } : {}),
     ...(e.IBEX_ADMIN_TOKEN ? { adminToken: e.IBEX_ADMIN_TOKEN } : {}),
     heartbeatIntervalMs: e.IBEX_HEARTBEAT_INTERVAL_MS,
     presenceFlushMs: e.IBEX_PRESENCE_FLUSH_MS,

@@ -153,3 +153,20 @@ describe('certificates at enrollment (plaintext gateway)', () => {
     assert.match(garbage.details, /csr_pem: is not a PEM certificate request/);
   });
 });
+
+describe('REST failure limits behind a trusted proxy (IBEX_HTTP_TRUST_PROXY)', () => {
+  let c: TestController;
+  before(async () => {
+    c = await startTestController({ env: { IBEX_AUTH_FAILURES_PER_SOURCE: '2', IBEX_HTTP_TRUST_PROXY: 'loopback' } });
+  });
+  after(() => c?.close());
+
+  it('counts per forwarded client address, so one client cannot lock out the others', async () => {
+    const from = (ip: string, token?: string) => c.api('/api/v1/devices', { headers: { 'x-forwarded-for': ip }, ...(token ? { token } : {}) });
+    for (let i = 0; i < 2; i++) assert.equal((await from('203.0.113.5', `ibx_${'x'.repeat(40)}`)).status, 401);
+    const limited = await from('203.0.113.5');
+    assert.equal(limited.status, 429);
+    assert.match(((await limited.json()) as { error: { message: string } }).error.message, /from 203\.0\.113\.5/);
+    assert.equal((await from('198.51.100.7')).status, 200);
+  });
+});

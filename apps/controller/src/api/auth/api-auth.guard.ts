@@ -36,7 +36,7 @@ export class ApiAuthGuard implements CanActivate {
     const req = ctx.switchToHttp().getRequest<Request>();
     const header = req.get('authorization');
     // Failed authentications count per client address and per presented token (429 once over).
-    const source = req.socket.remoteAddress ?? 'unknown';
+    const source = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     await this.limiter.check('api', source, header);
     let token: Awaited<ReturnType<ApiTokensService['authenticate']>>;
     try {
