@@ -113,6 +113,10 @@ describe('device certificates and mutual TLS (two controller replicas)', () => {
     await writeFile(join(dir, 'device-ca.pem'), caPem);
     await writeFile(join(dir, 'first.pem'), file.certificatePem);
     assert.match(await execOk('openssl', ['verify', '-purpose', 'sslclient', '-CAfile', join(dir, 'device-ca.pem'), join(dir, 'first.pem')]), /: OK/);
+    const shown = JSON.parse((await agent.cli(['status', '--json'])).stdout) as { certificate: { serial: string; notAfterMs: number; renewAfterMs: number } };
+    assert.equal(shown.certificate.serial, firstCert.serialNumber);
+    assert.equal(shown.certificate.notAfterMs, Date.parse(firstCert.validTo));
+    assert.ok(shown.certificate.renewAfterMs < shown.certificate.notAfterMs);
     const identity = await b.json(`/api/v1/devices/${DEVICE}/identity`);
     assert.equal(identity.certificates.length, 1);
     assert.equal(identity.certificates[0].serial, firstCert.serialNumber);
