@@ -185,7 +185,9 @@ describe('device certificates and mutual TLS (two controller replicas)', () => {
     await waitFor('online again after the restart', async () => {
       const d = await b.json(`/api/v1/devices/${DEVICE}`);
       return d.status === 'online' && Date.parse(d.connectedAt) >= restartedAt;
-    }, 30_000);
+    }, 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nagent log (end):\n${agent.logs.slice(-4000)}`);
+    });
   });
 
   it('revoking the certificate through B ends the stream held by A within 1 s, and it cannot reconnect', async () => {

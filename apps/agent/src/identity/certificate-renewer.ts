@@ -9,8 +9,8 @@ import { newKeyAndCsr } from './csr.js';
 const RENEW_DEADLINE_MS = 30_000;
 /** How often the renewer looks at the clock at most (a short validity is checked more often). */
 const MAX_CHECK_MS = 3600_000;
-/** After a failed renewal: try again this long after (or sooner, at the next check). */
-const RETRY_MS = 60_000;
+/** After a failed renewal: try again after a fifth of the time left, between 1 s and a minute. */
+const RETRY_MAX_MS = 60_000;
 
 export interface CertificateRenewerOptions {
   path: string;
@@ -79,7 +79,7 @@ export class CertificateRenewer {
       this.current = writeDeviceCertificate(this.opts.path, keyPem, res.certificatePem);
       log.info('device certificate renewed', { serial: this.current.serial, notAfter: new Date(this.current.notAfterMs).toISOString(), previousSerial: c.serial });
     } catch (err) {
-      this.retryAtMs = this.now() + RETRY_MS;
+      this.retryAtMs = this.now() + Math.min(RETRY_MAX_MS, Math.max(1000, Math.floor((c.notAfterMs - this.now()) / 5)));
       const e = err as ServiceError;
       const expired = this.now() >= c.notAfterMs;
       log.error(expired ? 'the device certificate expired before it could be renewed: re-enroll (ibex-agent enroll --force ...)' : 'renewing the device certificate failed; retrying', {
