@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import 'reflect-metadata';
+import { execFile } from 'node:child_process';
 import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { AgentServiceClient } from '@ibex/proto';
 import * as x509 from '@peculiar/x509';
 import { createEnrollmentToken } from '../gateway/testing/fixtures.js';
 import { FakeAgent, enrollAgent } from '../testing/fake-agent.js';
@@ -170,3 +175,89 @@ describe('REST failure limits behind a trusted proxy (IBEX_HTTP_TRUST_PROXY)', (
     assert.equal((await from('198.51.100.7')).status, 200);
   });
 });
+
+function renew(c: TestController, credential: string, csrPem: string): Promise<{ certificatePem: string }> {
+  const client = new AgentServiceClient(c.grpcAddress, credentials.createInsecure());
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${credential}`);
+  return new Promise<{ certificatePem: string }>((resolve, reject) => client.renewCertificate({ csrPem }, md, (err, r) => (err ? reject(err) : resolve(r)))).finally(() => client.close());
+}
+
+describe('RenewCertificate without mTLS (bearer credential)', () => {
+  let c: TestController;
+  before(async () => {
+    c = await startTestController();
+  });
+  after(() => c?.close());
+
+  it('signs a new key for an enrolled device and audits it; a bad CSR names csr_pem; a revoked credential is refused', async () => {
+    const device = await enrollAgent(c.grpcAddress, { enrollmentToken: await createEnrollmentToken(c), name: 'renewing' });
+    const { keys, csrPem } = await keyAndCsr('renewing');
+    const cert = new X509Certificate((await renew(c, device.credential, csrPem)).certificatePem);
+    assert.ok(cert.checkPrivateKey(KeyObject.from(keys.privateKey)));
+    assert.match(cert.subject, /CN=renewing/);
+    assert.equal((await c.prisma.deviceCertificate.findMany({ where: { deviceId: device.deviceId } })).length, 1);
+    assert.equal(await c.prisma.auditEvent.count({ where: { action: 'device.certificate.renew', targetId: device.deviceId } }), 1);
+    const bad = await renew(c, device.credential, '').then(() => assert.fail('renewed'), (e: ServiceError) => e);
+    assert.equal(bad.code, status.INVALID_ARGUMENT);
+    assert.match(bad.details, /csr_pem/);
+    await c.prisma.deviceCredential.updateMany({ where: { deviceId: device.deviceId }, data: { revokedAt: new Date() } });
+    const refused = await renew(c, device.credential, csrPem).then(() => assert.fail('renewed'), (e: ServiceError) => e);
+    assert.equal(refused.code, status.UNAUTHENTICATED);
+    assert.equal((await c.prisma.deviceCertificate.findMany({ where: { deviceId: device.deviceId } })).length, 1, 'nothing issued after the refusals');
+  });
+
+  it('ends a stream whose credential was revoked between authentication and Hello, before any Welcome', async () => {
+    const device = await enrollAgent(c.grpcAddress, { enrollmentToken: await createEnrollmentToken(c), name: 'racing' });
+    const agent = new FakeAgent(c.grpcAddress, device.credential);
+    try {
+      await new Promise((r) => setTimeout(r, 500)); // the credential is checked when the call opens
+      await c.prisma.deviceCredential.updateMany({ where: { deviceId: device.deviceId }, data: { revokedAt: new Date() } });
+      agent.hello();
+      const end = await agent.ended;
+      assert.equal(end.code, status.UNAUTHENTICATED);
+      assert.match(end.details, /revoked while connecting/);
+      assert.equal(agent.received.filter((m) => m.$case === 'welcome').length, 0);
+    } finally {
+      agent.close();
+    }
+  });
+});
+
+describe('an operator-supplied device CA (IBEX_DEVICE_CA_CERT / IBEX_DEVICE_CA_KEY)', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ibex-operator-ca-'));
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-days', '30', '-subj', '/CN=Operator device CA',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem')]);
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30', '-subj', '/CN=not a CA',
+      '-addext', 'basicConstraints=critical,CA:FALSE', '-keyout', join(dir, 'leaf.key'), '-out', join(dir, 'leaf.pem')]);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('signs with the operator CA and keeps no CA in the database', async () => {
+    const c = await startTestController({ env: { IBEX_DEVICE_CA_CERT: join(dir, 'ca.pem'), IBEX_DEVICE_CA_KEY: join(dir, 'ca.key') } });
+    try {
+      const { csrPem } = await keyAndCsr('operator-signed');
+      const res = await enrollAgent(c.grpcAddress, { enrollmentToken: await createEnrollmentToken(c), name: 'operator-signed', csrPem });
+      const { stdout } = await run('openssl', ['verify', '-CAfile', join(dir, 'ca.pem')], res.certificatePem);
+      assert.match(stdout, /OK/);
+      assert.equal(await c.prisma.deviceCa.count(), 0);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('refuses to start with a certificate that is not a CA, or a key that is not its own, saying which', async () => {
+    await assert.rejects(startTestController({ env: { IBEX_DEVICE_CA_CERT: join(dir, 'leaf.pem'), IBEX_DEVICE_CA_KEY: join(dir, 'leaf.key') } }), /is not a CA certificate/);
+    await assert.rejects(startTestController({ env: { IBEX_DEVICE_CA_CERT: join(dir, 'ca.pem'), IBEX_DEVICE_CA_KEY: join(dir, 'leaf.key') } }), /private key does not belong to its certificate/);
+  });
+});
+
+/** Runs a program with an argument array; `input` goes to its stdin. */
+function run(cmd: string, args: string[], input?: string): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve({ stdout, stderr })));
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
