@@ -121,6 +121,11 @@ export class Connection {
         delay = backoff.longest();
         log.error('the controller refused this device: device revoked or unknown: re-enroll (ibex-agent enroll --force ...)', { details: end.details, retryInMs: delay });
         this.setStatus({ credentialRefused: true });
+      } else if (end.code === grpcStatus.RESOURCE_EXHAUSTED) {
+        // Too many failed attempts from here (the controller's rate limit): wait at least what it says.
+        const wait = /wait (\d+) s/.exec(end.details);
+        delay = Math.max(backoff.longest(), wait ? Number(wait[1]) * 1000 : 0);
+        log.warn('the controller refuses attempts for now: too many failed ones from this address or with this credential', { details: end.details, retryInMs: delay });
       } else {
         if (end.welcomed) backoff.reset();
         delay = backoff.next();
