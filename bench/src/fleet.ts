@@ -63,7 +63,7 @@ export async function enrollAll(opts: {
       const name = `${opts.namePrefix}-${i}`;
       for (let attempt = 1; ; attempt++) {
         try {
-          const r = await enrollOne(client, { enrollmentToken: opts.enrollmentToken, name, facts: benchFacts(name), agentVersion: 'bench' }, opts.deadline);
+          const r = await enrollOne(client, { enrollmentToken: opts.enrollmentToken, name, facts: benchFacts(name), agentVersion: 'bench', csrPem: '' }, opts.deadline);
           identities[i] = { index: i, deviceId: r.deviceId, deviceName: r.deviceName, credential: r.credential };
           opts.onProgress(++done);
           return;

@@ -5,7 +5,10 @@ import type {
   CreatedEnrollmentToken,
   DesiredRevision,
   Device,
+  DeviceCertificate,
+  DeviceCredential,
   DeviceGenerations,
+  DeviceIdentity,
   DeviceState,
   EnrollmentToken,
   FieldIssue,
@@ -133,6 +136,16 @@ export class IbexClient {
   }
   revokeDevice(ref: string) {
     return this.request<Device>('POST', `/api/v1/devices/${enc(ref)}/revoke`);
+  }
+  deviceIdentity(ref: string) {
+    return this.request<DeviceIdentity>('GET', `/api/v1/devices/${enc(ref)}/identity`);
+  }
+  revokeDeviceCredential(ref: string, credentialId: string) {
+    return this.request<DeviceCredential>('POST', `/api/v1/devices/${enc(ref)}/credentials/${enc(credentialId)}/revoke`);
+  }
+  /** `certificate`: its id or serial number. */
+  revokeDeviceCertificate(ref: string, certificate: string) {
+    return this.request<DeviceCertificate>('POST', `/api/v1/devices/${enc(ref)}/certificates/${enc(certificate)}/revoke`);
   }
   fleetSummary() {
     return this.request<FleetSummary>('GET', '/api/v1/fleet/summary');

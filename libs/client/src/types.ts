@@ -29,6 +29,30 @@ export interface DeviceFacts {
   [key: string]: unknown;
 }
 
+export interface DeviceCredential {
+  id: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface DeviceCertificate {
+  id: string;
+  /** Hex, as `openssl x509 -serial` prints it. */
+  serial: string;
+  /** SHA-256 of the DER certificate, lowercase hex. */
+  fingerprint: string;
+  notBefore: string;
+  notAfter: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+/** GET /api/v1/devices/{device}/identity: newest first. */
+export interface DeviceIdentity {
+  credentials: DeviceCredential[];
+  certificates: DeviceCertificate[];
+}
+
 export interface Device {
   id: string;
   name: string;

@@ -286,7 +286,7 @@ describe('ibexctl against a real controller and agent', () => {
       return r.stdout.split('\n').filter(Boolean);
     };
     assert.deepEqual(await complete('dev'), ['devices']);
-    assert.deepEqual(await complete('devices', ''), ['get', 'label', 'list', 'revoke', 'summary']);
+    assert.deepEqual(await complete('devices', ''), ['get', 'identity', 'label', 'list', 'revoke', 'revoke-certificate', 'revoke-credential', 'summary']);
     assert.deepEqual(await complete('devices', 'list', '-o', ''), ['json', 'table', 'yaml']);
     assert.ok((await complete('devices', 'list', '--s')).includes('--selector'));
     assert.deepEqual(await complete('devices', 'get', 'cli-'), [DEVICE]);
@@ -300,6 +300,18 @@ describe('ibexctl against a real controller and agent', () => {
     assert.equal(s.sync.in_sync, 1);
     assert.match(await ok(['devices', 'summary']), /^Devices:\s+1 \(1 online, 0 offline, 0 revoked\)$/m);
     await fails(['--server', 'http://127.0.0.1:1', 'devices', 'list'], 6, /cannot reach the controller/);
+
+    // The agent enrolled with a CSR: one credential, one certificate.
+    const identity = await json(['devices', 'identity', DEVICE]);
+    assert.equal(identity.credentials.length, 1);
+    assert.equal(identity.certificates.length, 1);
+    const cert = identity.certificates[0];
+    assert.match(await ok(['devices', 'identity', DEVICE]), new RegExp(`^${cert.serial}\\s+valid\\s+`, 'm'));
+    assert.match(await ok(['devices', 'revoke-certificate', DEVICE, cert.serial.toLowerCase()]), new RegExp(`certificate ${cert.serial} of device ${DEVICE} revoked`));
+    assert.match(await ok(['devices', 'revoke-credential', DEVICE, identity.credentials[0].id]), /revoked/);
+    assert.match(await ok(['devices', 'identity', DEVICE]), new RegExp(`^${cert.serial}\\s+revoked\\s+`, 'm'));
+    await fails(['devices', 'revoke-credential', DEVICE, 'nope'], 4, /has no credential nope/);
+    await waitFor('the stream closed', async () => (await ctl.json(`/api/v1/devices/${DEVICE}`)).connectedAt === null, 5000);
 
     const revoked = await ok(['devices', 'revoke', DEVICE]);
     assert.match(revoked, /device cli-edge-1 revoked; it must enroll again/);

@@ -127,7 +127,7 @@ describe('platform end to end: controller process + agent binary in a network na
     try {
       const enroll = (enrollmentToken: string) =>
         new Promise<ServiceError>((resolve) =>
-          client.enroll({ enrollmentToken, name: 'x', agentVersion: '0.0.0', facts: undefined }, (e: ServiceError | null, _r?: EnrollResponse) => resolve(e!)),
+          client.enroll({ enrollmentToken, name: 'x', agentVersion: '0.0.0', facts: undefined, csrPem: '' }, (e: ServiceError | null, _r?: EnrollResponse) => resolve(e!)),
         );
       const malformed = await enroll('not-a-token');
       assert.equal(malformed.code, grpcStatus.INVALID_ARGUMENT);

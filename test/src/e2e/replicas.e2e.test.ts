@@ -72,10 +72,57 @@ describe('two controller processes sharing Postgres and Redis', () => {
     assert.equal(await readFile(join(root, 'etc/replicas'), 'utf8'), 'set through B\n');
   });
 
+  /** From the REST answer to the stream end as A records it (connectedAt cleared), polled through B. */
+  async function streamEndMs(device: string, revoke: () => Promise<unknown>): Promise<number> {
+    const t0 = Date.now();
+    await revoke();
+    await waitFor('the stream ended', async () => (await b.json(`/api/v1/devices/${device}`)).connectedAt === null, 5000, 20);
+    return Date.now() - t0;
+  }
+
+  /** Stops the agent, enrolls it again as `name` through A, starts it, waits until B sees it online. */
+  async function reenroll(name: string): Promise<void> {
+    await agent.stop();
+    const tok = await b.json('/api/v1/enrollment-tokens', { method: 'POST', json: { maxUses: 1 } });
+    const enroll = await agent.cli(['enroll', '--force', '--controller', `grpc://${ns.hostIp}:${a.grpcPort}`, '--token', tok.token, '--name', name]);
+    assert.equal(enroll.code, 0, enroll.stderr);
+    agent.start();
+    await waitFor(`${name} online`, async () => (await b.json(`/api/v1/devices/${name}`)).status === 'online');
+  }
+
   it('revoking through B closes the stream held by A at once', async () => {
-    await b.json(`/api/v1/devices/${DEVICE}/revoke`, { method: 'POST' });
+    const ms = await streamEndMs(DEVICE, () => b.json(`/api/v1/devices/${DEVICE}/revoke`, { method: 'POST' }));
+    console.log(`device revocation through replica B ended the stream on replica A after ${ms} ms`);
+    assert.ok(ms < 1000, `took ${ms} ms`);
     await waitFor('the agent refused', async () => JSON.parse((await agent.cli(['status', '--json'])).stdout).credentialRefused === true, 5000);
     const d = await a.json(`/api/v1/devices/${DEVICE}`);
     assert.equal(d.status, 'revoked');
+  });
+
+  it('revoking a device credential through B ends the stream A holds within 1 s', async () => {
+    await reenroll('replica-device-2');
+    const identity = await b.json('/api/v1/devices/replica-device-2/identity');
+    assert.equal(identity.credentials.length, 1);
+    const ms = await streamEndMs('replica-device-2', () => b.json(`/api/v1/devices/replica-device-2/credentials/${identity.credentials[0].id}/revoke`, { method: 'POST' }));
+    console.log(`credential revocation through replica B ended the stream on replica A after ${ms} ms`);
+    assert.ok(ms < 1000, `took ${ms} ms`);
+    await waitFor('the agent refused', async () => JSON.parse((await agent.cli(['status', '--json'])).stdout).credentialRefused === true, 5000);
+    assert.equal((await b.json('/api/v1/devices/replica-device-2')).status, 'offline', 'the device itself is not revoked');
+  });
+
+  it('a revocation whose pub/sub message is lost (written straight to Postgres) still ends the stream within 1 s', async () => {
+    await reenroll('replica-device-3');
+    const pg = await import('pg');
+    const sql = new pg.default.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const ms = await streamEndMs('replica-device-3', () =>
+        sql.query(`UPDATE device_credential SET "revokedAt" = now() AT TIME ZONE 'UTC' WHERE "deviceId" = (SELECT id FROM device WHERE name = 'replica-device-3')`),
+      );
+      console.log(`a credential revoked in Postgres only was noticed by replica A's sweep after ${ms} ms`);
+      assert.ok(ms < 1000, `took ${ms} ms`);
+    } finally {
+      await sql.end();
+    }
   });
 });

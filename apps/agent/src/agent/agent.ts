@@ -9,7 +9,9 @@ import type { Config } from '../config/config.js';
 import { Connection, type ConnectionStatus } from '../connection/connection.js';
 import { parseControllerUrl } from '../connection/controller-url.js';
 import type { GenerationsCollector } from '../facts/generations-facts.js';
+import { CertificateRenewer } from '../identity/certificate-renewer.js';
 import type { Credential } from '../journal/credential.js';
+import { DataDir } from '../journal/data-dir.js';
 import { AGENT_VERSION } from '../version.js';
 import { DeviceServices } from './device-services.js';
 import { writeStatusFile } from './status-file.js';
@@ -32,6 +34,7 @@ export class Agent {
   readonly bootId = randomUUID();
   private readonly device: DeviceServices;
   private readonly connection: Connection;
+  private readonly renewer: CertificateRenewer;
   private readonly startedAtMs = Date.now();
   private readonly controller: string;
   private pruneTimer?: NodeJS.Timeout;
@@ -53,15 +56,21 @@ export class Agent {
         throw new Error(`CA file ${caFile} cannot be read (${errorMessage(err)}); fix --ca/caFile`);
       }
     }
+    this.renewer = new CertificateRenewer({ path: new DataDir(cfg.dataDir).certificate, url, caPem, credential: credential.credential, deviceName: credential.deviceName, log });
     this.device = new DeviceServices({ cfg, log, bootId: this.bootId, send: (msg) => this.connection.send({ msg }), collectGenerations: deps.collectGenerations });
     this.connection = new Connection({
       url,
       caPem,
       credential: credential.credential,
+      clientCertificate: () => this.renewer.certificate,
       log,
       backoff: new Backoff({ baseMs: 1000, capMs: 60_000 }),
       // Hello is built synchronously: its facts are collected (asynchronously) just before.
-      beforeHello: () => this.device.facts.prepareHello(),
+      // A certificate due for renewal is renewed first, so this attempt already uses the new one.
+      beforeHello: async () => {
+        await this.renewer.renewIfDue();
+        await this.device.facts.prepareHello();
+      },
       hello: () => this.hello(),
       onWelcome: () => {
         this.resendUnacked();
@@ -86,6 +95,7 @@ export class Agent {
     this.prune();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS);
     this.device.facts.start(this.cfg.driftCheckIntervalSec * 1000);
+    this.renewer.start();
     this.connection.start();
     this.device.desired.start();
     this.log.info('agent started', { version: AGENT_VERSION, controller: this.controller, root: this.cfg.root, dataDir: this.cfg.dataDir, bootId: this.bootId });
@@ -102,6 +112,7 @@ export class Agent {
     await this.device.runner.stop(JOB_STOP_GRACE_MS);
     await trialStopped;
     await this.device.desired.stop();
+    this.renewer.stop();
     await this.connection.stop();
     this.writeStatus({ connected: false, credentialRefused: false }, false);
     this.log.info('stopped');

@@ -5,6 +5,8 @@ import { AgentServiceClient, type EnrollResponse } from '@ibex/proto';
 import { UsageError, errorMessage } from '../common/errors.js';
 import { parseControllerUrl } from '../connection/controller-url.js';
 import { collectFacts, toProtoFacts } from '../facts/facts-collect.js';
+import { writeDeviceCertificate } from '../identity/certificate-store.js';
+import { newKeyAndCsr } from '../identity/csr.js';
 import { readCredential, writeCredential } from '../journal/credential.js';
 import { DataDir } from '../journal/data-dir.js';
 import { AGENT_VERSION } from '../version.js';
@@ -58,11 +60,14 @@ export async function enrollCommand(argv: string[], io: CliEnv): Promise<number>
   }
   const client = new AgentServiceClient(url.target, url.secure ? credentials.createSsl(caPem ?? null) : credentials.createInsecure());
   const facts = await collectFacts({ root: cfg.root, agentVersion: AGENT_VERSION });
+  // The device's own key pair for mutual TLS: the private key never leaves the device.
+  const name = typeof flags.name === 'string' ? flags.name : '';
+  const key = newKeyAndCsr(name || facts.hostname || 'ibex-device');
   let res: EnrollResponse;
   try {
     res = await new Promise<EnrollResponse>((resolve, reject) =>
       client.enroll(
-        { enrollmentToken: flags.token as string, name: typeof flags.name === 'string' ? flags.name : '', facts: toProtoFacts(facts), agentVersion: AGENT_VERSION },
+        { enrollmentToken: flags.token as string, name, facts: toProtoFacts(facts), agentVersion: AGENT_VERSION, csrPem: key.csrPem },
         new Metadata(),
         { deadline: Date.now() + ENROLL_DEADLINE_MS },
         (err, r) => (err ? reject(err) : resolve(r)),
@@ -74,6 +79,9 @@ export async function enrollCommand(argv: string[], io: CliEnv): Promise<number>
   } finally {
     client.close();
   }
+  // Before the credential: credential.json is what says "enrolled", so it comes last.
+  if (res.certificatePem) writeDeviceCertificate(dataDir.certificate, key.keyPem, res.certificatePem);
+  else rmSync(dataDir.certificate, { force: true });
   writeCredential(dataDir.credential, {
     deviceId: res.deviceId,
     deviceName: res.deviceName,

@@ -6,6 +6,7 @@ import { errorMessage } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { SectionIntents } from '../engine/section-intents.js';
 import type { SectionResult } from '../engine/section-result.js';
+import { readDeviceCertificate, renewalDueAtMs } from '../identity/certificate-store.js';
 import { readCredential } from '../journal/credential.js';
 import { DataDir } from '../journal/data-dir.js';
 import { readDesired } from '../journal/desired-store.js';
@@ -60,6 +61,7 @@ export async function statusCommand(argv: string[], io: CliEnv): Promise<number>
   const cfg = configFrom(flags, io);
   const dataDir = new DataDir(cfg.dataDir);
   const cred = readCredential(dataDir.credential);
+  const cert = readDeviceCertificate(dataDir.certificate);
   const st = readStatusFile(dataDir.status);
   const running = !!st?.running && processAlive(st.pid);
   const state = new StateStore(dataDir.state);
@@ -95,6 +97,7 @@ export async function statusCommand(argv: string[], io: CliEnv): Promise<number>
     deviceId: cred?.deviceId,
     deviceName: cred?.deviceName,
     controller: cfg.controller ?? cred?.controller,
+    certificate: cert ? { serial: cert.serial, notAfterMs: cert.notAfterMs, renewAfterMs: renewalDueAtMs(cert) } : null,
     dataDir: cfg.dataDir,
     running,
     pid: running ? st?.pid : undefined,
@@ -124,6 +127,10 @@ export async function statusCommand(argv: string[], io: CliEnv): Promise<number>
   const lines: string[] = [];
   lines.push(cred ? `enrolled:    yes, as ${cred.deviceName} (${cred.deviceId})` : `enrolled:    no (run ibex-agent enroll --controller URL --token TOKEN)`);
   lines.push(`controller:  ${report.controller ?? '-'}`);
+  if (cert) {
+    const expired = Date.now() >= cert.notAfterMs;
+    lines.push(`certificate: serial ${cert.serial}, ${expired ? 'EXPIRED at' : 'valid until'} ${when(cert.notAfterMs)}${expired ? ' (re-enroll: ibex-agent enroll --force ...)' : `, renewed after ${when(renewalDueAtMs(cert))}`}`);
+  }
   if (!running) lines.push('agent:       not running');
   else if (report.connected) lines.push(`agent:       running (pid ${report.pid}), connected since ${when(report.connectedSinceMs)}`);
   else lines.push(`agent:       running (pid ${report.pid}), not connected; next attempt at ${when(report.nextRetryAtMs)}`);

@@ -24,6 +24,8 @@ export interface ConnectionOptions {
   url: ControllerUrl;
   caPem?: Buffer;
   credential: string;
+  /** The device's key and certificate for mutual TLS, read at each attempt (renewal replaces them). */
+  clientCertificate?: () => { keyPem: string; certificatePem: string } | undefined;
   log: Logger;
   backoff: Backoff;
   /** Awaited before each attempt (errors are the callback's to handle): refreshes what Hello reads. */
@@ -102,7 +104,9 @@ export class Connection {
   }
 
   private channelCredentials(): ChannelCredentials {
-    return this.opts.url.secure ? credentials.createSsl(this.opts.caPem ?? null) : credentials.createInsecure();
+    if (!this.opts.url.secure) return credentials.createInsecure();
+    const mine = this.opts.clientCertificate?.();
+    return mine ? credentials.createSsl(this.opts.caPem ?? null, Buffer.from(mine.keyPem), Buffer.from(mine.certificatePem)) : credentials.createSsl(this.opts.caPem ?? null);
   }
 
   private async run(): Promise<void> {
@@ -117,6 +121,11 @@ export class Connection {
         delay = backoff.longest();
         log.error('the controller refused this device: device revoked or unknown: re-enroll (ibex-agent enroll --force ...)', { details: end.details, retryInMs: delay });
         this.setStatus({ credentialRefused: true });
+      } else if (end.code === grpcStatus.RESOURCE_EXHAUSTED) {
+        // Too many failed attempts from here (the controller's rate limit): wait at least what it says.
+        const wait = /wait (\d+) s/.exec(end.details);
+        delay = Math.max(backoff.longest(), wait ? Number(wait[1]) * 1000 : 0);
+        log.warn('the controller refuses attempts for now: too many failed ones from this address or with this credential', { details: end.details, retryInMs: delay });
       } else {
         if (end.welcomed) backoff.reset();
         delay = backoff.next();

@@ -40,7 +40,7 @@ describe('ibex-agent CLI', () => {
     assert.match(again.stderr, /already enrolled as device-one \(dev-1\).*--force/);
     assert.equal(controller.enrollRequests.length, 1, 'the token was not spent');
 
-    controller.enrollResult = { deviceId: 'dev-2', deviceName: 'device-two', credential: 'ibxd_dev-2_x', labels: {} };
+    controller.enrollResult = { deviceId: 'dev-2', deviceName: 'device-two', credential: 'ibxd_dev-2_x', labels: {}, certificatePem: '' };
     const forced = await runAgent(['enroll', '--controller', controller.url, '--token', 'ibxe_other', '--force', '--root', root, '--data-dir', dataDir]);
     assert.equal(forced.code, 0, forced.stderr);
     assert.equal(JSON.parse(readFileSync(file, 'utf8')).deviceId, 'dev-2');

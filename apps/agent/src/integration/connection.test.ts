@@ -88,6 +88,21 @@ describe('agent <-> controller stream', () => {
     assert.equal(fx.controller.sessions.length, 1, 'no fast retry loop');
   });
 
+  it('waits at least as long as the controller says when it rate-limits failed attempts', async () => {
+    fx = await agentFixture();
+    fx.controller.refuse = { code: grpcStatus.RESOURCE_EXHAUSTED, details: 'too many failed attempts (10 failed attempts with this device credential or certificate in the last 60 s); wait 90 s, then retry with a valid token' };
+    const agent = fx.startAgent();
+    await agent.waitForLine(/refuses attempts for now/);
+    const status = await waitFor('status with the refusal', async () => {
+      const s = JSON.parse((await runAgent(['status', '--json', '--root', fx!.root])).stdout);
+      return s.lastError && s;
+    });
+    assert.equal(status.credentialRefused, false, 'a rate limit is not a revoked credential');
+    assert.match(status.lastError, /RESOURCE_EXHAUSTED: too many failed attempts/);
+    assert.ok(status.nextRetryAtMs - Date.now() > 85_000, `next retry in ${status.nextRetryAtMs - Date.now()} ms`);
+    assert.equal(fx.controller.sessions.length, 1, 'no fast retry loop');
+  });
+
   it('refuses to run without an enrollment, naming the next step', async () => {
     fx = await agentFixture();
     const r = await runAgent(['run', '--root', fx.root, '--data-dir', join(fx.root, 'elsewhere')]);

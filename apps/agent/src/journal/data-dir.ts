@@ -6,6 +6,7 @@ export const defaultDataDir = (root: string) => join(root, 'var/lib/ibex-agent')
 /**
  * What the agent keeps on disk, all under its data dir (default `<root>/var/lib/ibex-agent`):
  *   credential.json   the device identity from `enroll` (0600)
+ *   certificate.json  the device's mTLS key and certificate, replaced at each renewal (0600)
  *   desired.json      the last DesiredState received, written before acting on it
  *   state.json        applied revision, last section results, unacknowledged StateReports
  *   jobs/<id>.json    one journal per job: phase, result, unacknowledged JobUpdates
@@ -19,6 +20,9 @@ export class DataDir {
   constructor(readonly path: string) {}
   get credential(): string {
     return join(this.path, 'credential.json');
+  }
+  get certificate(): string {
+    return join(this.path, 'certificate.json');
   }
   get desired(): string {
     return join(this.path, 'desired.json');

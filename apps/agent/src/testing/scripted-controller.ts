@@ -54,6 +54,7 @@ export class ScriptedController {
     deviceName: 'device-one',
     credential: 'ibxd_dev-1_secret',
     labels: { site: 'test' },
+    certificatePem: '',
   };
 
   private constructor(

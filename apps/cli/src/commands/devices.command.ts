@@ -90,6 +90,41 @@ export const deviceCommands: CommandGroup = (program, ctx) => {
     },
   );
 
+  withOutput(devices.command('identity <device>').description("A device's credentials and certificates (newest first), to revoke one")).action(async (ref: string, _o, cmd: Command) => {
+    const id = await ctx.client(cmd).deviceIdentity(ref);
+    if (formatOf(cmd) !== 'table') return printObject(io, formatOf(cmd), id, []);
+    const state = (r: { revokedAt: string | null }, notAfter?: string) => (r.revokedAt ? io.colors.red('revoked') : notAfter && Date.parse(notAfter) <= io.now().getTime() ? io.colors.yellow('expired') : io.colors.green('valid'));
+    io.out('Credentials\n');
+    printList(io, 'table', id.credentials, [
+      { header: 'ID', value: (c) => c.id },
+      { header: 'STATUS', value: (c) => state(c) },
+      { header: 'CREATED', value: (c) => c.createdAt },
+    ], 'none');
+    io.out('Certificates\n');
+    printList(io, 'table', id.certificates, [
+      { header: 'SERIAL', value: (c) => c.serial },
+      { header: 'STATUS', value: (c) => state(c, c.notAfter) },
+      { header: 'NOT AFTER', value: (c) => c.notAfter },
+      { header: 'ID', value: (c) => c.id },
+    ], 'none');
+  });
+
+  withOutput(devices.command('revoke-credential <device> <credential-id>').description('Revoke one device credential; a stream it let in is closed at once')).action(
+    async (ref: string, credential: string, _o, cmd: Command) => {
+      const c = await ctx.client(cmd).revokeDeviceCredential(ref, credential);
+      if (formatOf(cmd) === 'table') io.out(`credential ${c.id} of device ${ref} revoked\n`);
+      else printObject(io, formatOf(cmd), c, []);
+    },
+  );
+
+  withOutput(devices.command('revoke-certificate <device> <certificate>').description('Revoke one device certificate (its id or serial); a stream it let in is closed at once')).action(
+    async (ref: string, certificate: string, _o, cmd: Command) => {
+      const c = await ctx.client(cmd).revokeDeviceCertificate(ref, certificate);
+      if (formatOf(cmd) === 'table') io.out(`certificate ${c.serial} of device ${ref} revoked\n`);
+      else printObject(io, formatOf(cmd), c, []);
+    },
+  );
+
   withOutput(devices.command('summary').description('The fleet at a glance: devices by status and sync, unfinished jobs')).action(async (_o, cmd: Command) => {
     const s = await ctx.client(cmd).fleetSummary();
     printObject(io, formatOf(cmd), s, [

@@ -8,6 +8,8 @@ import { AuditLogService } from './audit-log/audit-log.service.js';
 import { ApiAuthGuard } from './auth/api-auth.guard.js';
 import { DesiredStateController } from './desired-state/desired-state.controller.js';
 import { DesiredStateService } from './desired-state/desired-state.service.js';
+import { DeviceIdentityController } from './device-identity/device-identity.controller.js';
+import { DeviceIdentityService } from './device-identity/device-identity.service.js';
 import { DevicesController } from './devices/devices.controller.js';
 import { DevicesService } from './devices/devices.service.js';
 import { EnrollmentTokensController } from './enrollment-tokens/enrollment-tokens.controller.js';
@@ -28,6 +30,7 @@ export const apiControllers = [
   ApiTokensController,
   EnrollmentTokensController,
   DevicesController,
+  DeviceIdentityController,
   FleetController,
   DesiredStateController,
   JobsController,
@@ -49,6 +52,7 @@ export const apiControllers = [
     ApiTokensService,
     EnrollmentTokensService,
     DevicesService,
+    DeviceIdentityService,
     FleetService,
     DesiredStateService,
     JobsService,

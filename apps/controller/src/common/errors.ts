@@ -51,3 +51,14 @@ export class Forbidden extends DomainError {
 export class Unavailable extends DomainError {
   readonly code = 'unavailable';
 }
+
+/** Too many failed attempts (authentication, enrollment). HTTP 429 with Retry-After, gRPC RESOURCE_EXHAUSTED. */
+export class RateLimited extends DomainError {
+  readonly code = 'rate_limited';
+  constructor(
+    message: string,
+    readonly retryAfterSec: number,
+  ) {
+    super(message, { retryAfterSec });
+  }
+}

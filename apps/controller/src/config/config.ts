@@ -31,6 +31,28 @@ export const envSchema = z
     IBEX_GRPC_PORT: port(9090),
     IBEX_GRPC_TLS_CERT: z.string().min(1).optional(),
     IBEX_GRPC_TLS_KEY: z.string().min(1).optional(),
+    /** Require a client certificate from the device CA on Connect (mutual TLS); bearer credentials are refused. */
+    IBEX_GRPC_MTLS: bool(false),
+    /** An operator-supplied device CA (PEM files); without them the controller makes one and keeps it in Postgres. */
+    IBEX_DEVICE_CA_CERT: z.string().min(1).optional(),
+    IBEX_DEVICE_CA_KEY: z.string().min(1).optional(),
+    /** How long a device certificate is valid; agents renew after two thirds of it. */
+    IBEX_DEVICE_CERT_VALIDITY_SEC: z.coerce.number({ message: 'must be a number of seconds' }).int().min(10, 'must be at least 10 s').default(30 * 86400),
+    /** Failed enrollments/authentications per source address, and per token, within the window, before refusing. */
+    IBEX_AUTH_FAILURES_PER_SOURCE: z.coerce.number().int().min(1, 'must be at least 1').default(30),
+    IBEX_AUTH_FAILURES_PER_TOKEN: z.coerce.number().int().min(1, 'must be at least 1').default(10),
+    IBEX_AUTH_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1, 'must be at least 1 s').default(60),
+    /** Proxies in front of the REST API whose X-Forwarded-For is believed (Express "trust proxy"): a hop count or addresses/subnets. */
+    IBEX_HTTP_TRUST_PROXY: z
+      .string()
+      .regex(/^(\d{1,2}|[0-9a-fA-F.:/]+(\s*,\s*[0-9a-fA-F.:/]+)*|loopback|linklocal|uniquelocal)$/, 'must be a number of hops (1), or comma-separated addresses/subnets (10.0.0.0/8), or loopback')
+      .optional(),
+    /** Origins (comma-separated, e.g. https://ops.example.com) allowed to call the REST API from a browser; none by default. */
+    IBEX_CORS_ORIGINS: z
+      .string()
+      .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+      .refine((list) => list.every((o) => /^https?:\/\/[^/\s]+$/.test(o)), 'must be a comma-separated list of origins like https://ops.example.com (scheme://host[:port], no path)')
+      .optional(),
     /** Bootstrap admin token: used instead of generating one on first start. */
     IBEX_ADMIN_TOKEN: z.string().regex(/^ibx_[A-Za-z0-9]{20,128}$/, 'must look like ibx_ followed by 20-128 letters or digits').optional(),
     IBEX_HEARTBEAT_INTERVAL_MS: ms(15_000, 100),
@@ -52,6 +74,12 @@ export const envSchema = z
     if (!!e.IBEX_GRPC_TLS_CERT !== !!e.IBEX_GRPC_TLS_KEY) {
       ctx.addIssue({ code: 'custom', path: ['IBEX_GRPC_TLS_KEY'], message: 'IBEX_GRPC_TLS_CERT and IBEX_GRPC_TLS_KEY go together: set both or neither' });
     }
+    if (e.IBEX_GRPC_MTLS && !e.IBEX_GRPC_TLS_CERT) {
+      ctx.addIssue({ code: 'custom', path: ['IBEX_GRPC_MTLS'], message: 'mutual TLS needs the server side of TLS too: set IBEX_GRPC_TLS_CERT and IBEX_GRPC_TLS_KEY' });
+    }
+    if (!!e.IBEX_DEVICE_CA_CERT !== !!e.IBEX_DEVICE_CA_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['IBEX_DEVICE_CA_KEY'], message: 'IBEX_DEVICE_CA_CERT and IBEX_DEVICE_CA_KEY go together: set both or neither' });
+    }
   });
 
 export interface Config {
@@ -59,7 +87,14 @@ export interface Config {
   redisUrl: string;
   redisPrefix: string;
   http: { host: string; port: number };
-  grpc: { host: string; port: number; tls?: { certFile: string; keyFile: string } };
+  grpc: { host: string; port: number; tls?: { certFile: string; keyFile: string }; mtls: boolean };
+  /** Operator-supplied device CA files; absent: the CA kept in Postgres. */
+  deviceCa?: { certFile: string; keyFile: string };
+  deviceCertValiditySec: number;
+  authFailures: { perSource: number; perToken: number; windowSec: number };
+  corsOrigins: string[];
+  /** Express "trust proxy": a hop count, or addresses/subnets; unset trusts no proxy. */
+  httpTrustProxy?: number | string;
   adminToken?: string;
   heartbeatIntervalMs: number;
   presenceFlushMs: number;
@@ -98,7 +133,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       host: e.IBEX_GRPC_HOST,
       port: e.IBEX_GRPC_PORT,
       ...(e.IBEX_GRPC_TLS_CERT && e.IBEX_GRPC_TLS_KEY ? { tls: { certFile: e.IBEX_GRPC_TLS_CERT, keyFile: e.IBEX_GRPC_TLS_KEY } } : {}),
+      mtls: e.IBEX_GRPC_MTLS,
     },
+    ...(e.IBEX_DEVICE_CA_CERT && e.IBEX_DEVICE_CA_KEY ? { deviceCa: { certFile: e.IBEX_DEVICE_CA_CERT, keyFile: e.IBEX_DEVICE_CA_KEY } } : {}),
+    deviceCertValiditySec: e.IBEX_DEVICE_CERT_VALIDITY_SEC,
+    authFailures: { perSource: e.IBEX_AUTH_FAILURES_PER_SOURCE, perToken: e.IBEX_AUTH_FAILURES_PER_TOKEN, windowSec: e.IBEX_AUTH_FAILURE_WINDOW_SEC },
+    corsOrigins: e.IBEX_CORS_ORIGINS ?? [],
+    ...(e.IBEX_HTTP_TRUST_PROXY ? { httpTrustProxy: /^\d+$/.test(e.IBEX_HTTP_TRUST_PROXY) ? Number(e.IBEX_HTTP_TRUST_PROXY) : e.IBEX_HTTP_TRUST_PROXY } : {}),
     ...(e.IBEX_ADMIN_TOKEN ? { adminToken: e.IBEX_ADMIN_TOKEN } : {}),
     heartbeatIntervalMs: e.IBEX_HEARTBEAT_INTERVAL_MS,
     presenceFlushMs: e.IBEX_PRESENCE_FLUSH_MS,

@@ -14,8 +14,15 @@ export interface AgentDelivery {
    * delays delivery to the device's next Hello; it does not fail the operator's request.
    */
   kick(deviceId: string): Promise<void>;
-  /** Close the device's stream at once (revoked or deleted); it will not be let back in. */
-  disconnect(deviceId: string, reason: string): Promise<void>;
+  /**
+   * Close the device's stream at once (revoked or deleted); it will not be let back in. With a
+   * scope, only a stream that was let in with that credential or certificate.
+   */
+  disconnect(deviceId: string, reason: string, scope?: DisconnectScope): Promise<void>;
+}
+export interface DisconnectScope {
+  credentialId?: string;
+  certificateId?: string;
 }
 export const AGENT_DELIVERY = Symbol('AGENT_DELIVERY');
 

@@ -64,6 +64,8 @@ export const enrollRequestSchema = z.object({
   name: z.union([z.literal(''), deviceNameSchema]),
   facts: protoFactsSchema.optional(),
   agentVersion: text(64),
+  /** PEM PKCS#10; checked (signature, key) by the device CA when present. */
+  csrPem: text(16 * 1024),
 });
 export type EnrollInput = z.output<typeof enrollRequestSchema>;
 
@@ -78,6 +80,8 @@ export const helloSchema = z.object({
   bootId: text(128),
 });
 export type HelloInput = z.output<typeof helloSchema>;
+
+export const renewCertificateSchema = z.object({ csrPem: text(16 * 1024).refine((v) => v.length > 0, 'is required: a PEM certificate request for the new key pair') });
 
 export const heartbeatSchema = z.object({ seq: nonNegative, sentAtMs: nonNegative });
 

@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { AgentStreams } from './connect/agent-streams.service.js';
+import { RevocationSweep } from './connect/revocation-sweep.service.js';
 import { GrpcServer } from './grpc-server.service.js';
 import { JobSweeper } from './jobs/job-sweeper.service.js';
 import { JobTimerQueue } from './jobs/job-timer.queue.js';
@@ -27,6 +28,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnModuleDestroy
     private readonly sweeper: JobSweeper,
     private readonly routing: DeviceRouting,
     private readonly redis: RedisService,
+    private readonly revocations: RevocationSweep,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -34,6 +36,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnModuleDestroy
     this.timerWorker.start();
     this.sweeper.start();
     this.streams.start();
+    this.revocations.start();
     await this.grpc.start();
   }
 
@@ -42,6 +45,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnModuleDestroy
       await fn().catch((err: Error) => this.log.error(`shutdown: ${what}: ${err.message}`));
     };
     this.redis.beginShutdown();
+    this.revocations.stop();
     await step('ending agent streams', () => this.streams.stop());
     await step('stopping the gRPC server', () => this.grpc.stop());
     await step('flushing presence', () => this.presence.stop());

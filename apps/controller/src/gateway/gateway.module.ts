@@ -3,7 +3,11 @@ import { AGENT_DELIVERY, JOB_SCHEDULER } from '../delivery/agent-delivery.port.j
 import { AgentStreams } from './connect/agent-streams.service.js';
 import { DeliveryPass } from './connect/delivery-pass.service.js';
 import { DeviceAuth } from './connect/device-auth.service.js';
+import { RevocationSweep } from './connect/revocation-sweep.service.js';
+import { AuthFailureLimiter } from '../security/auth-failure-limiter.service.js';
+import { DeviceCa } from '../security/device-ca.service.js';
 import { SessionRegistry } from './connect/session-registry.service.js';
+import { CertificateRenewal } from './enroll/certificate-renewal.service.js';
 import { EnrollmentRedemption } from './enroll/enrollment-redemption.service.js';
 import { GatewayLifecycle } from './gateway-lifecycle.service.js';
 import { GatewayMetrics } from './gateway-metrics.service.js';
@@ -28,7 +32,10 @@ import { StateReports } from './state/state-reports.service.js';
     GatewayLifecycle,
     GatewayMetrics,
     EnrollmentRedemption,
+    CertificateRenewal,
     DeviceAuth,
+    DeviceCa,
+    RevocationSweep,
     AgentStreams,
     SessionRegistry,
     DeliveryPass,
@@ -42,10 +49,11 @@ import { StateReports } from './state/state-reports.service.js';
     StateReports,
     LocalChanges,
     RoutedAgentDelivery,
+    AuthFailureLimiter,
     BullmqJobScheduler,
     { provide: AGENT_DELIVERY, useExisting: RoutedAgentDelivery },
     { provide: JOB_SCHEDULER, useExisting: BullmqJobScheduler },
   ],
-  exports: [AGENT_DELIVERY, JOB_SCHEDULER],
+  exports: [AGENT_DELIVERY, JOB_SCHEDULER, AuthFailureLimiter],
 })
 export class GatewayModule {}

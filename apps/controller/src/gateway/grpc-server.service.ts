@@ -1,10 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { AgentServiceService, type AgentServiceServer, type EnrollRequest, type EnrollResponse } from '@ibex/proto';
+import { Server, ServerCredentials, experimental, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import {
+  AgentServiceService,
+  type AgentServiceServer,
+  type EnrollRequest,
+  type EnrollResponse,
+  type RenewCertificateRequest,
+  type RenewCertificateResponse,
+} from '@ibex/proto';
+import { Unauthenticated } from '../common/errors.js';
 import { CONFIG, type Config } from '../config/config.js';
-import { enrollRequestSchema, parseAgentInput } from './agent-messages.schema.js';
+import { AuthFailureLimiter, peerAddress } from '../security/auth-failure-limiter.service.js';
+import { DeviceCa } from '../security/device-ca.service.js';
+import { enrollRequestSchema, parseAgentInput, renewCertificateSchema } from './agent-messages.schema.js';
 import { AgentStreams } from './connect/agent-streams.service.js';
+import { DeviceAuth } from './connect/device-auth.service.js';
+import { CertificateRenewal } from './enroll/certificate-renewal.service.js';
 import { EnrollmentRedemption } from './enroll/enrollment-redemption.service.js';
 import { grpcFailure } from './grpc-status.js';
 
@@ -18,7 +30,11 @@ export class GrpcServer {
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     private readonly enrollment: EnrollmentRedemption,
+    private readonly renewal: CertificateRenewal,
     private readonly streams: AgentStreams,
+    private readonly auth: DeviceAuth,
+    private readonly limiter: AuthFailureLimiter,
+    private readonly ca: DeviceCa,
   ) {}
 
   async start(): Promise<void> {
@@ -34,18 +50,44 @@ export class GrpcServer {
     const handlers: AgentServiceServer = {
       enroll: (call, callback) => void this.enroll(call, callback),
       connect: (call) => this.streams.handle(call),
+      renewCertificate: (call, callback) => void this.renew(call, callback),
     };
     server.addService(AgentServiceService, handlers);
-    const creds = this.config.grpc.tls
-      ? ServerCredentials.createSsl(null, [{ cert_chain: await readFile(this.config.grpc.tls.certFile), private_key: await readFile(this.config.grpc.tls.keyFile) }], false)
-      : ServerCredentials.createInsecure();
+    // Loaded (or made) at start either way: enrollment signs CSRs with it.
+    const caPem = await this.ca.certificatePem();
+    const creds = await this.credentials(Buffer.from(caPem));
     this.port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${this.config.grpc.host}:${this.config.grpc.port}`, creds, (err, port) =>
         err ? reject(new Error(`cannot listen for agents on ${this.config.grpc.host}:${this.config.grpc.port}: ${err.message}; free the port or set IBEX_GRPC_PORT`)) : resolve(port),
       ),
     );
     this.server = server;
-    this.log.log(`gRPC agent gateway listening on ${this.config.grpc.host}:${this.port}${this.config.grpc.tls ? ' (TLS)' : ''}`);
+    const mode = this.config.grpc.mtls ? ' (mutual TLS)' : this.config.grpc.tls ? ' (TLS)' : '';
+    this.log.log(`gRPC agent gateway listening on ${this.config.grpc.host}:${this.port}${mode}`);
+  }
+
+  /**
+   * Plaintext, server TLS, or mutual TLS. Under mTLS the server asks every client for a
+   * certificate and TLS verifies it against the device CA, but one without (an agent that is
+   * enrolling) still gets through the handshake: Enroll needs none, and Connect and
+   * RenewCertificate refuse it with UNAUTHENTICATED and a message, instead of a handshake error
+   * the agent's operator could not read.
+   */
+  private async credentials(deviceCaPem: Buffer): Promise<ServerCredentials> {
+    const tls = this.config.grpc.tls;
+    if (!tls) return ServerCredentials.createInsecure();
+    const [cert, key] = await Promise.all([readFile(tls.certFile), readFile(tls.keyFile)]);
+    if (!this.config.grpc.mtls) return ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
+    // Answered on the next tick, not inside add*Listener: grpc-js registers the watcher that
+    // installs the TLS context only after these calls return, and would miss a synchronous
+    // answer (every connection would then be dropped as "credentials not loaded").
+    const provider: experimental.CertificateProvider = {
+      addCaCertificateListener: (l) => setImmediate(() => l({ caCertificate: deviceCaPem })),
+      removeCaCertificateListener: () => {},
+      addIdentityCertificateListener: (l) => setImmediate(() => l({ certificate: cert, privateKey: key })),
+      removeIdentityCertificateListener: () => {},
+    };
+    return experimental.createCertificateProviderServerCredentials(provider, provider, false);
   }
 
   /** Waits up to 2 s for calls to finish (streams were ended before), then forces. */
@@ -66,13 +108,35 @@ export class GrpcServer {
   }
 
   private async enroll(call: ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: sendUnaryData<EnrollResponse>): Promise<void> {
+    const source = peerAddress(call.getPeer());
+    const token = typeof call.request.enrollmentToken === 'string' ? call.request.enrollmentToken : '';
     try {
+      await this.limiter.check('enroll', source, token || undefined);
       const input = parseAgentInput(enrollRequestSchema, call.request, 'EnrollRequest');
-      callback(null, await this.enrollment.redeem(input));
+      try {
+        callback(null, await this.enrollment.redeem(input));
+      } catch (err) {
+        if (err instanceof Unauthenticated) await this.limiter.failed('enroll', source, token);
+        throw err;
+      }
     } catch (err) {
-      const failure = grpcFailure(err);
-      if (failure.code === status.INTERNAL || failure.code === status.UNAVAILABLE) this.log.error(`Enroll: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      callback(failure);
+      this.answerFailure('Enroll', err, callback);
     }
+  }
+
+  private async renew(call: ServerUnaryCall<RenewCertificateRequest, RenewCertificateResponse>, callback: sendUnaryData<RenewCertificateResponse>): Promise<void> {
+    try {
+      const device = await this.auth.authenticate(call);
+      const input = parseAgentInput(renewCertificateSchema, call.request, 'RenewCertificateRequest');
+      callback(null, await this.renewal.renew(device, input.csrPem));
+    } catch (err) {
+      this.answerFailure('RenewCertificate', err, callback);
+    }
+  }
+
+  private answerFailure(rpc: string, err: unknown, callback: sendUnaryData<never>): void {
+    const failure = grpcFailure(err);
+    if (failure.code === status.INTERNAL || failure.code === status.UNAVAILABLE) this.log.error(`${rpc}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    callback(failure);
   }
 }

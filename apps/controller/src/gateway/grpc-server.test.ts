@@ -25,13 +25,13 @@ it('serves agents over TLS when IBEX_GRPC_TLS_CERT and IBEX_GRPC_TLS_KEY are set
   try {
     const token = await createEnrollmentToken(c);
     const res = await new Promise<EnrollResponse>((resolve, reject) =>
-      tls.enroll({ enrollmentToken: token, name: 'tls-device', facts: sampleFacts(), agentVersion: '0.1.0' }, (err: ServiceError | null, r: EnrollResponse) => (err ? reject(err) : resolve(r))),
+      tls.enroll({ enrollmentToken: token, name: 'tls-device', facts: sampleFacts(), agentVersion: '0.1.0', csrPem: '' }, (err: ServiceError | null, r: EnrollResponse) => (err ? reject(err) : resolve(r))),
     );
     assert.equal(res.deviceName, 'tls-device');
     // A plaintext client cannot talk to the TLS port.
     await assert.rejects(
       new Promise((resolve, reject) =>
-        plain.enroll({ enrollmentToken: token, name: 'plain', facts: undefined, agentVersion: '' }, new Metadata(), { deadline: Date.now() + 3000 }, (err: ServiceError | null, r: EnrollResponse) => (err ? reject(err) : resolve(r))),
+        plain.enroll({ enrollmentToken: token, name: 'plain', facts: undefined, agentVersion: '', csrPem: '' }, new Metadata(), { deadline: Date.now() + 3000 }, (err: ServiceError | null, r: EnrollResponse) => (err ? reject(err) : resolve(r))),
       ),
     );
   } finally {

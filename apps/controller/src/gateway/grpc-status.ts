@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { ValidationError } from '@ibex/spec';
-import { Conflict, DomainError, Forbidden, NotFound, Unauthenticated, Unavailable, ValidationFailed } from '../common/errors.js';
+import { Conflict, DomainError, Forbidden, NotFound, RateLimited, Unauthenticated, Unavailable, ValidationFailed } from '../common/errors.js';
 
 /** What a failed call ends with: a gRPC status code and a message for the agent's operator. */
 export interface GrpcFailure {
@@ -30,6 +30,7 @@ function domainCode(err: DomainError): status {
   if (err instanceof Unauthenticated) return status.UNAUTHENTICATED;
   if (err instanceof Forbidden) return status.PERMISSION_DENIED;
   if (err instanceof Unavailable) return status.UNAVAILABLE;
+  if (err instanceof RateLimited) return status.RESOURCE_EXHAUSTED;
   return status.INTERNAL;
 }
 

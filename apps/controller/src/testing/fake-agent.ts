@@ -68,7 +68,7 @@ export async function enrollAgent(address: string, req: Partial<EnrollRequest> &
   const client = new AgentServiceClient(address, credentials.createInsecure());
   try {
     return await new Promise<EnrollResponse>((resolve, reject) =>
-      client.enroll({ name: '', facts: sampleFacts(), agentVersion: '0.1.0', ...req }, (err: ServiceError | null, res: EnrollResponse) => (err ? reject(err) : resolve(res))),
+      client.enroll({ name: '', facts: sampleFacts(), agentVersion: '0.1.0', ...req, csrPem: req.csrPem ?? '' }, (err: ServiceError | null, res: EnrollResponse) => (err ? reject(err) : resolve(res))),
     );
   } finally {
     client.close();

@@ -1,8 +1,9 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { Forbidden } from '../../common/errors.js';
+import { Forbidden, Unauthenticated } from '../../common/errors.js';
 import type { TokenRole } from '../../generated/prisma/client.js';
+import { AuthFailureLimiter } from '../../security/auth-failure-limiter.service.js';
 import { ApiTokensService } from '../api-tokens/api-tokens.service.js';
 import { requestIdOf, setCaller } from '../http/request-context.js';
 import { AdminOnly, Public } from './auth.decorators.js';
@@ -25,6 +26,7 @@ export class ApiAuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: ApiTokensService,
+    private readonly limiter: AuthFailureLimiter,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
@@ -32,7 +34,17 @@ export class ApiAuthGuard implements CanActivate {
     const targets = [ctx.getHandler(), ctx.getClass()];
     if (this.reflector.getAllAndOverride(Public, targets)) return true;
     const req = ctx.switchToHttp().getRequest<Request>();
-    const token = await this.tokens.authenticate(req.get('authorization'));
+    const header = req.get('authorization');
+    // Failed authentications count per client address and per presented token (429 once over).
+    const source = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+    await this.limiter.check('api', source, header);
+    let token: Awaited<ReturnType<ApiTokensService['authenticate']>>;
+    try {
+      token = await this.tokens.authenticate(header);
+    } catch (err) {
+      if (err instanceof Unauthenticated) await this.limiter.failed('api', source, header);
+      throw err;
+    }
     checkRole(token.role, req.method, this.reflector.getAllAndOverride(AdminOnly, targets) ?? false, token.name);
     setCaller(req, { actor: { type: 'api_token', id: token.id, name: token.name }, requestId: requestIdOf(req) });
     return true;

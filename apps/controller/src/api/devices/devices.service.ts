@@ -105,7 +105,7 @@ export class DevicesService {
   }
 
   /**
-   * Revokes the device and all its credentials, then closes its stream. Revoking again changes
+   * Revokes the device and all its credentials and certificates, then closes its stream. Revoking again changes
    * nothing but still asks for the stream to be closed.
    */
   async revoke(caller: Caller, ref: string): Promise<DeviceView> {
@@ -115,8 +115,15 @@ export class DevicesService {
       if (before.revokedAt) return before;
       const after = await tx.device.update({ where: { id: before.id }, data: { revokedAt: now } });
       const creds = await tx.deviceCredential.updateMany({ where: { deviceId: before.id, revokedAt: null }, data: { revokedAt: now } });
+      const certs = await tx.deviceCertificate.updateMany({ where: { deviceId: before.id, revokedAt: null }, data: { revokedAt: now } });
       await this.audit.record(
-        { actor: caller.actor, action: 'device.revoke', target: { type: 'device', id: before.id }, data: { name: before.name, credentialsRevoked: creds.count }, requestId: caller.requestId },
+        {
+          actor: caller.actor,
+          action: 'device.revoke',
+          target: { type: 'device', id: before.id },
+          data: { name: before.name, credentialsRevoked: creds.count, certificatesRevoked: certs.count },
+          requestId: caller.requestId,
+        },
         tx,
       );
       return after;

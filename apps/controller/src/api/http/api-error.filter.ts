@@ -1,7 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { FieldIssue } from '@ibex/spec';
-import { Conflict, DomainError, Forbidden, NotFound, Unauthenticated, Unavailable, ValidationFailed } from '../../common/errors.js';
+import { Conflict, DomainError, Forbidden, NotFound, RateLimited, Unauthenticated, Unavailable, ValidationFailed } from '../../common/errors.js';
 import { requestIdOf } from './request-context.js';
 
 export interface ErrorBody {
@@ -14,6 +14,8 @@ export interface MappedError {
   code: string;
   message: string;
   issues?: FieldIssue[];
+  /** Seconds for the Retry-After header (429). */
+  retryAfterSec?: number;
   /** Unexpected: log the stack (never sent to the client). */
   unexpected?: boolean;
 }
@@ -27,6 +29,7 @@ const DOMAIN_STATUS: Array<[abstract new (...args: never[]) => DomainError, numb
   [NotFound, HttpStatus.NOT_FOUND],
   [Conflict, HttpStatus.CONFLICT],
   [Unavailable, HttpStatus.SERVICE_UNAVAILABLE],
+  [RateLimited, HttpStatus.TOO_MANY_REQUESTS],
 ];
 
 // Error codes (Node, pg, Postgres SQLSTATE) that mean "the database or Redis is not there".
@@ -36,7 +39,13 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 export function mapError(err: unknown, req: Pick<Request, 'method' | 'originalUrl'>): MappedError {
   if (err instanceof DomainError) {
     const status = DOMAIN_STATUS.find(([cls]) => err instanceof cls)?.[1] ?? HttpStatus.INTERNAL_SERVER_ERROR;
-    return { status, code: err.code, message: err.message, ...(err instanceof ValidationFailed ? { issues: err.issues } : {}) };
+    return {
+      status,
+      code: err.code,
+      message: err.message,
+      ...(err instanceof ValidationFailed ? { issues: err.issues } : {}),
+      ...(err instanceof RateLimited ? { retryAfterSec: err.retryAfterSec } : {}),
+    };
   }
   if (err instanceof HttpException) return mapHttpException(err, req);
   if (isUnavailable(err)) {
@@ -91,6 +100,7 @@ export class ApiErrorFilter implements ExceptionFilter {
     }
     if (res.headersSent) return;
     if (mapped.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="ibex"');
+    if (mapped.retryAfterSec !== undefined) res.setHeader('Retry-After', String(mapped.retryAfterSec));
     const body: ErrorBody = {
       error: { code: mapped.code, message: mapped.message, ...(mapped.issues ? { issues: mapped.issues } : {}) },
       requestId,

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import type { AgentMessage } from '@ibex/proto';
 import { Clock } from '../../common/clock.js';
-import { ValidationFailed } from '../../common/errors.js';
+import { Unauthenticated, ValidationFailed } from '../../common/errors.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
@@ -14,7 +14,7 @@ import { PresenceService } from '../presence/presence.service.js';
 import { StateReports } from '../state/state-reports.service.js';
 import { AgentSession, endCall, type AgentCall } from './agent-session.js';
 import { DeliveryPass } from './delivery-pass.service.js';
-import { DeviceAuth, type AuthenticatedDevice } from './device-auth.service.js';
+import { CREDENTIAL_REFUSED, DeviceAuth, type AuthenticatedDevice } from './device-auth.service.js';
 import { SessionRegistry } from './session-registry.service.js';
 
 export const SHUTTING_DOWN: GrpcFailure = { code: status.UNAVAILABLE, details: 'controller shutting down' };
@@ -54,7 +54,7 @@ export class AgentStreams {
   /** The Connect handler: authentication first, then the Hello must come within the timeout. */
   handle(call: AgentCall): void {
     if (!this.accepting) return endCall(call, SHUTTING_DOWN);
-    this.auth.authenticate(call.metadata).then(
+    this.auth.authenticate(call).then(
       (device) => {
         if (call.cancelled || call.writableEnded) return;
         const helloTimer = setTimeout(
@@ -149,6 +149,9 @@ export class AgentStreams {
     const session = new AgentSession(device, now, call, hello.lastReceivedRevision, (s) => this.runPass(s));
     try {
       await this.registry.register(session);
+      // Subscribed now: a revocation committed from here on reaches this session through its
+      // channel, and one committed before is seen by this read.
+      if (!(await this.auth.stillValid(device))) throw new Unauthenticated(`${CREDENTIAL_REFUSED} (revoked while connecting)`);
       await this.prisma.device.update({
         where: { id: device.id },
         data: {

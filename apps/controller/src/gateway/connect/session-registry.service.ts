@@ -62,6 +62,8 @@ export class SessionRegistry {
         session.requestPass();
         return;
       case 'disconnect':
+        if (m.credential && session.device.credentialId !== m.credential) return;
+        if (m.certificate && session.device.certificateId !== m.certificate) return;
         this.log.log(`disconnecting device ${session.device.name} (${deviceId}): ${m.reason}`);
         session.close({ code: status.UNAUTHENTICATED, details: m.reason });
         return;

@@ -5,6 +5,7 @@ import { Conflict, Unauthenticated } from '../../common/errors.js';
 import { displayPrefix, hashSecret, newSecret } from '../../common/secrets.js';
 import { Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
+import { DeviceCa } from '../../security/device-ca.service.js';
 import type { EnrollInput } from '../agent-messages.schema.js';
 import { generatedName, nameFromHostname, withSuffix } from './device-name.js';
 
@@ -14,6 +15,8 @@ export interface EnrolledDevice {
   /** The device credential; only its hash is stored, so this is the one time it exists. */
   credential: string;
   labels: Record<string, string>;
+  /** The device's client certificate (PEM) when the request carried a CSR, else empty. */
+  certificatePem: string;
 }
 
 type Tx = Prisma.TransactionClient;
@@ -28,6 +31,7 @@ export class EnrollmentRedemption {
     private readonly prisma: PrismaService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly ca: DeviceCa,
   ) {}
 
   async redeem(input: EnrollInput): Promise<EnrolledDevice> {
@@ -58,16 +62,17 @@ export class EnrollmentRedemption {
     });
     const credential = newSecret('deviceCredential');
     await tx.deviceCredential.create({ data: { deviceId: device.id, hash: hashSecret(credential) } });
+    const certificate = input.csrPem ? await this.ca.issue(tx, { id: device.id, name }, input.csrPem, 'csr_pem') : undefined;
     await this.audit.record(
       {
         actor: { type: 'device', id: device.id, name },
         action: 'device.enroll',
         target: { type: 'device', id: device.id },
-        data: { enrollmentTokenId: token.id, agentVersion: input.agentVersion, hostname: input.facts?.hostname ?? null },
+        data: { enrollmentTokenId: token.id, agentVersion: input.agentVersion, hostname: input.facts?.hostname ?? null, certificateSerial: certificate?.serial ?? null },
       },
       tx,
     );
-    return { deviceId: device.id, deviceName: name, credential, labels };
+    return { deviceId: device.id, deviceName: name, credential, labels, certificatePem: certificate?.certificatePem ?? '' };
   }
 
   /**

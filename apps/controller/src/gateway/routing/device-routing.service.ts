@@ -10,7 +10,8 @@ import { RedisService } from '../../redis/redis.service.js';
  */
 const routeMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('kick') }),
-  z.object({ t: z.literal('disconnect'), reason: z.string() }),
+  // With credential/certificate: only a stream let in with that one (it was revoked).
+  z.object({ t: z.literal('disconnect'), reason: z.string(), credential: z.string().optional(), certificate: z.string().optional() }),
   z.object({ t: z.literal('takeover'), session: z.string() }),
   z.object({ t: z.literal('cancel'), job: z.string(), reason: z.string() }),
 ]);

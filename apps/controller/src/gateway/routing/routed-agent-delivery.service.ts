@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { AgentDelivery } from '../../delivery/agent-delivery.port.js';
+import type { AgentDelivery, DisconnectScope } from '../../delivery/agent-delivery.port.js';
 import { DeviceRouting, type RouteMessage } from './device-routing.service.js';
 
 /**
@@ -17,8 +17,13 @@ export class RoutedAgentDelivery implements AgentDelivery {
     return this.publish(deviceId, { t: 'kick' });
   }
 
-  disconnect(deviceId: string, reason: string): Promise<void> {
-    return this.publish(deviceId, { t: 'disconnect', reason });
+  disconnect(deviceId: string, reason: string, scope: DisconnectScope = {}): Promise<void> {
+    return this.publish(deviceId, {
+      t: 'disconnect',
+      reason,
+      ...(scope.credentialId ? { credential: scope.credentialId } : {}),
+      ...(scope.certificateId ? { certificate: scope.certificateId } : {}),
+    });
   }
 
   private async publish(deviceId: string, message: RouteMessage): Promise<void> {

@@ -161,6 +161,11 @@ export interface EnrollRequest {
   name: string;
   facts: Facts | undefined;
   agentVersion: string;
+  /**
+   * PKCS#10 certificate request (PEM) for the key pair the agent made; the controller's device
+   * CA signs it and returns the certificate. Empty: no certificate (bearer credential only).
+   */
+  csrPem: string;
 }
 
 export interface EnrollResponse {
@@ -170,11 +175,22 @@ export interface EnrollResponse {
   credential: string;
   /** Labels the enrollment token applied to the device. */
   labels: { [key: string]: string };
+  /** The device's client certificate (PEM) for mTLS, when the request carried a CSR. */
+  certificatePem: string;
 }
 
 export interface EnrollResponse_LabelsEntry {
   key: string;
   value: string;
+}
+
+export interface RenewCertificateRequest {
+  /** PKCS#10 certificate request (PEM) for a new key pair. */
+  csrPem: string;
+}
+
+export interface RenewCertificateResponse {
+  certificatePem: string;
 }
 
 export interface AgentMessage {
@@ -401,7 +417,7 @@ export interface Ack {
 }
 
 function createBaseEnrollRequest(): EnrollRequest {
-  return { enrollmentToken: "", name: "", facts: undefined, agentVersion: "" };
+  return { enrollmentToken: "", name: "", facts: undefined, agentVersion: "", csrPem: "" };
 }
 
 export const EnrollRequest: MessageFns<EnrollRequest> = {
@@ -417,6 +433,9 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
     }
     if (message.agentVersion !== "") {
       writer.uint32(34).string(message.agentVersion);
+    }
+    if (message.csrPem !== "") {
+      writer.uint32(42).string(message.csrPem);
     }
     return writer;
   },
@@ -466,6 +485,14 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
             message.agentVersion = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.csrPem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -492,6 +519,11 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
         : isSet(object.agent_version)
         ? globalThis.String(object.agent_version)
         : "",
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
+        : "",
     };
   },
 
@@ -509,6 +541,9 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
     if (message.agentVersion !== "") {
       obj.agentVersion = message.agentVersion;
     }
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
+    }
     return obj;
   },
 
@@ -521,12 +556,13 @@ export const EnrollRequest: MessageFns<EnrollRequest> = {
     message.name = object.name ?? "";
     message.facts = (object.facts !== undefined && object.facts !== null) ? Facts.fromPartial(object.facts) : undefined;
     message.agentVersion = object.agentVersion ?? "";
+    message.csrPem = object.csrPem ?? "";
     return message;
   },
 };
 
 function createBaseEnrollResponse(): EnrollResponse {
-  return { deviceId: "", deviceName: "", credential: "", labels: {} };
+  return { deviceId: "", deviceName: "", credential: "", labels: {}, certificatePem: "" };
 }
 
 export const EnrollResponse: MessageFns<EnrollResponse> = {
@@ -543,6 +579,9 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       EnrollResponse_LabelsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
+    if (message.certificatePem !== "") {
+      writer.uint32(42).string(message.certificatePem);
+    }
     return writer;
   },
 
@@ -594,6 +633,14 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
             }
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.certificatePem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -633,6 +680,11 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
           {},
         )
         : {},
+      certificatePem: isSet(object.certificatePem)
+        ? globalThis.String(object.certificatePem)
+        : isSet(object.certificate_pem)
+        ? globalThis.String(object.certificate_pem)
+        : "",
     };
   },
 
@@ -656,6 +708,9 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
         });
       }
     }
+    if (message.certificatePem !== "") {
+      obj.certificatePem = message.certificatePem;
+    }
     return obj;
   },
 
@@ -676,6 +731,7 @@ export const EnrollResponse: MessageFns<EnrollResponse> = {
       },
       {},
     );
+    message.certificatePem = object.certificatePem ?? "";
     return message;
   },
 };
@@ -761,6 +817,152 @@ export const EnrollResponse_LabelsEntry: MessageFns<EnrollResponse_LabelsEntry> 
     const message = createBaseEnrollResponse_LabelsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRenewCertificateRequest(): RenewCertificateRequest {
+  return { csrPem: "" };
+}
+
+export const RenewCertificateRequest: MessageFns<RenewCertificateRequest> = {
+  encode(message: RenewCertificateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.csrPem !== "") {
+      writer.uint32(10).string(message.csrPem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewCertificateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewCertificateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.csrPem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewCertificateRequest {
+    return {
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RenewCertificateRequest): unknown {
+    const obj: any = {};
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewCertificateRequest>, I>>(base?: I): RenewCertificateRequest {
+    return RenewCertificateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewCertificateRequest>, I>>(object: I): RenewCertificateRequest {
+    const message = createBaseRenewCertificateRequest();
+    message.csrPem = object.csrPem ?? "";
+    return message;
+  },
+};
+
+function createBaseRenewCertificateResponse(): RenewCertificateResponse {
+  return { certificatePem: "" };
+}
+
+export const RenewCertificateResponse: MessageFns<RenewCertificateResponse> = {
+  encode(message: RenewCertificateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.certificatePem !== "") {
+      writer.uint32(10).string(message.certificatePem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenewCertificateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenewCertificateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.certificatePem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenewCertificateResponse {
+    return {
+      certificatePem: isSet(object.certificatePem)
+        ? globalThis.String(object.certificatePem)
+        : isSet(object.certificate_pem)
+        ? globalThis.String(object.certificate_pem)
+        : "",
+    };
+  },
+
+  toJSON(message: RenewCertificateResponse): unknown {
+    const obj: any = {};
+    if (message.certificatePem !== "") {
+      obj.certificatePem = message.certificatePem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenewCertificateResponse>, I>>(base?: I): RenewCertificateResponse {
+    return RenewCertificateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenewCertificateResponse>, I>>(object: I): RenewCertificateResponse {
+    const message = createBaseRenewCertificateResponse();
+    message.certificatePem = object.certificatePem ?? "";
     return message;
   },
 };
@@ -3961,6 +4163,22 @@ export const AgentServiceService = {
     responseSerialize: (value: ControllerMessage): Buffer => Buffer.from(ControllerMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer): ControllerMessage => ControllerMessage.decode(value),
   },
+  /**
+   * A fresh device certificate for a new key pair, before the current one expires (no
+   * re-enrollment). Authenticated like Connect: by the current client certificate under mTLS,
+   * else by the bearer credential.
+   */
+  renewCertificate: {
+    path: "/ibex.agent.v1.AgentService/RenewCertificate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenewCertificateRequest): Buffer =>
+      Buffer.from(RenewCertificateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenewCertificateRequest => RenewCertificateRequest.decode(value),
+    responseSerialize: (value: RenewCertificateResponse): Buffer =>
+      Buffer.from(RenewCertificateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RenewCertificateResponse => RenewCertificateResponse.decode(value),
+  },
 } as const;
 
 export interface AgentServiceServer extends UntypedServiceImplementation {
@@ -3971,6 +4189,12 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
    * `authorization: Bearer <credential>`; the first message it sends must be a Hello.
    */
   connect: handleBidiStreamingCall<AgentMessage, ControllerMessage>;
+  /**
+   * A fresh device certificate for a new key pair, before the current one expires (no
+   * re-enrollment). Authenticated like Connect: by the current client certificate under mTLS,
+   * else by the bearer credential.
+   */
+  renewCertificate: handleUnaryCall<RenewCertificateRequest, RenewCertificateResponse>;
 }
 
 export interface AgentServiceClient extends Client {
@@ -3997,6 +4221,26 @@ export interface AgentServiceClient extends Client {
   connect(): ClientDuplexStream<AgentMessage, ControllerMessage>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<AgentMessage, ControllerMessage>;
   connect(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<AgentMessage, ControllerMessage>;
+  /**
+   * A fresh device certificate for a new key pair, before the current one expires (no
+   * re-enrollment). Authenticated like Connect: by the current client certificate under mTLS,
+   * else by the bearer credential.
+   */
+  renewCertificate(
+    request: RenewCertificateRequest,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewCertificate(
+    request: RenewCertificateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
+  renewCertificate(
+    request: RenewCertificateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RenewCertificateResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AgentServiceClient = makeGenericClientConstructor(
