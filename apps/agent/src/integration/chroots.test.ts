@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readlinkSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parseMountinfo } from '../capabilities/generations/mountinfo.js';
+import { type ChrootWorld, chrootWorld } from '../testing/chroot-world.js';
+
+/**
+ * The chroots capability as root, every mount inside a private mount namespace (chroot-world.ts):
+ * the host's mount table is compared before and after each test.
+ */
+
+/** The test process's (the host's) mount points below a directory: other tests on the machine mount elsewhere. */
+const hostMountsBelow = (dir: string) => parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).map((m) => m.mountPoint).filter((m) => m.startsWith(`${dir}/`));
+
+function spec(w: ChrootWorld, path: string, extra: Record<string, unknown> = {}) {
+  return {
+    path,
+    release: '3.20',
+    arch: 'x86_64',
+    source: { path: '/srv/rootfs.tar.gz', sha256: w.rootfs.sha256 },
+    hostname: 'alpine-box',
+    packages: ['curl'],
+    users: [{ name: 'admin', uid: 1000, gid: 100 }],
+    groups: [{ name: 'users', gid: 100, members: ['admin'] }],
+    services: ['ticker'],
+    boot: { kind: 'merlin', jffs: '/jffs', disk: '/tmp/mnt/sda1' },
+    ...extra,
+  };
+}
+
+/** Pids whose root is the chroot (its processes). */
+function processesIn(host: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const r = readlinkSync(`/proc/${p}/root`);
+      if (r === host || r.startsWith(`${host}/`)) out.push(Number(p));
+    } catch {}
+  }
+  return out;
+}
+
+const ok = (r: { code: number | null; stdout: string; stderr: string }) => assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+
+describe('chroots capability (private mount namespace, busybox root filesystem)', () => {
+  it('installs, maps accounts, mounts, starts OpenRC services inside, enters, and a second apply changes nothing', async (t) => {
+    const w = chrootWorld(t);
+    const path = '/x/my alpine';
+    const s = { alpine: spec(w, path) };
+    const plan = await w.agent('plan', s);
+    assert.equal(plan.code, 2, plan.stdout + plan.stderr);
+    assert.match(plan.stdout, /install Alpine \(x86_64\)/);
+    ok(await w.agent('apply', s));
+
+    const host = w.host(path);
+    assert.equal(readFileSync(join(host, 'etc/hostname'), 'utf8'), 'alpine-box\n');
+    assert.equal(readFileSync(join(host, 'etc/resolv.conf'), 'utf8'), 'nameserver 192.0.2.53\n');
+    assert.match(readFileSync(join(host, 'etc/passwd'), 'utf8'), /^admin:x:1000:100:admin:\/home\/admin:\/bin\/sh$/m);
+    assert.match(readFileSync(join(host, 'etc/group'), 'utf8'), /^users:x:100:admin$/m);
+    assert.match(readFileSync(join(host, 'lib/apk/db/installed'), 'utf8'), /^P:curl$/m);
+    assert.deepEqual(w.mountsBelow(path).map((m) => m.slice(host.length)).filter((m) => !m.startsWith('/sys/') && !m.startsWith('/dev/')), ['/proc', '/sys', '/dev', '/run']);
+    // OpenRC ran the default runlevel only, after softlevel existed; the service runs chrooted.
+    assert.equal(readFileSync(join(host, 'var/log/openrc.calls'), 'utf8'), 'default\n');
+    // /run is the chroot's own tmpfs, seen only in the namespace.
+    const pid = Number(w.sh(['cat', join(host, 'run/ticker.pid')]).stdout);
+    assert.equal(readlinkSync(`/proc/${pid}/root`), host);
+    assert.deepEqual(processesIn(host), [pid], 'the service is the chroot\'s only process');
+    assert.equal(w.sh(['test', '-e', join(host, 'run/openrc/softlevel')]).code, 0);
+    assert.ok(!existsSync(join(host, 'run/openrc')), 'outside the namespace, /run of the chroot is the empty directory');
+    // The host's mount table is as it was: everything stayed in the namespace.
+    assert.deepEqual(hostMountsBelow(w.root), []);
+    assert.ok(w.mountsBelow(path).length >= 4, 'while the namespace has them');
+    // The Merlin hooks are marked blocks.
+    const postMount = readFileSync(w.host('/jffs/scripts/post-mount'), 'utf8');
+    assert.match(postMount, /^#!\/bin\/sh\n# >>> ibex-chroot alpine >>>\nif \[ "\$1" = '\/tmp\/mnt\/sda1' \]; then .* 'chroot' 'up' '\/x\/my alpine' '--root' .*; fi\n# <<< ibex-chroot alpine <<<\n$/);
+
+    const again = await w.agent('apply', s);
+    ok(again);
+    const plan2 = await w.agent('plan', s);
+    assert.equal(plan2.code, 0, `a second plan must be empty:\n${plan2.stdout}`);
+    assert.equal(readFileSync(join(host, 'var/log/openrc.calls'), 'utf8'), 'default\n', 'OpenRC is not run again');
+
+    const enter = await w.agentRaw(['chroot', 'enter', 'alpine', '--root', w.root, '--', 'sh', '-c', 'echo "$(hostname -F /etc/hostname 2>/dev/null; cat /etc/hostname) uid=$(id -u admin) $HOME"']);
+    ok(enter);
+    assert.equal(enter.stdout.trim(), 'alpine-box uid=1000 /root');
+    // The generated enter-chroot script does the same.
+    const script = w.sh([join(host, 'enter-chroot'), 'cat', '/etc/alpine-release']);
+    assert.equal(script.stdout.trim(), '3.20.0', script.stderr);
+  });
+
+  it('after a reboot the mounts are gone, and the post-mount hook brings them and the services back', async (t) => {
+    const w = chrootWorld(t);
+    const s = { alpine: spec(w, '/x/alpine') };
+    ok(await w.agent('apply', s));
+    w.ns.reboot();
+    assert.deepEqual(w.mountsBelow('/x/alpine'), []);
+    const plan = await w.agent('plan', s);
+    assert.equal(plan.code, 2);
+    assert.match(plan.stdout, /mount proc on \/proc/);
+    // Another disk mounted: the hook does nothing.
+    const other = w.sh(['/bin/busybox', 'sh', w.host('/jffs/scripts/post-mount'), '/tmp/mnt/sdb1']);
+    assert.equal(other.code, 0, other.stderr);
+    assert.deepEqual(w.mountsBelow('/x/alpine'), []);
+    const hook = w.sh(['/bin/busybox', 'sh', w.host('/jffs/scripts/post-mount'), '/tmp/mnt/sda1']);
+    assert.equal(hook.code, 0, hook.stderr);
+    assert.ok(w.mountsBelow('/x/alpine').includes(w.host('/x/alpine/run')));
+    assert.equal(processesIn(w.host('/x/alpine')).length, 1, 'the ticker runs again');
+    const plan2 = await w.agent('plan', s);
+    assert.equal(plan2.code, 0, plan2.stdout);
+    // services-stop (before a reboot) takes it down cleanly.
+    const stop = w.sh(['/bin/busybox', 'sh', w.host('/jffs/scripts/services-stop')]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.deepEqual(w.mountsBelow('/x/alpine'), []);
+    assert.deepEqual(processesIn(w.host('/x/alpine')), []);
+  });
+
+  it('teardown refuses while a process holds a mount busy, leaves the sibling /x/alpine-2 alone, and finishes once it is gone', async (t) => {
+    const w = chrootWorld(t);
+    const s = { alpine: spec(w, '/x/alpine', { boot: { kind: 'none' } }), two: spec(w, '/x/alpine-2', { boot: { kind: 'none' } }) };
+    ok(await w.agent('apply', s));
+    const siblingMounts = w.mountsBelow('/x/alpine-2');
+    assert.ok(siblingMounts.length >= 4);
+    // A host shell with its working directory in the chroot's /dev (the research's EBUSY case).
+    const holder = w.sh(['sh', '-c', `cd '${w.host('/x/alpine/dev')}' && (sleep 1000 </dev/null >/dev/null 2>&1 &) && echo started`]);
+    assert.equal(holder.code, 0, holder.stderr);
+    const absent = { alpine: { path: '/x/alpine', ensure: 'absent' }, two: s.two };
+    const r = await w.agent('apply', absent);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout + r.stderr, /cannot unmount everything below .*\/x\/alpine: still mounted .*\/x\/alpine\/dev.*pid \d+ \(sleep\): its working directory is .*Nothing was deleted/s);
+    assert.ok(existsSync(w.host('/x/alpine/etc/passwd')), 'nothing was deleted');
+    assert.ok(existsSync('/dev/null'), 'the host /dev is intact');
+    assert.deepEqual(processesIn(w.host('/x/alpine')), [], 'the chroot\'s own processes were stopped');
+    for (const p of w.ns.members()) {
+      try {
+        if (readlinkSync(`/proc/${p}/cwd`).startsWith(w.host('/x/alpine/dev'))) process.kill(p, 'SIGKILL');
+      } catch {}
+    }
+    ok(await w.agent('apply', absent));
+    assert.ok(!existsSync(w.host('/x/alpine')));
+    assert.deepEqual(w.mountsBelow('/x/alpine'), []);
+    assert.deepEqual(w.mountsBelow('/x/alpine-2'), siblingMounts, 'the sibling keeps its mounts');
+    assert.equal(processesIn(w.host('/x/alpine-2')).length, 1, 'the sibling keeps its service');
+    assert.ok(existsSync('/dev/null'));
+    const plan = await w.agent('plan', absent);
+    assert.equal(plan.code, 0, plan.stdout);
+  });
+
+  it('a wrong checksum is refused before anything is written', async (t) => {
+    const w = chrootWorld(t);
+    const s = { alpine: spec(w, '/x/alpine', { source: { path: '/srv/rootfs.tar.gz', sha256: 'b'.repeat(64) } }) };
+    const r = await w.agent('apply', s);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout + r.stderr, new RegExp(`has sha256 ${w.rootfs.sha256}, expected ${'b'.repeat(64)}; nothing was changed`));
+    assert.ok(!existsSync(w.host('/x')), 'no chroot, no staging directory');
+    assert.ok(!existsSync(w.host('/jffs')), 'no hooks');
+    assert.deepEqual(w.mountsBelow('/x'), []);
+  });
+
+  it('a crash in the middle of an install is undone at the next start, then the install completes', async (t) => {
+    const w = chrootWorld(t);
+    const s = { alpine: spec(w, '/x/alpine') };
+    const crash = await w.agent('apply', s, { IBEX_AGENT_FAILPOINTS: 'chroot-extracted' });
+    assert.equal(crash.code, null, crash.stderr);
+    assert.ok(existsSync(w.host('/x/alpine.ibex-installing/etc/passwd')), 'the staging directory was left');
+    assert.ok(!existsSync(w.host('/x/alpine')));
+    const r = await w.agent('apply', s);
+    ok(r);
+    assert.match(r.stderr, /reverting an apply that was interrupted/);
+    assert.ok(!existsSync(w.host('/x/alpine.ibex-installing')));
+    assert.ok(existsSync(w.host('/x/alpine/.ibex-chroot.json')));
+    assert.equal((await w.agent('plan', s)).code, 0);
+  });
+});
