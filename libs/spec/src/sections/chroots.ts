@@ -11,10 +11,8 @@ import { ipSchema } from './network.js';
  * local.d, a systemd unit). `ensure: absent` tears the chroot down safely.
  */
 
-const sha256Schema = z
-  .string()
-  .regex(/^[0-9a-fA-F]{64}$/, 'must be a SHA-256 in hex (64 characters)')
-  .transform((s) => s.toLowerCase());
+// No transform to lower case: the section must stay representable as JSON Schema (the API docs); hashes compare case-insensitively.
+const sha256Schema = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be a SHA-256 in hex (64 characters)');
 
 /** An absolute, normalised device path (resolved under --root). */
 export const chrootPathSchema = z
