@@ -172,3 +172,73 @@ describe('chroots capability (private mount namespace, busybox root filesystem)'
     assert.equal((await w.agent('plan', s)).code, 0);
   });
 });
+
+describe('chroots capability: reconciling a chroot that is there', () => {
+  it('drops a service and a package, adds then removes a read-only bind, switches the boot hooks, and each result plans empty', async (t) => {
+    const w = chrootWorld(t);
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    // Entware's line in post-mount must survive everything the agent does there.
+    mkdirSync(w.host('/jffs/scripts'), { recursive: true });
+    writeFileSync(w.host('/jffs/scripts/post-mount'), '#!/bin/sh\n. /jffs/addons/amtm/mount-entware.mod # Added by amtm\n');
+    mkdirSync(w.host('/srv/share'), { recursive: true });
+    writeFileSync(w.host('/srv/share/hello.txt'), 'hello from the host\n');
+    const base = spec(w, '/x/alpine');
+    ok(await w.agent('apply', { alpine: base }));
+    const host = w.host('/x/alpine');
+
+    const withBind = { ...base, services: [], packages: [], mounts: [{ source: '/srv/share', target: '/mnt/share', readOnly: true }] };
+    const plan = await w.agent('plan', { alpine: withBind });
+    assert.match(plan.stdout, /OpenRC disable ticker; stop ticker;/);
+    assert.match(plan.stdout, /apk del curl/);
+    assert.match(plan.stdout, /mount \S+\/srv\/share on \/mnt\/share \(read-only\)/);
+    ok(await w.agent('apply', { alpine: withBind }));
+    assert.deepEqual(processesIn(host), [], 'the service stopped');
+    assert.doesNotMatch(readFileSync(join(host, 'lib/apk/db/installed'), 'utf8'), /P:curl/);
+    const read = await w.agentRaw(['chroot', 'enter', '/x/alpine', '--root', w.root, '--', 'cat', '/mnt/share/hello.txt']);
+    assert.equal(read.stdout, 'hello from the host\n', read.stderr);
+    const write = await w.agentRaw(['chroot', 'enter', '/x/alpine', '--root', w.root, '--', 'touch', '/mnt/share/new']);
+    assert.notEqual(write.code, 0, 'the bind is read-only');
+    assert.equal((await w.agent('plan', { alpine: withBind })).code, 0);
+
+    const openrcBoot = { ...withBind, mounts: [], boot: { kind: 'openrc' } };
+    ok(await w.agent('apply', { alpine: openrcBoot }));
+    assert.ok(!w.mountsBelow('/x/alpine').includes(join(host, 'mnt/share')), 'the bind is unmounted');
+    assert.equal(readFileSync(w.host('/jffs/scripts/post-mount'), 'utf8'), '#!/bin/sh\n. /jffs/addons/amtm/mount-entware.mod # Added by amtm\n', 'only the block went');
+    assert.doesNotMatch(readFileSync(w.host('/jffs/scripts/services-stop'), 'utf8'), /ibex-chroot/);
+    assert.match(readFileSync(w.host('/etc/local.d/ibex-chroot-alpine.stop'), 'utf8'), /^exec .*'chroot' 'down' '\/x\/alpine' '--root' /m);
+    assert.equal((await w.agent('plan', { alpine: openrcBoot })).code, 0);
+
+    const systemdBoot = { ...openrcBoot, boot: { kind: 'systemd' } };
+    ok(await w.agent('apply', { alpine: systemdBoot }));
+    assert.ok(!existsSync(w.host('/etc/local.d/ibex-chroot-alpine.start')));
+    assert.match(readFileSync(w.host('/etc/systemd/system/ibex-chroot-alpine.service'), 'utf8'), /^ExecStart=".*" "chroot" "up" "\/x\/alpine" "--root" /m);
+    assert.equal(readlinkSync(w.host('/etc/systemd/system/multi-user.target.wants/ibex-chroot-alpine.service')), '/etc/systemd/system/ibex-chroot-alpine.service');
+    assert.equal((await w.agent('plan', { alpine: systemdBoot })).code, 0);
+  });
+
+  it('a step that fails undoes the whole apply, a fresh install included', async (t) => {
+    const w = chrootWorld(t);
+    const s = { alpine: spec(w, '/x/alpine', { services: ['no-such-service'] }) };
+    const r = await w.agent('apply', s);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout, /has no OpenRC service no-such-service .*add the package that provides it/);
+    assert.match(r.stdout, /the previous state was restored/);
+    assert.ok(!existsSync(w.host('/x/alpine')));
+    assert.deepEqual(w.mountsBelow('/x'), []);
+    assert.ok(!existsSync(w.host('/jffs/scripts/post-mount')));
+  });
+
+  it('downloads the tarball from a URL, verified while it streams', async (t) => {
+    const w = chrootWorld(t);
+    const { createServer } = await import('node:http');
+    const body = readFileSync(w.rootfs.tarball);
+    const server = createServer((_, res) => res.end(body)).listen(0, '127.0.0.1');
+    t.after(() => server.close());
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as { port: number }).port;
+    const s = { alpine: spec(w, '/x/alpine', { source: { url: `http://127.0.0.1:${port}/rootfs.tar.gz`, sha256: w.rootfs.sha256 }, services: [], packages: [], boot: { kind: 'none' } }) };
+    ok(await w.agent('apply', s));
+    assert.ok(existsSync(w.host('/x/alpine/bin/busybox')));
+    assert.equal((await w.agent('plan', s)).code, 0);
+  });
+});

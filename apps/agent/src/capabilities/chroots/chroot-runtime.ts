@@ -52,7 +52,7 @@ async function run(d: RuntimeDeps, argv: [string, ...string[]], what: string): P
   return r.stdout;
 }
 
-async function mkdirp(sys: SystemAdapter, dir: string): Promise<void> {
+export async function mkdirp(sys: SystemAdapter, dir: string): Promise<void> {
   await sys.mkdir(dir, 0o755).catch(async (err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') {
       await mkdirp(sys, join(dir, '..'));

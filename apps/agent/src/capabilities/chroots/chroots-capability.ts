@@ -23,7 +23,7 @@ import {
   summarizeChrootStep,
   withBlock,
 } from './chroot-plan.js';
-import { chrootTeardown, inChroot, mountOne, mountsBelow, readMounts, readRecord, removeTreeOneFs, serviceRunning, startServices, stopService } from './chroot-runtime.js';
+import { chrootTeardown, inChroot, mkdirp, mountOne, mountsBelow, readMounts, readRecord, removeTreeOneFs, serviceRunning, startServices, stopService } from './chroot-runtime.js';
 
 /**
  * The `chroots` section (docs/chroot.md). Like the openwrt section, every step records, before
@@ -122,7 +122,8 @@ const act: { [A in ChrootStep['action']]: (step: Step<A>, ctx: CapabilityContext
     pushUndo(ctx, { undo: 'uninstall', hostPath: step.hostPath, name: step.name, root: ctx.root });
     const staging = stagingOf(step.hostPath);
     await removeTreeOneFs(staging);
-    await mkdirs(ctx, [dirname(step.hostPath), staging]);
+    await mkdirp(ctx.sys, dirname(step.hostPath));
+    await mkdirs(ctx, [staging]);
     const input = await installInput(ctx, step.name, step.source);
     if (step.source.kind === 'tarball') await extractRootfs(deps(ctx), input, staging);
     else await installWithApkStatic(deps(ctx), input, staging, step.arch, step.repositories, step.source.keys);
