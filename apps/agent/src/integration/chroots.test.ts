@@ -242,3 +242,31 @@ describe('chroots capability: reconciling a chroot that is there', () => {
     assert.equal((await w.agent('plan', s)).code, 0);
   });
 });
+
+describe('chroots capability: the disk it goes on', () => {
+  // This machine's kernel has no vfat (nor exfat): there the planner's unit test (chroot-plan.test.ts) is what checks the refusal.
+  const vfat = readFileSync('/proc/filesystems', 'utf8').split('\n').some((l) => l.trim().split(/\s+/).pop() === 'vfat');
+  it('a vfat USB disk is refused with what to do, and nothing is written to it', { skip: vfat ? false : 'the kernel has no vfat filesystem' }, async (t) => {
+    const w = chrootWorld(t);
+    const { execFileSync } = await import('node:child_process');
+    const { mkdirSync } = await import('node:fs');
+    const img = w.host('/usb.img');
+    execFileSync('truncate', ['-s', '32M', img]);
+    execFileSync('mkfs.vfat', [img], { stdio: 'ignore' });
+    mkdirSync(w.host('/tmp/mnt/sda1'), { recursive: true });
+    const m = w.sh(['mount', '-o', 'loop', img, w.host('/tmp/mnt/sda1')]);
+    assert.equal(m.code, 0, m.stderr);
+    const loop = execFileSync('losetup', ['-j', img], { encoding: 'utf8' }).split(':')[0];
+    t.after(() => {
+      try {
+        if (loop) execFileSync('losetup', ['-d', loop], { stdio: 'ignore' });
+      } catch {}
+    });
+    const s = { alpine: spec(w, '/tmp/mnt/sda1/alpine') };
+    const r = await w.agent('apply', s);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout, /\/tmp\/mnt\/sda1\/alpine is on a vfat filesystem \(\/tmp\/mnt\/sda1\), which has no Unix owners or permissions: .* format the disk as ext4/);
+    assert.deepEqual(w.sh(['ls', '-A', w.host('/tmp/mnt/sda1')]).stdout, '', 'nothing was written to the disk');
+    assert.ok(!existsSync(w.host('/jffs')));
+  });
+});
