@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
+import { httpUrlSchema } from '../generations-jobs.js';
 import { ipSchema } from './network.js';
 
 /**
@@ -23,16 +24,6 @@ export const chrootPathSchema = z
   .refine((p) => !p.includes('\0') && !p.includes('\n'), 'must not contain NUL or a line break')
   .refine((p) => posix.normalize(p) === p && !p.endsWith('/'), 'must be normalised (no "..", "//", "." or trailing "/")');
 
-const httpUrlSchema = z
-  .string()
-  .max(4096)
-  .refine((u) => {
-    try {
-      return ['http:', 'https:'].includes(new URL(u).protocol);
-    } catch {
-      return false;
-    }
-  }, 'must be an http:// or https:// URL');
 
 /** A file to download or read, with the hash it must have before anything uses it. */
 const verifiedFileSchema = z.union([

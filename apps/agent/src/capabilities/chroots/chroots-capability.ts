@@ -212,7 +212,7 @@ const act: { [A in ChrootStep['action']]: (step: Step<A>, ctx: CapabilityContext
   },
 };
 
-const executors = Object.fromEntries(Object.entries(act).map(([a, fn]) => [a, fn])) as unknown as ExecutorMap<ChrootStep>;
+const executors: ExecutorMap<ChrootStep> = act;
 
 async function undoOne(ctx: CapabilityContext, u: Undo): Promise<void> {
   switch (u.undo) {
