@@ -173,6 +173,22 @@ describe('chroots capability (private mount namespace, busybox root filesystem)'
   });
 });
 
+describe('chroots capability: a crash with live mounts', () => {
+  it('an agent killed right after the first mount of a fresh install unmounts and removes it at the next start', async (t) => {
+    const w = chrootWorld(t);
+    const s = { alpine: spec(w, '/x/alpine') };
+    const crash = await w.agent('apply', s, { IBEX_AGENT_FAILPOINTS: 'chroot-mounted' });
+    assert.equal(crash.code, null, crash.stderr);
+    assert.deepEqual(w.mountsBelow('/x/alpine'), [w.host('/x/alpine/proc')], 'killed with /proc mounted in the chroot');
+    const r = await w.agent('apply', s);
+    ok(r);
+    assert.match(r.stderr, /reverting an apply that was interrupted/);
+    assert.match(r.stderr, /step section=chroots step="chroot alpine: install Alpine/, 'the half-made chroot was removed and installed again');
+    assert.equal((await w.agent('plan', s)).code, 0);
+    assert.equal(w.mountsBelow('/x/alpine').filter((m) => m === w.host('/x/alpine/proc')).length, 1, 'one /proc, not a stale one beneath');
+  });
+});
+
 describe('chroots capability: reconciling a chroot that is there', () => {
   it('drops a service and a package, adds then removes a read-only bind, switches the boot hooks, and each result plans empty', async (t) => {
     const w = chrootWorld(t);

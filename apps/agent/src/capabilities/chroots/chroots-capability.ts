@@ -156,6 +156,7 @@ const act: { [A in ChrootStep['action']]: (step: Step<A>, ctx: CapabilityContext
     const point = step.mount.target === '/' ? step.hostPath : join(step.hostPath, step.mount.target);
     pushUndo(ctx, { undo: 'unmount', point });
     await mountOne(deps(ctx), step.hostPath, step.mount);
+    failpoint('chroot-mounted');
   },
 
   async unmount(step, ctx) {
