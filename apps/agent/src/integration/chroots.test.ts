@@ -189,6 +189,25 @@ describe('chroots capability: a crash with live mounts', () => {
   });
 });
 
+describe('chroots capability: a crash in the middle of a teardown', () => {
+  it('an agent killed after unmounting, before deleting, leaves a consistent chroot that the next apply finishes removing', async (t) => {
+    const w = chrootWorld(t);
+    ok(await w.agent('apply', { alpine: spec(w, '/x/alpine') }));
+    const absent = { alpine: { path: '/x/alpine', ensure: 'absent', boot: { kind: 'merlin', jffs: '/jffs', disk: '/tmp/mnt/sda1' } } };
+    const crash = await w.agent('apply', absent, { IBEX_AGENT_FAILPOINTS: 'chroot-unmounted' });
+    assert.equal(crash.code, null, crash.stderr);
+    assert.deepEqual(w.mountsBelow('/x/alpine'), []);
+    assert.ok(existsSync(w.host('/x/alpine/.ibex-chroot.json')), 'not deleted yet: still an Ibex chroot');
+    const r = await w.agent('apply', absent);
+    ok(r);
+    // The start undid the interrupted apply (the hook blocks came back), then the apply removed everything.
+    assert.match(r.stderr, /reverting an apply that was interrupted/);
+    assert.ok(!existsSync(w.host('/x/alpine')));
+    assert.doesNotMatch(readFileSync(w.host('/jffs/scripts/post-mount'), 'utf8'), /ibex-chroot/);
+    assert.equal((await w.agent('plan', absent)).code, 0);
+  });
+});
+
 describe('chroots capability: reconciling a chroot that is there', () => {
   it('drops a service and a package, adds then removes a read-only bind, switches the boot hooks, and each result plans empty', async (t) => {
     const w = chrootWorld(t);

@@ -23,7 +23,7 @@ import {
   summarizeChrootStep,
   withBlock,
 } from './chroot-plan.js';
-import { chrootTeardown, inChroot, mkdirp, mountOne, mountsBelow, readMounts, readRecord, removeTreeOneFs, serviceRunning, startServices, stopService } from './chroot-runtime.js';
+import { chrootDown, chrootTeardown, inChroot, mkdirp, mountOne, mountsBelow, readMounts, readRecord, removeTreeOneFs, serviceRunning, startServices, stopService } from './chroot-runtime.js';
 
 /**
  * The `chroots` section (docs/chroot.md). Like the openwrt section, every step records, before
@@ -208,6 +208,8 @@ const act: { [A in ChrootStep['action']]: (step: Step<A>, ctx: CapabilityContext
 
   async teardown(step, ctx) {
     // Not undone: a half-done teardown is finished by the next apply (the record is the last thing deleted).
+    await chrootDown(deps(ctx), step.hostPath, step.services);
+    failpoint('chroot-unmounted');
     await chrootTeardown(deps(ctx), step.hostPath, step.services);
     updateIndex(ctx.root, step.name, undefined);
   },
