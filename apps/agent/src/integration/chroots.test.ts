@@ -251,6 +251,22 @@ describe('chroots capability: reconciling a chroot that is there', () => {
     assert.equal((await w.agent('plan', { alpine: systemdBoot })).code, 0);
   });
 
+  it('a bind target that is a symlink inside the chroot is refused: mount would follow it on the host', async (t) => {
+    const w = chrootWorld(t);
+    const { mkdirSync, symlinkSync } = await import('node:fs');
+    mkdirSync(w.host('/srv/share'), { recursive: true });
+    mkdirSync(w.host('/outside'), { recursive: true });
+    const base = spec(w, '/x/alpine', { services: [], packages: [], boot: { kind: 'none' } });
+    ok(await w.agent('apply', { alpine: base }));
+    // An absolute link means the chroot's own /outside inside it, but /outside of the host to mount(8).
+    symlinkSync(w.host('/outside'), w.host('/x/alpine/mnt'));
+    const r = await w.agent('apply', { alpine: { ...base, mounts: [{ source: '/srv/share', target: '/mnt/share' }] } });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout, /the mount target \/mnt\/share inside the chroot .* is or goes through a symlink/);
+    assert.deepEqual(w.ns.mounts().map((m) => m.mountPoint).filter((m) => m.startsWith(w.host('/outside'))), []);
+    assert.ok(!existsSync(w.host('/outside/share')));
+  });
+
   it('a step that fails undoes the whole apply, a fresh install included', async (t) => {
     const w = chrootWorld(t);
     const s = { alpine: spec(w, '/x/alpine', { services: ['no-such-service'] }) };

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { FatalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { readJsonSync } from '../../journal/atomic-file.js';
+import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
 import type { SystemAdapter } from '../../system/system-adapter.js';
 import { type MountEntry, parseMountinfo } from '../generations/mountinfo.js';
 import { type ChrootMount, type ChrootRecord, RECORD_FILE, isAtOrBelow, mountPointOf } from './chroot-plan.js';
@@ -69,6 +70,7 @@ export async function mkdirp(sys: SystemAdapter, dir: string): Promise<void> {
  */
 export async function mountOne(d: RuntimeDeps, hostPath: string, m: ChrootMount): Promise<void> {
   const point = mountPointOf(hostPath, m.target);
+  await refuseSymlinkTarget(d.sys, hostPath, m.target);
   if (m.kind === 'bind') {
     const src = await d.sys.lstat(m.source);
     if (!src) throw new FatalError(`the bind source ${m.source} does not exist; create it or remove the mount from the spec`);
@@ -95,6 +97,22 @@ export async function mountOne(d: RuntimeDeps, hostPath: string, m: ChrootMount)
       if (m.readOnly) await run(d, ['mount', '-o', 'remount,bind,ro', point], `making ${point} read-only`);
       return;
   }
+}
+
+/**
+ * mount(8) follows symlinks in its target on the host: a link inside the chroot (`mnt -> /etc`)
+ * would put the bind on the host's /etc. Targets must be real directories inside the chroot.
+ */
+async function refuseSymlinkTarget(sys: SystemAdapter, hostPath: string, target: string): Promise<void> {
+  if (target === '/') return;
+  let host: string | undefined;
+  try {
+    host = (await resolveUnderRoot(sys, hostPath, target)).host;
+  } catch (err) {
+    if (!(err instanceof RootEscapeError)) throw err;
+  }
+  if (host !== mountPointOf(hostPath, target) || (await sys.lstat(host))?.isSymbolicLink())
+    throw new FatalError(`the mount target ${target} inside the chroot ${hostPath} is or goes through a symlink; the agent mounts only on real directories inside the chroot (remove the link)`);
 }
 
 /** The chroot's mounts that are missing, made in order (idempotent: a boot hook runs this). */
