@@ -190,6 +190,8 @@ const act: { [A in ChrootStep['action']]: (step: Step<A>, ctx: CapabilityContext
 
   async hook(step, ctx) {
     const r = await deviceHost(ctx, step.file);
+    // Replacing a linked script with a file would cut off whoever owns the link target (Entware, amtm).
+    if ((await ctx.sys.lstat(r.host))?.isSymbolicLink()) throw new FatalError(`${step.file} is a symlink (to ${await ctx.sys.readlink(r.host)}); the agent edits only a plain file there: replace the link by a copy, or choose boot kind "none" and call ibex-agent chroot up from it yourself`);
     const next = withBlock(await readText(ctx, r.host), step.name, step.block);
     if (next !== null) await writeRecorded(ctx, r, next, 0o755);
   },
