@@ -267,6 +267,20 @@ describe('chroots capability: reconciling a chroot that is there', () => {
     assert.ok(!existsSync(w.host('/outside/share')));
   });
 
+  it('a Merlin hook script that is a symlink is refused, and its target is left as it was', async (t) => {
+    const w = chrootWorld(t);
+    const { mkdirSync, symlinkSync, writeFileSync } = await import('node:fs');
+    mkdirSync(w.host('/jffs/scripts'), { recursive: true });
+    writeFileSync(w.host('/jffs/entware-post-mount'), '#!/bin/sh\necho entware\n');
+    symlinkSync('/jffs/entware-post-mount', w.host('/jffs/scripts/post-mount'));
+    const r = await w.agent('apply', { alpine: spec(w, '/x/alpine', { services: [], packages: [] }) });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout, /\/jffs\/scripts\/post-mount is a symlink \(to \/jffs\/entware-post-mount\)/);
+    assert.equal(readlinkSync(w.host('/jffs/scripts/post-mount')), '/jffs/entware-post-mount');
+    assert.equal(readFileSync(w.host('/jffs/entware-post-mount'), 'utf8'), '#!/bin/sh\necho entware\n');
+    assert.ok(!existsSync(w.host('/x/alpine')), 'the apply was undone');
+  });
+
   it('a step that fails undoes the whole apply, a fresh install included', async (t) => {
     const w = chrootWorld(t);
     const s = { alpine: spec(w, '/x/alpine', { services: ['no-such-service'] }) };
