@@ -217,8 +217,10 @@ export function chrootWorld(t: { after: (fn: () => unknown) => void }): ChrootWo
       return runAgent(args, env, 60_000, ns.prefix);
     },
     sh(argv) {
+      // Hooks and scripts run as the router runs them: without the test runner's agent settings (IBEX_AGENT_BIN).
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('IBEX_AGENT_') && !k.startsWith('NODE_TEST')));
       try {
-        return { code: 0, stdout: execFileSync(ns.prefix[0]!, [...ns.prefix.slice(1), ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), stderr: '' };
+        return { code: 0, stdout: execFileSync(ns.prefix[0]!, [...ns.prefix.slice(1), ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env }), stderr: '' };
       } catch (err) {
         const e = err as { status: number; stdout: string; stderr: string };
         return { code: e.status, stdout: e.stdout, stderr: e.stderr };
