@@ -13,7 +13,9 @@ packages=(
   btrfs-progs         # generations: btrfs on loop devices (mkfs.btrfs, btrfs subvolume/send/receive)
   patch               # GNU patch: the dry-run diff tests apply the agent's diffs with it
   busybox-static      # BusyBox sh: the Merlin hook installer must run under the router's ash;
-                      # BusyBox ifup/udhcpd/udhcpc for the network capability tests
+                      # BusyBox ifup/udhcpd/udhcpc for the network capability tests; the chroots
+                      # tests' stand-in Alpine root filesystem
+  dosfstools          # chroots: a vfat USB disk (on a loop device) must be refused
   ifupdown-ng         # Alpine's ifup/ifdown/ifquery: the network capability applies with it
   udhcpc              # /sbin/udhcpc + its default script: what ifupdown-ng's dhcp executor runs (as on Alpine)
   iw                  # openwrt: moves Wi-Fi phys into the container (its error path is tested with the real binary)

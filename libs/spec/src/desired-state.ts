@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { chrootsSectionSchema } from './sections/chroots.js';
 import { filesSectionSchema } from './sections/files.js';
 import { generationsSectionSchema } from './sections/generations.js';
 import { networkSectionSchema } from './sections/network.js';
@@ -14,6 +15,7 @@ export const sectionSchemas = {
   network: networkSectionSchema,
   generations: generationsSectionSchema,
   openwrt: openwrtSectionSchema,
+  chroots: chrootsSectionSchema,
 } as const;
 
 export type SectionName = keyof typeof sectionSchemas;

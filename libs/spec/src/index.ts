@@ -5,6 +5,7 @@ export * from './desired-state.js';
 export * from './jobs.js';
 export * from './generations-inventory.js';
 export * from './generations-jobs.js';
+export * from './sections/chroots.js';
 export * from './sections/files.js';
 export * from './sections/generations.js';
 export * from './sections/ip.js';

@@ -1,3 +1,4 @@
+import { chrootsCapability } from '../capabilities/chroots/chroots-capability.js';
 import { filesCapability } from '../capabilities/files/files-capability.js';
 import { generationsCapability } from '../capabilities/generations/generations-capability.js';
 import type { GenerationsRoot } from '../capabilities/generations/generations-root.js';
@@ -12,5 +13,5 @@ export interface DeviceParts {
 
 /** The capabilities this agent build has, for the --root the parts belong to. */
 export function agentRegistry(parts: DeviceParts): CapabilityRegistry {
-  return new CapabilityRegistry().register(filesCapability).register(networkCapability).register(generationsCapability(parts.generations)).register(openwrtCapability);
+  return new CapabilityRegistry().register(filesCapability).register(networkCapability).register(generationsCapability(parts.generations)).register(openwrtCapability).register(chrootsCapability);
 }

@@ -10,6 +10,7 @@ import { generationsCommand, generationsHelp } from './generations-command.js';
 import { jobCommand, jobFlags, jobHelp } from './job-command.js';
 import { applyCommand, applyFlags, planCommand, planHelp, specFlags } from './spec-commands.js';
 import { statusCommand, statusFlags } from './status-command.js';
+import { chrootCommand, chrootHelp } from './chroot-command.js';
 import { chrootExecMain } from '../capabilities/generations/chroot-exec.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 
@@ -42,6 +43,14 @@ const commands: Record<string, Command> = {
     actions: true,
   },
   status: { summary: 'enrollment, connection, sections, generations, confirmations and pending work of this agent', flags: statusFlags, run: statusCommand },
+  chroot: {
+    summary: 'an Alpine chroot of the chroots section at the console: up, down, enter',
+    flags: [],
+    run: chrootCommand,
+    args: 'ACTION PATH|NAME [flags] [-- CMD...]',
+    details: chrootHelp,
+    actions: true,
+  },
   'chroot-exec': {
     summary: 'internal: run one program chrooted into a generation, in a private mount namespace',
     flags: [],

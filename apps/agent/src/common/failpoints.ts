@@ -16,6 +16,9 @@
  *   network-before-ifup    the network files are replaced and the old config is down, before ifup
  *   awaiting-confirmation  a change that must be confirmed is applied and its intent marked awaiting, before it is reported
  *   openwrt-before-uci     the openwrt section wired the host side (links moved, shims made), before the UCI change
+ *   chroot-extracted       a chroot's root filesystem is unpacked in its staging directory, before it is renamed into place
+ *   chroot-mounted         a chroot mount step is done (the chroot has live mounts: /proc first), before the next step
+ *   chroot-unmounted       a teardown stopped the chroot and unmounted everything below it, before deleting it
  *
  * Generations (one per step boundary of an upgrade or a switch; see capabilities/generations):
  *   gen-journaled          the operation is fsync'd in generations/journal.json, nothing on the volume changed yet
@@ -53,6 +56,9 @@ export const failpointNames = [
   'network-before-ifup',
   'awaiting-confirmation',
   'openwrt-before-uci',
+  'chroot-extracted',
+  'chroot-mounted',
+  'chroot-unmounted',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 
