@@ -31,7 +31,7 @@ const notBtrfs = (volume: string) => new FatalError(`volume: ${volume} is not a 
  */
 export function init(g: GenerationsRoot, req: InitRequest, progress: Progress = noProgress, signal?: AbortSignal): Promise<GenerationsInventory> {
   return g.lock.run(async () => {
-    const volume = join(g.root, req.volume);
+    const volume = g.volumeHost(req);
     const existing = g.store.readConfig();
     if (existing && existing.volume !== req.volume) throw new FatalError(`generations are already configured on ${existing.volume}; a device has one generations volume`);
     if (!(await g.btrfs.isBtrfs(volume))) throw notBtrfs(req.volume);
@@ -77,7 +77,7 @@ export function init(g: GenerationsRoot, req: InitRequest, progress: Progress = 
  */
 export function adopt(g: GenerationsRoot, req: { volume: string; fallbacks?: number; health?: Partial<GenerationsConfig['health']> }): Promise<GenerationsInventory> {
   return g.lock.run(async () => {
-    const volume = join(g.root, req.volume);
+    const volume = g.volumeHost(req);
     if (!(await g.btrfs.isBtrfs(volume))) throw notBtrfs(req.volume);
     const l = await readLayout(g.sys, g.btrfs, volume);
     const problem = describeLayoutProblem(l, req.volume);
