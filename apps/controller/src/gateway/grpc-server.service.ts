@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { AgentServiceService, type AgentServiceServer, type EnrollRequest, type EnrollResponse } from '@ibex/proto';
+import { type AgentServiceServer, type EnrollRequest, type EnrollResponse } from '@ibex/proto';
 import { CONFIG, type Config } from '../config/config.js';
 import { enrollRequestSchema, parseAgentInput } from './agent-messages.schema.js';
+import { agentServiceDefinition, UndecodableFrame } from './agent-service-definition.js';
 import { AgentStreams } from './connect/agent-streams.service.js';
 import { EnrollmentRedemption } from './enroll/enrollment-redemption.service.js';
 import { grpcFailure } from './grpc-status.js';
@@ -35,7 +36,7 @@ export class GrpcServer {
       enroll: (call, callback) => void this.enroll(call, callback),
       connect: (call) => this.streams.handle(call),
     };
-    server.addService(AgentServiceService, handlers);
+    server.addService(agentServiceDefinition, handlers);
     const creds = this.config.grpc.tls
       ? ServerCredentials.createSsl(null, [{ cert_chain: await readFile(this.config.grpc.tls.certFile), private_key: await readFile(this.config.grpc.tls.keyFile) }], false)
       : ServerCredentials.createInsecure();
@@ -67,6 +68,7 @@ export class GrpcServer {
 
   private async enroll(call: ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: sendUnaryData<EnrollResponse>): Promise<void> {
     try {
+      if (call.request instanceof UndecodableFrame) throw call.request.toError();
       const input = parseAgentInput(enrollRequestSchema, call.request, 'EnrollRequest');
       callback(null, await this.enrollment.redeem(input));
     } catch (err) {
