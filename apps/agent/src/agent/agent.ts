@@ -7,6 +7,7 @@ import { failpoint } from '../common/failpoints.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/config.js';
 import { Connection, type ConnectionStatus } from '../connection/connection.js';
+import { freshConnectionProbe } from '../connection/fresh-connection-probe.js';
 import { parseControllerUrl } from '../connection/controller-url.js';
 import type { GenerationsCollector } from '../facts/generations-facts.js';
 import type { Credential } from '../journal/credential.js';
@@ -53,7 +54,14 @@ export class Agent {
         throw new Error(`CA file ${caFile} cannot be read (${errorMessage(err)}); fix --ca/caFile`);
       }
     }
-    this.device = new DeviceServices({ cfg, log, bootId: this.bootId, send: (msg) => this.connection.send({ msg }), collectGenerations: deps.collectGenerations });
+    this.device = new DeviceServices({
+      cfg,
+      log,
+      bootId: this.bootId,
+      send: (msg) => this.connection.send({ msg }),
+      collectGenerations: deps.collectGenerations,
+      freshConnection: freshConnectionProbe(url, caPem),
+    });
     this.connection = new Connection({
       url,
       caPem,
