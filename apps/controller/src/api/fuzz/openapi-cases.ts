@@ -51,6 +51,8 @@ export interface Fixtures {
   validBodies: Record<string, unknown>;
   /** Operations that destroy what the others need: only ever called with ids that do not exist. */
   destructive: Set<string>;
+  /** For the schemas of nested fields ($ref). */
+  doc: OpenApiDoc;
 }
 
 /** One fuzzed request and what it must get. */
@@ -145,8 +147,34 @@ function breaksConstraint(s: Schema): fc.Arbitrary<unknown> | undefined {
 
 const withoutKey = (o: Record<string, unknown>, k: string) => Object.fromEntries(Object.entries(o).filter(([key]) => key !== k));
 
+/** A field below the top level of a valid body: its dotted path (as error issues spell it) and schema. */
+interface NestedField {
+  keys: Array<string | number>;
+  field: string;
+  schema: Schema;
+}
+
+/** Every field the valid body has below its top level, with its schema ($ref resolved). */
+function nestedFields(doc: OpenApiDoc, s: Schema, v: unknown, keys: Array<string | number> = []): NestedField[] {
+  const here = resolve(doc, s);
+  const out: NestedField[] = keys.length > 1 ? [{ keys, field: keys.reduce<string>((f, k) => (typeof k === 'number' ? `${f}[${k}]` : f ? `${f}.${k}` : k), ''), schema: here }] : [];
+  if (Array.isArray(v) && here.items) v.forEach((x, i) => out.push(...nestedFields(doc, here.items!, x, [...keys, i])));
+  else if (v && typeof v === 'object' && here.properties) {
+    for (const [k, x] of Object.entries(v)) if (here.properties[k]) out.push(...nestedFields(doc, here.properties[k], x, [...keys, k]));
+  }
+  return out;
+}
+
+function withValue(v: unknown, keys: Array<string | number>, x: unknown): unknown {
+  if (!keys.length) return x;
+  const [k, ...rest] = keys;
+  const copy = (Array.isArray(v) ? [...v] : { ...(v as object) }) as Record<string | number, unknown>;
+  copy[k!] = withValue(copy[k!], rest, x);
+  return copy;
+}
+
 /** Every way the body can be wrong, each with what the answer must be. */
-function bodyCases(s: Schema, valid: Record<string, unknown>): fc.Arbitrary<Omit<FuzzCase, 'path' | 'query'>>[] {
+function bodyCases(doc: OpenApiDoc, s: Schema, valid: Record<string, unknown>): fc.Arbitrary<Omit<FuzzCase, 'path' | 'query'>>[] {
   const json = (v: unknown) => JSON.stringify(v);
   const h = { 'content-type': 'application/json' };
   const props = Object.entries(s.properties ?? {});
@@ -189,6 +217,13 @@ function bodyCases(s: Schema, valid: Record<string, unknown>): fc.Arbitrary<Omit
     if (ps.type === 'array') {
       cases.push(fc.array(fuzzJson, { minLength: 1, maxLength: 6 }).map((a) => ({ what: `${k} = odd array`, headers: h, body: json({ ...valid, [k]: a }), mustRefuse: false, field: k })));
     }
+  }
+  for (const n of nestedFields(doc, s, valid)) {
+    const wt = wrongType(n.schema);
+    if (wt) cases.push(wt.map((v) => ({ what: `${n.field} of the wrong type ${json(v)}`, headers: h, body: json(withValue(valid, n.keys, v)), mustRefuse: true, status: 400, field: n.field })));
+    const bc = breaksConstraint(n.schema);
+    if (bc) cases.push(bc.map((v) => ({ what: `${n.field} out of bounds ${json(v).slice(0, 60)}`, headers: h, body: json(withValue(valid, n.keys, v)), mustRefuse: true, status: 400, field: n.field })));
+    if (n.schema.type === 'string' && !n.schema.enum) cases.push(fuzzString.map((v) => ({ what: `${n.field} = ${json(v).slice(0, 60)}`, headers: h, body: json(withValue(valid, n.keys, v)), mustRefuse: false, field: n.field })));
   }
   return cases;
 }
@@ -257,7 +292,7 @@ export function fuzzCases(op: Operation, fx: Fixtures): fc.Arbitrary<FuzzCase> {
     }
     kinds.push(fc.tuple(fuzzString, fuzzString).map(([k, v]) => base({ what: 'unknown query parameter', query: `${pct(k || 'x')}=${pct(v)}`, mustRefuse: false })));
     if (op.body && validBody !== undefined) {
-      for (const c of bodyCases(op.body, validBody as Record<string, unknown>)) kinds.push(c.map((x) => base({ ...x, headers: x.headers })));
+      for (const c of bodyCases(fx.doc, op.body, validBody as Record<string, unknown>)) kinds.push(c.map((x) => base({ ...x, headers: x.headers })));
     }
   }
   if (op.secured) {

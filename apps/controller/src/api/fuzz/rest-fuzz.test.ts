@@ -26,9 +26,15 @@ const { seed, msPerOp } = fuzzSettings();
 const VALID_BODIES: Record<string, unknown> = {
   ApiTokensController_create: { name: 'fuzz', role: 'viewer' },
   DevicesController_patch: { labels: { fuzz: 'yes' } },
-  DesiredStateController_put: { spec: {}, message: 'fuzz' },
-  JobsController_create: { type: 'facts.collect' },
-  EnrollmentTokensController_create: { description: 'fuzz' },
+  DesiredStateController_put: {
+    spec: {
+      files: { entries: [{ path: '/etc/motd', content: 'managed\n', mode: '0644' }] },
+      generations: { volume: '/mnt/ibex-root', fallbacks: 2, health: { deadlineSec: 60, checks: [['/bin/true']] } },
+    },
+    message: 'fuzz',
+  },
+  JobsController_create: { type: 'facts.collect', timeoutSeconds: 60, params: {} },
+  EnrollmentTokensController_create: { description: 'fuzz', labels: { site: 'lab' }, maxUses: 2 },
 };
 
 /** Would destroy what the other operations need (the device, the tokens): only ever sent ids that name nothing. */
@@ -62,6 +68,7 @@ describe('REST API fuzzing (generated from docs/openapi.json)', () => {
       },
       validBodies: Object.fromEntries(ops.filter((o) => o.body).map((o) => [o.id, VALID_BODIES[o.id] ?? o.body!.example ?? {}])),
       destructive: DESTRUCTIVE,
+      doc,
     };
   });
   after(async () => {
