@@ -1,8 +1,8 @@
 import { type ArgumentMetadata, Injectable, type PipeTransform } from '@nestjs/common';
 import { describeIssues, type FieldIssue, formatPath } from '@ibex/spec';
 import { ValidationFailed } from '../../common/errors.js';
+import { WHERE } from './schema-validation.pipe.js';
 
-const WHERE: Record<string, string> = { body: 'request body', query: 'query parameters', param: 'path parameter' };
 const MAX_ISSUES = 10;
 
 /** Why Postgres cannot store this string (text and jsonb), or undefined. */
