@@ -140,7 +140,7 @@ const streamCase: fc.Arbitrary<StreamCase> = fc.oneof<fc.Arbitrary<StreamCase>[]
     const valid = encode(afterHello()[i]!);
     return { what: `Hello, then ${afterHello()[i]!.$case} truncated + random bytes`, frames: [encode(hello()), Buffer.concat([valid.subarray(0, Math.max(1, valid.length >> 1)), b])], mustEnd: false, nothingValid: false };
   }),
-  fc.constant<StreamCase>({ what: 'two Hellos', frames: [encode(hello()), encode(hello())], mustEnd: false, nothingValid: false }),
+  fc.constant<StreamCase>({ what: 'two Hellos', frames: [encode(hello()), encode(hello())], mustEnd: true, nothingValid: false }),
   fc.constant<StreamCase>({ what: 'empty frame first', frames: [Buffer.alloc(0)], mustEnd: true, nothingValid: true }),
 );
 
