@@ -106,44 +106,57 @@ describe('REST API fuzzing (generated from docs/openapi.json)', () => {
       let requests = 0;
       const statuses: Record<number, number> = {};
       let fp: DbFingerprint = await dbFingerprint(c.prisma);
+      // fast-check's time limit abandons the run in progress: wait for its request before the
+      // next operation takes its snapshot of the database.
+      let inflight: Promise<unknown> = Promise.resolve();
+      let abandoned: unknown;
       await fc.assert(
-        fc.asyncProperty(fuzzCases(op, fx), async (fcase) => {
-          const res = await send(op, fcase);
-          if (!res) return;
-          requests++;
-          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-          const text = await res.text();
-          // Taken before any assertion: the shrinking that follows a failure compares against it.
-          if (res.status < 400) fp = await dbFingerprint(c.prisma);
-          if (trace) console.log(`${res.status} ${res.headers.get('x-request-id')} ${fcase.what.slice(0, 100)} ${fcase.query.slice(0, 60)}`);
-          const ctx = `${op.method} ${fcase.path.slice(0, 200)}${fcase.query ? `?${fcase.query.slice(0, 200)}` : ''} [${fcase.what}] -> ${res.status} ${text.slice(0, 400)}`;
-          assert.ok(res.status < 500, `server error: ${ctx}`);
-          // A path with dot segments is normalised by the URL: it may name another route.
-          const routed = new URL(`${c.baseUrl}${fcase.path}`).pathname === fcase.path;
-          if (fcase.mustRefuse && routed) assert.ok(res.status >= 400, `accepted: ${ctx}`);
-          if (fcase.status && routed) assert.equal(res.status, fcase.status, ctx);
-          if (res.status < 400) return;
-          const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; issues?: Array<{ path: string; message: string }> } };
-          assert.equal(typeof body.error?.code, 'string', `no error code: ${ctx}`);
-          assert.ok(typeof body.error?.message === 'string' && body.error.message.length > 0, `no error message: ${ctx}`);
-          if (body.error!.code === 'validation_failed') {
-            assert.ok(body.error!.issues?.length, `validation_failed without issues: ${ctx}`);
-            if (fcase.field) {
-              const f = fcase.field;
-              assert.ok(
-                body.error!.issues!.some((i) => i.path === f || i.path.startsWith(`${f}.`) || i.path.startsWith(`${f}[`)),
-                `the refusal does not name ${JSON.stringify(f).slice(0, 80)}: ${ctx}`,
-              );
-            }
-          }
-          const changed = changedTables(fp, await dbFingerprint(c.prisma));
-          if (changed.length && trace) console.log(await c.prisma.$queryRawUnsafe(`SELECT action, "requestId", at FROM audit_event ORDER BY id DESC LIMIT 3`));
-          assert.deepEqual(changed, [], `refused, but the database changed: ${ctx}`);
+        fc.asyncProperty(fuzzCases(op, fx), (fcase) => {
+          const run = check(fcase);
+          inflight = run.catch((err: unknown) => (abandoned ??= err));
+          return run;
         }),
         { seed, numRuns: 1_000_000, interruptAfterTimeLimit: msPerOp, markInterruptAsFailure: false },
       );
+      await inflight;
+      // A failure in the abandoned run is a failure all the same (fast-check no longer sees it).
+      if (abandoned) throw abandoned;
       tried.push({ op: `${op.method} ${op.template}`, requests, statuses });
       assert.ok(requests > 0, 'sent at least one request');
+
+      async function check(fcase: FuzzCase): Promise<void> {
+        const res = await send(op, fcase);
+        if (!res) return;
+        requests++;
+        statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        const text = await res.text();
+        // Taken before any assertion: the shrinking that follows a failure compares against it.
+        if (res.status < 400) fp = await dbFingerprint(c.prisma);
+        if (trace) console.log(`${res.status} ${res.headers.get('x-request-id')} ${fcase.what.slice(0, 100)} ${fcase.query.slice(0, 60)}`);
+        const ctx = `${op.method} ${fcase.path.slice(0, 200)}${fcase.query ? `?${fcase.query.slice(0, 200)}` : ''} [${fcase.what}] -> ${res.status} ${text.slice(0, 400)}`;
+        assert.ok(res.status < 500, `server error: ${ctx}`);
+        // A path with dot segments is normalised by the URL: it may name another route.
+        const routed = new URL(`${c.baseUrl}${fcase.path}`).pathname === fcase.path;
+        if (fcase.mustRefuse && routed) assert.ok(res.status >= 400, `accepted: ${ctx}`);
+        if (fcase.status && routed) assert.equal(res.status, fcase.status, ctx);
+        if (res.status < 400) return;
+        const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; issues?: Array<{ path: string; message: string }> } };
+        assert.equal(typeof body.error?.code, 'string', `no error code: ${ctx}`);
+        assert.ok(typeof body.error?.message === 'string' && body.error.message.length > 0, `no error message: ${ctx}`);
+        if (body.error!.code === 'validation_failed') {
+          assert.ok(body.error!.issues?.length, `validation_failed without issues: ${ctx}`);
+          if (fcase.field) {
+            const f = fcase.field;
+            assert.ok(
+              body.error!.issues!.some((i) => i.path === f || i.path.startsWith(`${f}.`) || i.path.startsWith(`${f}[`)),
+              `the refusal does not name ${JSON.stringify(f).slice(0, 80)}: ${ctx}`,
+            );
+          }
+        }
+        const changed = changedTables(fp, await dbFingerprint(c.prisma));
+        if (changed.length && trace) console.log(await c.prisma.$queryRawUnsafe(`SELECT action, "requestId", at FROM audit_event ORDER BY id DESC LIMIT 3`));
+        assert.deepEqual(changed, [], `refused, but the database changed: ${ctx}`);
+      }
     });
   }
 
