@@ -212,6 +212,23 @@ describe('gRPC Connect fuzzing', () => {
     assert.ok(tried > 0);
   });
 
+  it('refuses an Enroll request that is not valid protobuf with INVALID_ARGUMENT, enrolling nothing', async () => {
+    const before = await c.prisma.device.count();
+    const client = new Client(c.grpcAddress, credentials.createInsecure());
+    try {
+      for (const frame of [Buffer.from([0x0d]), Buffer.from([0x0a, 0x05, 0x41]), Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])]) {
+        const err = await new Promise<{ code: status; details: string }>((resolve) =>
+          client.makeUnaryRequest('/ibex.agent.v1.AgentService/Enroll', (b: Frame) => b, (b: Buffer) => b, frame, (e) => resolve({ code: e?.code ?? status.OK, details: e?.details ?? '' })),
+        );
+        assert.equal(err.code, status.INVALID_ARGUMENT, `${frame.toString('hex')}: ${JSON.stringify(err)}`);
+        assert.match(err.details, /^invalid EnrollRequest: the \d+-byte frame is not a valid protobuf EnrollRequest/);
+      }
+    } finally {
+      client.close();
+    }
+    assert.equal(await c.prisma.device.count(), before);
+  });
+
   it('refuses an oversized message with RESOURCE_EXHAUSTED', async () => {
     const s = open();
     s.write(encode(hello()));
