@@ -9,7 +9,7 @@ import { FakeAgent, sampleFacts } from '../../testing/fake-agent.js';
 import { fuzzSettings, fuzzString } from '../../testing/fuzz-values.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { waitFor } from '../../testing/wait-for.js';
-import { enrollDevice } from '../testing/fixtures.js';
+import { createJob, enrollDevice } from '../testing/fixtures.js';
 
 const CONNECT = '/ibex.agent.v1.AgentService/Connect';
 const { seed, msPerOp } = fuzzSettings(4000);
@@ -227,6 +227,33 @@ describe('gRPC Connect fuzzing', () => {
       client.close();
     }
     assert.equal(await c.prisma.device.count(), before);
+  });
+
+  it('refuses a NUL character in a Hello with INVALID_ARGUMENT naming the field, and fails a job whose output holds one', async () => {
+    const before = await dbFingerprint(c.prisma);
+    const bad = new FakeAgent(c.grpcAddress, credential);
+    bad.hello({ facts: { ...sampleFacts('fuzz'), hostname: 'edge\u0000one' } });
+    const end = await bad.ended;
+    bad.close();
+    assert.equal(end.code, status.INVALID_ARGUMENT, end.details);
+    assert.match(end.details, /^invalid Hello: facts\.hostname: contains a NUL character/);
+    await waitFor('the stream to be cleaned up', async () => (await c.prisma.device.findUniqueOrThrow({ where: { id: deviceId } })).connectedAt === null);
+    assert.deepEqual(changedTables(before, await dbFingerprint(c.prisma)), []);
+
+    const job = await createJob(c, deviceId, { type: 'facts.collect' });
+    const agent = await FakeAgent.connect(c.grpcAddress, credential);
+    try {
+      const a = await agent.next('assign', (x) => x.jobId === job.id);
+      const updateId = `${job.id}:${a.attempt}:result:0`;
+      const outputJson = JSON.stringify({ ...sampleFacts('fuzz'), hostname: 'a\u0000b' });
+      agent.send({ $case: 'jobUpdate', value: { updateId, jobId: job.id, attempt: a.attempt, update: { $case: 'result', value: { outcome: JobOutcome.JOB_OUTCOME_SUCCEEDED, outputJson, error: '', retryable: false, finishedAtMs: Date.now() } } } });
+      await agent.acked(updateId);
+      const row = await c.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
+      assert.equal(row.status, 'failed');
+      assert.match(row.error ?? '', /^invalid output: output_json at hostname contains a NUL character/);
+    } finally {
+      agent.close();
+    }
   });
 
   it('refuses an oversized message with RESOURCE_EXHAUSTED', async () => {
