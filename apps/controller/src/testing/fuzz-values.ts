@@ -60,3 +60,23 @@ export const fuzzJson: fc.Arbitrary<unknown> = fc.oneof(fc.constant(null), fc.bo
 export function deepJson(depth: number, kind: 'array' | 'object'): string {
   return kind === 'array' ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
 }
+
+/**
+ * `fc.assert` of `check` over `arb` for the time budget. fast-check's time limit abandons the
+ * run in progress: this waits for it (its request must land before the next snapshot of the
+ * database) and fails on its failure, which fast-check no longer sees.
+ */
+export async function assertForBudget<T>(arb: fc.Arbitrary<T>, check: (v: T) => Promise<void>, settings: { seed: number; msPerOp: number }): Promise<void> {
+  let inflight: Promise<unknown> = Promise.resolve();
+  let abandoned: unknown;
+  await fc.assert(
+    fc.asyncProperty(arb, (v) => {
+      const run = check(v);
+      inflight = run.catch((err: unknown) => (abandoned ??= err));
+      return run;
+    }),
+    { seed: settings.seed, numRuns: 1_000_000, interruptAfterTimeLimit: settings.msPerOp, markInterruptAsFailure: false },
+  );
+  await inflight;
+  if (abandoned) throw abandoned;
+}

@@ -3,10 +3,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import fc from 'fast-check';
 import { createDevice, expectStatus } from '../../testing/api-fixtures.js';
 import { changedTables, dbFingerprint, type DbFingerprint } from '../../testing/db-fingerprint.js';
-import { fuzzSettings } from '../../testing/fuzz-values.js';
+import { assertForBudget, fuzzSettings } from '../../testing/fuzz-values.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { type Fixtures, type FuzzCase, fuzzCases, type OpenApiDoc, type Operation, operations, resolve } from './openapi-cases.js';
 
@@ -106,21 +105,7 @@ describe('REST API fuzzing (generated from docs/openapi.json)', () => {
       let requests = 0;
       const statuses: Record<number, number> = {};
       let fp: DbFingerprint = await dbFingerprint(c.prisma);
-      // fast-check's time limit abandons the run in progress: wait for its request before the
-      // next operation takes its snapshot of the database.
-      let inflight: Promise<unknown> = Promise.resolve();
-      let abandoned: unknown;
-      await fc.assert(
-        fc.asyncProperty(fuzzCases(op, fx), (fcase) => {
-          const run = check(fcase);
-          inflight = run.catch((err: unknown) => (abandoned ??= err));
-          return run;
-        }),
-        { seed, numRuns: 1_000_000, interruptAfterTimeLimit: msPerOp, markInterruptAsFailure: false },
-      );
-      await inflight;
-      // A failure in the abandoned run is a failure all the same (fast-check no longer sees it).
-      if (abandoned) throw abandoned;
+      await assertForBudget(fuzzCases(op, fx), check, { seed, msPerOp });
       tried.push({ op: `${op.method} ${op.template}`, requests, statuses });
       assert.ok(requests > 0, 'sent at least one request');
 

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { AgentMessage, ControllerMessage, JobOutcome, SectionState } from '@ibex/proto';
 import { changedTables, dbFingerprint } from '../../testing/db-fingerprint.js';
 import { FakeAgent, sampleFacts } from '../../testing/fake-agent.js';
-import { fuzzSettings, fuzzString } from '../../testing/fuzz-values.js';
+import { assertForBudget, fuzzSettings, fuzzString } from '../../testing/fuzz-values.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { waitFor } from '../../testing/wait-for.js';
 import { createJob, enrollDevice } from '../testing/fixtures.js';
@@ -173,9 +173,6 @@ describe('gRPC Connect fuzzing', () => {
   it('ends every bad stream with a clear status and survives', async () => {
     let tried = 0;
     const codes: Record<string, number> = {};
-    // fast-check's time limit abandons the run in progress: wait for it before the next test.
-    let inflight: Promise<unknown> = Promise.resolve();
-    let abandoned: unknown;
     const check = async (sc: StreamCase): Promise<void> => {
       tried++;
       // The previous stream's clean-up (connectedAt cleared) must land before the snapshot.
@@ -197,17 +194,7 @@ describe('gRPC Connect fuzzing', () => {
         assert.deepEqual(changedTables(fp, await dbFingerprint(c.prisma)), [], `refused, but the database changed: ${ctx}`);
       }
     };
-    await fc.assert(
-      fc.asyncProperty(streamCase, (sc) => {
-        const run = check(sc);
-        inflight = run.catch((err: unknown) => (abandoned ??= err));
-        return run;
-      }),
-      { seed, numRuns: 1_000_000, interruptAfterTimeLimit: msPerOp, markInterruptAsFailure: false },
-    );
-    await inflight;
-    // A failure in the abandoned run is a failure all the same (fast-check no longer sees it).
-    if (abandoned) throw abandoned;
+    await assertForBudget(streamCase, check, { seed, msPerOp });
     console.log(`gRPC fuzz (seed ${seed}, ${msPerOp} ms): ${tried} streams ${JSON.stringify(codes)}`);
     assert.ok(tried > 0);
   });
