@@ -290,6 +290,10 @@ export function fuzzCases(op: Operation, fx: Fixtures): fc.Arbitrary<FuzzCase> {
       for (const q of badQuery(p)) kinds.push(q.map((query) => base({ what: `query ${query.slice(0, 80)}`, query, mustRefuse: true, status: 400, field: p.name })));
       if (p.schema.type === 'string' && !p.schema.pattern && !p.schema.enum && p.schema.maxLength === undefined) kinds.push(oddQuery(p).map((query) => base({ what: `query ${query.slice(0, 80)}`, query, mustRefuse: false })));
     }
+    for (const p of op.params.filter((x) => x.in === 'header')) {
+      // Header values fetch can put on the wire (Latin-1, no CR/LF/NUL); anything else is skipped by the sender.
+      kinds.push(fuzzString.map((v) => base({ what: `header ${p.name}: ${JSON.stringify(v).slice(0, 60)}`, headers: { ...base({ what: '', mustRefuse: false }).headers, [p.name.toLowerCase()]: v }, mustRefuse: false })));
+    }
     kinds.push(fc.tuple(fuzzString, fuzzString).map(([k, v]) => base({ what: 'unknown query parameter', query: `${pct(k || 'x')}=${pct(v)}`, mustRefuse: false })));
     if (op.body && validBody !== undefined) {
       for (const c of bodyCases(fx.doc, op.body, validBody as Record<string, unknown>)) kinds.push(c.map((x) => base({ ...x, headers: x.headers })));
