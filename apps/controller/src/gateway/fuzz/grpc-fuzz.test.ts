@@ -217,6 +217,9 @@ describe('gRPC Connect fuzzing', () => {
   });
 
   it('refuses a NUL character in a Hello with INVALID_ARGUMENT naming the field, and fails a job whose output holds one', async () => {
+    const cleanedUp = async () => (await c.prisma.device.findUniqueOrThrow({ where: { id: deviceId } })).connectedAt === null;
+    await waitFor('the streams before to be cleaned up', cleanedUp);
+    await new Promise((r) => setTimeout(r, 200));
     const before = await dbFingerprint(c.prisma);
     const bad = new FakeAgent(c.grpcAddress, credential);
     bad.hello({ facts: { ...sampleFacts('fuzz'), hostname: 'edge\u0000one' } });
@@ -224,7 +227,7 @@ describe('gRPC Connect fuzzing', () => {
     bad.close();
     assert.equal(end.code, status.INVALID_ARGUMENT, end.details);
     assert.match(end.details, /^invalid Hello: facts\.hostname: contains a NUL character/);
-    await waitFor('the stream to be cleaned up', async () => (await c.prisma.device.findUniqueOrThrow({ where: { id: deviceId } })).connectedAt === null);
+    await waitFor('the stream to be cleaned up', cleanedUp);
     assert.deepEqual(changedTables(before, await dbFingerprint(c.prisma)), []);
 
     const job = await createJob(c, deviceId, { type: 'facts.collect' });
