@@ -7,6 +7,7 @@ import { failpoint } from '../common/failpoints.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/config.js';
 import { Connection, type ConnectionStatus } from '../connection/connection.js';
+import { freshConnectionProbe } from '../connection/fresh-connection-probe.js';
 import { parseControllerUrl } from '../connection/controller-url.js';
 import type { GenerationsCollector } from '../facts/generations-facts.js';
 import { CertificateRenewer } from '../identity/certificate-renewer.js';
@@ -57,7 +58,14 @@ export class Agent {
       }
     }
     this.renewer = new CertificateRenewer({ path: new DataDir(cfg.dataDir).certificate, url, caPem, credential: credential.credential, deviceName: credential.deviceName, log });
-    this.device = new DeviceServices({ cfg, log, bootId: this.bootId, send: (msg) => this.connection.send({ msg }), collectGenerations: deps.collectGenerations });
+    this.device = new DeviceServices({
+      cfg,
+      log,
+      bootId: this.bootId,
+      send: (msg) => this.connection.send({ msg }),
+      collectGenerations: deps.collectGenerations,
+      freshConnection: freshConnectionProbe(url, caPem, undefined, () => this.renewer.certificate),
+    });
     this.connection = new Connection({
       url,
       caPem,

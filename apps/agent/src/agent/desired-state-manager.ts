@@ -21,6 +21,8 @@ export interface DesiredStateDeps {
   driftCheckIntervalMs: number;
   /** No controller to acknowledge the report (a job run at the console): a change that must be confirmed is confirmed at once. */
   confirmAtOnce?: boolean;
+  /** After the Ack, a new connection to the controller must work too (connection/fresh-connection-probe.ts). */
+  freshConnection?: () => Promise<void>;
   now?: () => number;
 }
 
@@ -156,11 +158,12 @@ export class DesiredStateManager {
     this.logResults(d.revision, results);
     const awaiting = results.filter((r) => r.awaitingConfirmationUntilMs !== undefined);
     if (awaiting.length) {
-      // The Ack of the report just sent (on this stream, or re-sent after a reconnection) proves
-      // the agent still reaches the controller. The pass is held meanwhile: nothing else changes the device.
+      // The Ack of the report just sent (on this stream, or re-sent after a reconnection), then a
+      // brand-new connection, prove the agent still reaches the controller. The pass is held
+      // meanwhile: nothing else changes the device.
       const settled = this.deps.confirmAtOnce
         ? await this.deps.engine.confirmations.settle(awaiting, { confirmed: true, detail: 'confirmed at once: a job run at the console has no controller to reach' })
-        : await this.deps.engine.confirmations.confirmByAck(awaiting, sent.reportId, this.stopCtl.signal);
+        : await this.deps.engine.confirmations.confirmByAck(awaiting, sent.reportId, this.stopCtl.signal, this.deps.freshConnection);
       results = results.map((r) => settled.get(r.section) ?? r);
       this.report(d.revision, [...settled.values()], true);
       this.logResults(d.revision, [...settled.values()]);

@@ -38,6 +38,8 @@ export interface DeviceServicesOptions {
    * confirmed at once, as `ibex-agent apply` does (the operator is at the device).
    */
   confirmAtOnce?: boolean;
+  /** Under `ibex-agent run`: proves a new connection to the controller works (confirming network changes). */
+  freshConnection?: () => Promise<void>;
 }
 
 /**
@@ -88,6 +90,7 @@ export class DeviceServices {
       healDrift: cfg.healDrift,
       driftCheckIntervalMs: cfg.driftCheckIntervalSec * 1000,
       confirmAtOnce: o.confirmAtOnce,
+      freshConnection: o.freshConnection,
     });
     const handlers: JobHandlers = {
       ...stateJobHandlers(this.desired, () => this.facts.collect()),

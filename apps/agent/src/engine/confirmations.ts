@@ -14,14 +14,30 @@ export interface ConfirmationsDeps {
 
 type Outcome = 'confirmed' | 'timeout' | 'stopped';
 
+/** Between two fresh-connection attempts while a change awaits confirmation. */
+const PROBE_RETRY_MS = 1000;
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /**
  * Changes that can cut the device off (Capability.confirmation), from the moment they are
  * applied and verified until they are final or undone. This object owns all of it:
  * - `hold`: the section's intent (and backup) stays on disk, flagged "awaiting confirmation
  *   until T";
  * - `confirmByAck`: under `ibex-agent run`, the wait for the controller to acknowledge the state
- *   report sent after the change (`acked` is called with every Ack id), which proves the device
- *   still reaches it, until the earliest deadline or the agent stopping;
+ *   report sent after the change (`acked` is called with every Ack id), then for a brand-new
+ *   connection to it to work (name resolved, TCP and TLS handshake: `freshConnection`), which
+ *   proves the device still reaches it, until the earliest deadline or the agent stopping;
  * - `settle`: confirmed, the intents go and the sections are in sync; not confirmed, every held
  *   change is reverted (nobody can tell which one cut the device off).
  * `ibex-agent apply` finds its own proof (an operator's "yes") and calls `settle`. An agent that
@@ -51,10 +67,10 @@ export class Confirmations {
    * controller acknowledges `reportId`, the earliest deadline of `awaiting` passes or `stop`
    * aborts, then settles them all.
    */
-  async confirmByAck(awaiting: readonly SectionResult[], reportId: string, stop: AbortSignal): Promise<Map<string, SectionResult>> {
+  async confirmByAck(awaiting: readonly SectionResult[], reportId: string, stop: AbortSignal, freshConnection?: () => Promise<void>): Promise<Map<string, SectionResult>> {
     const untilMs = Math.min(...awaiting.map((r) => r.awaitingConfirmationUntilMs!));
     this.deps.log.info('awaiting confirmation: the controller must acknowledge the report sent after the change', { sections: awaiting.map((r) => r.section).join(', '), untilMs, reportId });
-    const outcome = await new Promise<Outcome>((resolve) => {
+    let outcome = await new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => done('timeout'), Math.max(0, untilMs - this.deps.now()));
       const onStop = () => done('stopped');
       const done = (o: Outcome) => {
@@ -67,11 +83,38 @@ export class Confirmations {
       stop.addEventListener('abort', onStop, { once: true });
       this.waiter = { ids: new Set([reportId]), resolve: () => done('confirmed') };
     });
+    // The Ack came over the stream that was open before the change; only a new connection proves
+    // the device can still reach the controller after a restart or a reconnection.
+    let probeError: string | undefined;
+    if (outcome === 'confirmed' && freshConnection) ({ outcome, error: probeError } = await this.probeUntil(freshConnection, untilMs, stop));
     if (outcome === 'confirmed') return this.settle(awaiting, { confirmed: true });
     const seconds = Math.round((untilMs - (awaiting[0]!.observedAtMs || untilMs)) / 1000);
     const reason =
-      outcome === 'timeout' ? `not confirmed: the controller was not reachable within ${seconds} s after the change` : 'not confirmed: the agent was stopped while the change awaited confirmation';
+      outcome === 'stopped'
+        ? 'not confirmed: the agent was stopped while the change awaited confirmation'
+        : probeError !== undefined
+          ? `not confirmed: the controller acknowledged the report over the stream opened before the change, but a new connection to it failed until the deadline (${seconds} s): ${probeError}`
+          : `not confirmed: the controller was not reachable within ${seconds} s after the change`;
     return this.settle(awaiting, { confirmed: false, reason });
+  }
+
+  /** Runs the fresh-connection probe until it succeeds, the deadline passes or the agent stops. */
+  private async probeUntil(probe: () => Promise<void>, untilMs: number, stop: AbortSignal): Promise<{ outcome: Outcome; error?: string }> {
+    let error: string | undefined;
+    for (;;) {
+      if (stop.aborted) return { outcome: 'stopped', error };
+      try {
+        await probe();
+        this.deps.log.info('a new connection to the controller works: the change is confirmed');
+        return { outcome: 'confirmed' };
+      } catch (err) {
+        error = errorMessage(err);
+        this.deps.log.warn('the controller acknowledged over the open stream, but a new connection failed; trying again until the deadline', { error });
+      }
+      const left = untilMs - this.deps.now();
+      if (left <= 0) return { outcome: 'timeout', error };
+      await abortableSleep(Math.min(PROBE_RETRY_MS, left), stop);
+    }
   }
 
   /**

@@ -145,12 +145,12 @@ describe('reconcile engine: changes that must be confirmed', () => {
   let n = 0;
   // The files capability, asking for confirmation like the network one does.
   const confirming = { ...filesCapability, confirmation: () => ({ timeoutMs: 60_000 }) };
-  const setup = () => {
+  const setup = (now: () => number = () => 1_000_000) => {
     const root = join(base, `root-${++n}`);
     mkdirSync(join(root, 'etc'), { recursive: true });
     writeFileSync(join(root, 'etc/motd'), 'old\n');
     const dataDir = new DataDir(join(root, 'var/lib/ibex-agent'));
-    const make = () => new Engine({ registry: new CapabilityRegistry().register(confirming), sys: new NodeSystemAdapter(), log: silentLogger, root, dataDir, agentVersion: '9.9.9', now: () => 1_000_000 });
+    const make = () => new Engine({ registry: new CapabilityRegistry().register(confirming), sys: new NodeSystemAdapter(), log: silentLogger, root, dataDir, agentVersion: '9.9.9', now });
     return { root, dataDir, engine: make(), make };
   };
   const spec = { files: { entries: [{ path: '/etc/motd', content: 'new\n' }] } };
@@ -196,6 +196,36 @@ describe('reconcile engine: changes that must be confirmed', () => {
     engine.confirmations.acked('report-2');
     assert.equal(late.get('files')?.state, 'reverted');
     assert.match(late.get('files')?.error ?? '', /^not confirmed: the controller was not reachable within/);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n');
+  });
+
+  it('confirms only once a fresh connection works too: an Ack over the stream opened before the change is not enough', async () => {
+    const { root, dataDir, engine } = setup(Date.now);
+    const stop = new AbortController();
+    // The fresh connection keeps failing (say the change broke DNS): reverted at the deadline, Ack or not.
+    let probes = 0;
+    const [applied] = await engine.apply(spec);
+    const broken = engine.confirmations.confirmByAck([{ ...applied!, awaitingConfirmationUntilMs: Date.now() + 1500 }], 'report-1', stop.signal, async () => {
+      probes++;
+      throw new Error('cannot resolve the controller\'s name ctl.example: ENOTFOUND');
+    });
+    engine.confirmations.acked('report-1');
+    const r = (await broken).get('files')!;
+    assert.equal(r.state, 'reverted', r.error);
+    assert.match(r.error!, /^not confirmed: the controller acknowledged the report over the stream opened before the change, but a new connection to it failed until the deadline .*ENOTFOUND/);
+    assert.ok(probes >= 2, `retried until the deadline (${probes} attempts)`);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n', 'the previous state is back');
+    assert.equal(intentOf(dataDir), undefined);
+
+    // The first attempt fails, the next works: confirmed.
+    const [again] = await engine.apply(spec);
+    let attempts = 0;
+    const flaky = engine.confirmations.confirmByAck([{ ...again!, awaitingConfirmationUntilMs: Date.now() + 10_000 }], 'report-2', stop.signal, async () => {
+      if (++attempts === 1) throw new Error('connection refused');
+    });
+    engine.confirmations.acked('report-2');
+    assert.equal((await flaky).get('files')?.state, 'in_sync');
+    assert.equal(attempts, 2);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n');
   });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { JobOutcome, SectionState, type StateReport } from '@ibex/proto';
@@ -140,6 +140,24 @@ describe('network changes confirm themselves or revert', () => {
       [SectionState.SECTION_STATE_IN_SYNC],
       'only the confirmed report of the automatic pass follows: no pass ran for either job',
     );
+  });
+
+  it('is not confirmed by the Ack alone: when a new connection to the controller fails, the change is reverted', async (t) => {
+    const { dev, link, controller, start } = await setup(t);
+    const agent = start();
+    await controller.waitForSession();
+    // The open stream keeps working (the Ack comes), but nothing new can connect: at its next
+    // reconnection the device would be cut off.
+    controller.stopListening();
+    controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 })));
+    const report = await finalNetworkReport(controller, 1, (CONFIRM_SEC + 30) * 1000);
+    assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_REVERTED, networkOf(report)!.error);
+    assert.match(networkOf(report)!.error, /not confirmed: the controller acknowledged the report over the stream opened before the change, but a new connection to it failed until the deadline .*ECONNREFUSED/);
+    assert.ok(controller.received.some((r) => r.msg.$case === 'stateReport' && r.msg.value.revision === 1), 'reports still arrive over the open stream');
+    assert.equal(controller.sessions.length, 1, 'the one stream from before the change');
+    assert.doesNotMatch(readFileSync(join(dev.root, 'etc/network/interfaces'), 'utf8'), /mtu 1400/, 'the previous configuration is back');
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')));
+    await agent.waitForLine(/a new connection failed/);
   });
 
   it('a change that cuts the device off is reverted within the deadline and reported once it is back', async (t) => {

@@ -15,7 +15,9 @@ export const MAX_OUTPUT_JSON_CHARS = 1024 * 1024;
 export const MAX_TEXT_CHARS = 16 * 1024;
 export const MAX_PROGRESS_MESSAGE_CHARS = 1024;
 
-function clip(text: string, max = MAX_TEXT_CHARS): string {
+function clip(raw: string, max = MAX_TEXT_CHARS): string {
+  // The controller refuses a NUL character (Postgres cannot store it): a command's output may have one.
+  const text = raw.replaceAll('\u0000', '\ufffd');
   return text.length <= max ? text : `${text.slice(0, max - 40)}... (cut: ${text.length} characters)`;
 }
 

@@ -4,16 +4,18 @@
 import { GenerationsRoot } from '../capabilities/generations/generations-root.js';
 import { gc } from '../capabilities/generations/gc.js';
 import { recover } from '../capabilities/generations/generations-journal.js';
+import { type InitRequest, init } from '../capabilities/generations/init-adopt.js';
 import { type RollbackRequest, rollback } from '../capabilities/generations/rollback.js';
 import { type UpgradeRequest, upgrade } from '../capabilities/generations/upgrade.js';
 import { createLogger } from '../common/log.js';
 import { NodeSystemAdapter } from '../system/node-system-adapter.js';
 import { agentCommand } from './agent-process.js';
 
-const arg = JSON.parse(process.argv[2] ?? '{}') as { root: string; op: 'upgrade' | 'rollback' | 'recover' | 'gc'; request?: unknown };
+const arg = JSON.parse(process.argv[2] ?? '{}') as { root: string; op: 'init' | 'upgrade' | 'rollback' | 'recover' | 'gc'; request?: unknown };
 const [cmd, pre] = agentCommand();
 const m = new GenerationsRoot({ root: arg.root, sys: new NodeSystemAdapter(), log: createLogger({ level: 'info', format: 'text' }), selfCommand: [cmd, ...pre] });
 const ops = {
+  init: () => init(m, arg.request as InitRequest),
   upgrade: () => upgrade(m, arg.request as UpgradeRequest),
   rollback: () => rollback(m, (arg.request ?? {}) as RollbackRequest),
   recover: () => recover(m),

@@ -81,6 +81,15 @@ export class ScriptedController {
     return `grpc://${this.opts.host ?? '127.0.0.1'}:${this.port}`;
   }
 
+  /**
+   * Stops accepting connections while the open streams go on: what a device sees after a change
+   * that breaks new connections only (a lost route or DNS server, a firewall passing only
+   * established traffic).
+   */
+  stopListening(): void {
+    this.server.unbind(`${this.opts.host ?? '127.0.0.1'}:${this.port}`);
+  }
+
   /** Closes every stream at once (like a crashed controller). */
   async stop(): Promise<void> {
     for (const s of this.sessions) s.ended = true;

@@ -8,6 +8,7 @@ import { ApiErrorFilter, BODY_LIMIT_BYTES } from './http/api-error.filter.js';
 import { serveOpenApi } from './http/openapi.js';
 import { requestIdMiddleware } from './http/request-context.js';
 import { SchemaValidationPipe } from './http/schema-validation.pipe.js';
+import { StorableTextPipe } from './http/storable-text.pipe.js';
 import { serveDashboard } from '../ui/serve-dashboard.js';
 
 /**
@@ -30,7 +31,7 @@ export function configureHttp(app: INestApplication, config: Config): void {
   // JSON only (app.ts turns Nest's default parsers off): a form-encoded body is no body.
   express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalFilters(new ApiErrorFilter());
-  app.useGlobalPipes(new SchemaValidationPipe());
+  app.useGlobalPipes(new StorableTextPipe(), new SchemaValidationPipe());
   serveOpenApi(app, config);
   serveDashboard(app, config);
 }

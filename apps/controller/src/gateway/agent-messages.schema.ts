@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { describeIssues, factsSchema, fieldIssues, generationsInventorySchema, type FieldIssue, type GenerationsInventory } from '@ibex/spec';
+import { describeIssues, factsSchema, fieldIssues, formatPath, generationsInventorySchema, type FieldIssue, type GenerationsInventory } from '@ibex/spec';
 import { JobOutcome, SectionState } from '@ibex/proto';
 import { ValidationFailed } from '../common/errors.js';
+import { unstorableText } from '../common/storable-text.js';
 import { deviceNameSchema } from './enroll/device-name.js';
 
 // Edge validation of what agents send (ts-proto objects: camelCase, int64 as numbers, proto
@@ -18,12 +19,12 @@ const jsonText = (max: number) =>
   text(max).refine((s) => {
     if (s === '') return true;
     try {
-      JSON.parse(s);
-      return true;
+      // An escaped NUL (\u0000) is valid JSON that Postgres cannot store parsed (jsonb).
+      return unstorableText(JSON.parse(s)).length === 0;
     } catch {
       return false;
     }
-  }, 'must be empty or valid JSON');
+  }, 'must be empty or valid JSON without NUL characters (\\u0000) or unpaired surrogates');
 
 /**
  * `generations_json`: empty (no generations layout) or the JSON of a GenerationsInventory. The
@@ -180,6 +181,9 @@ export function protoPath(path: string): string {
  * `progress.percent`).
  */
 export function parseAgentInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  // A NUL character reached Postgres and ended the stream with INTERNAL (found by the gRPC fuzzer).
+  const text = unstorableText(value).map((i) => ({ path: protoPath(oneofPath(formatPath(i.path), value)), message: i.message }));
+  if (text.length) throw new ValidationFailed(`invalid ${what}: ${describeIssues(text)}`, text);
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issues: FieldIssue[] = fieldIssues(r.error).map((i) => ({ path: protoPath(oneofPath(i.path, value)), message: i.message }));

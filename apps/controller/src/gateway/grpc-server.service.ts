@@ -1,19 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Server, ServerCredentials, experimental, status, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import {
-  AgentServiceService,
-  type AgentServiceServer,
-  type EnrollRequest,
-  type EnrollResponse,
-  type RenewCertificateRequest,
-  type RenewCertificateResponse,
-} from '@ibex/proto';
+import { type AgentServiceServer, type EnrollRequest, type EnrollResponse, type RenewCertificateRequest, type RenewCertificateResponse } from '@ibex/proto';
 import { Unauthenticated } from '../common/errors.js';
 import { CONFIG, type Config } from '../config/config.js';
 import { AuthFailureLimiter, peerAddress } from '../security/auth-failure-limiter.service.js';
 import { DeviceCa } from '../security/device-ca.service.js';
 import { enrollRequestSchema, parseAgentInput, renewCertificateSchema } from './agent-messages.schema.js';
+import { agentServiceDefinition, UndecodableFrame } from './agent-service-definition.js';
 import { AgentStreams } from './connect/agent-streams.service.js';
 import { DeviceAuth } from './connect/device-auth.service.js';
 import { CertificateRenewal } from './enroll/certificate-renewal.service.js';
@@ -52,7 +46,7 @@ export class GrpcServer {
       connect: (call) => this.streams.handle(call),
       renewCertificate: (call, callback) => void this.renew(call, callback),
     };
-    server.addService(AgentServiceService, handlers);
+    server.addService(agentServiceDefinition, handlers);
     // Loaded (or made) at start either way: enrollment signs CSRs with it.
     const caPem = await this.ca.certificatePem();
     const creds = await this.credentials(Buffer.from(caPem));
@@ -111,6 +105,7 @@ export class GrpcServer {
     const source = peerAddress(call.getPeer());
     const token = typeof call.request.enrollmentToken === 'string' ? call.request.enrollmentToken : '';
     try {
+      if (call.request instanceof UndecodableFrame) throw call.request.toError();
       await this.limiter.check('enroll', source, token || undefined);
       const input = parseAgentInput(enrollRequestSchema, call.request, 'EnrollRequest');
       try {
@@ -127,6 +122,7 @@ export class GrpcServer {
   private async renew(call: ServerUnaryCall<RenewCertificateRequest, RenewCertificateResponse>, callback: sendUnaryData<RenewCertificateResponse>): Promise<void> {
     try {
       const device = await this.auth.authenticate(call);
+      if (call.request instanceof UndecodableFrame) throw call.request.toError();
       const input = parseAgentInput(renewCertificateSchema, call.request, 'RenewCertificateRequest');
       callback(null, await this.renewal.renew(device, input.csrPem));
     } catch (err) {

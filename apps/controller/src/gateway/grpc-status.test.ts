@@ -7,6 +7,12 @@ import { Prisma } from '../generated/prisma/client.js';
 import { grpcFailure } from './grpc-status.js';
 
 describe('grpcFailure', () => {
+  it('sends details grpc-js can encode: an unpaired surrogate becomes U+FFFD (else the call never ends)', () => {
+    const f = grpcFailure(new ValidationFailed('invalid Hello: facts.hostname: bad "x\ud800"', []));
+    assert.equal(f.details, 'invalid Hello: facts.hostname: bad "x\ufffd"');
+    assert.doesNotThrow(() => encodeURI(f.details));
+  });
+
   it('maps each domain error to its gRPC code, keeping the message', () => {
     const cases: [Error, status][] = [
       [new ValidationFailed('invalid Hello: boot_id: too long', [{ path: 'boot_id', message: 'too long' }]), status.INVALID_ARGUMENT],

@@ -14,8 +14,10 @@ export interface GrpcFailure {
  * (UNAVAILABLE, so the agent retries) or a bug (INTERNAL, details only in the controller log).
  */
 export function grpcFailure(err: unknown): GrpcFailure {
-  if (err instanceof DomainError) return { code: domainCode(err), details: err.message };
-  if (err instanceof ValidationError) return { code: status.INVALID_ARGUMENT, details: err.message };
+  // toWellFormed: grpc-js puts the details through encodeURI, which throws on an unpaired
+  // surrogate, and the call then never ends (the gRPC fuzzer hit it once).
+  if (err instanceof DomainError) return { code: domainCode(err), details: err.message.toWellFormed() };
+  if (err instanceof ValidationError) return { code: status.INVALID_ARGUMENT, details: err.message.toWellFormed() };
   if (isUnavailable(err)) {
     return { code: status.UNAVAILABLE, details: 'the controller cannot reach its database or Redis right now; the agent retries' };
   }

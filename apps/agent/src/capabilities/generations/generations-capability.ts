@@ -1,5 +1,4 @@
 import { isDeepStrictEqual } from 'node:util';
-import { join } from 'node:path';
 import { type GenerationsSection, generationsSectionSchema } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import type { Capability } from '../../engine/capability.js';
@@ -59,7 +58,7 @@ export function generationsCapability(g: GenerationsRoot): Capability<Generation
     schema: generationsSectionSchema,
 
     async observe(_ctx, spec) {
-      const volume = join(g.root, spec.volume);
+      const volume = g.volumeHost(spec);
       let layoutProblem: string | undefined;
       if (!(await g.btrfs.isBtrfs(volume))) layoutProblem = `${spec.volume} is not a mounted btrfs filesystem`;
       else layoutProblem = describeLayoutProblem(await readLayout(g.sys, g.btrfs, volume), spec.volume);

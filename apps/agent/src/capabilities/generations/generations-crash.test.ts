@@ -70,6 +70,7 @@ function assertConsistent(v: BtrfsVolume, m: GenerationsRoot, opts: { halfDelete
 
 const UPGRADE_POINTS = ['gen-journaled', 'gen-snapshotted', 'gen-changed', 'gen-readonly', 'gen-linked', 'gen-next-linked', 'gen-switched'] as const;
 const ROLLBACK_POINTS = ['gen-journaled', 'gen-linked', 'gen-next-linked', 'gen-switched'] as const;
+const INIT_POINTS = ['gen-journaled', 'gen-readonly', 'gen-linked', 'gen-next-linked', 'gen-switched'] as const;
 
 describe('generations: SIGKILL at every step boundary, then recovery', { concurrency: false }, () => {
   for (const [kind, points] of [
@@ -115,6 +116,38 @@ describe('generations: SIGKILL at every step boundary, then recovery', { concurr
         assertConsistent(v, m);
       });
     }
+  }
+
+  // init was not journaled: a crash while the first generation was being made left it half made
+  // on a volume with no config, which neither recovery nor GC (it needs a config) ever cleared.
+  for (const fp of INIT_POINTS) {
+    it(`init killed at ${fp}`, async (t) => {
+      const v = await makeBtrfsVolume(t);
+      const m = manager(v);
+      const tar = makeRootfsTarball(v.scratch, 'base', 'base');
+      const request = { volume: v.volume, commons: ['@var@log'], fstab: 'x CURRENT_SNAPSHOTS_PATH\n', image: { kind: 'tarball', path: tar.slice(v.root.length), sha256: sha256File(tar) } };
+      const r = await driver(v.root, 'init', request, fp);
+      assert.equal(r.signal, 'SIGKILL', `the driver must die at ${fp}: ${r.stderr}`);
+      const j = JSON.parse(readFileSync(m.store.journal.path, 'utf8')) as Journal;
+      assert.equal(j.op, 'init');
+      const rec = await driver(v.root, 'recover', null);
+      assert.equal(rec.code, 0, rec.stderr);
+      assert.equal(existsSync(m.store.journal.path), false, 'the journal is cleared');
+      if (fp === 'gen-switched') {
+        assert.equal(assertConsistent(v, m), j.created);
+        assert.equal(m.store.readState().lastGood, j.created);
+        assert.equal(m.store.readState().statuses[j.created!], 'good');
+        assert.equal(m.config()?.volume, v.volume);
+        return;
+      }
+      assert.deepEqual(readdirSync(join(v.host, 'snapshots')), [], 'the half-made generation is gone');
+      assert.equal(existsSync(join(v.host, 'current')), false, 'no layout');
+      assert.equal(m.config(), undefined, 'not configured');
+      const again = await driver(v.root, 'init', request);
+      assert.equal(again.code, 0, again.stderr);
+      const g0 = assertConsistent(v, m);
+      assert.deepEqual(readdirSync(join(v.host, 'snapshots')), [g0], 'one generation: the new one');
+    });
   }
 
   for (const fp of ROLLBACK_POINTS) {

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeDurableSync } from '../../journal/atomic-file.js';
 import { errorMessage } from '../../common/errors.js';
 import { type ChangeStep, ChangeFailed, type Recoverable, type RecoveredChange, runJournaled } from '../../engine/journaled-change.js';
 import type { GenerationsRoot } from './generations-root.js';
@@ -8,7 +10,7 @@ import { volumePaths } from './layout.js';
 import { deleteGeneration, removeDownload, removeLinksDir, switchLinks } from './volume-steps.js';
 
 /**
- * An upgrade or a switch (rollback) as a journaled change (engine/journaled-change.ts): the
+ * An init, an upgrade or a switch (rollback) as a journaled change (engine/journaled-change.ts): the
  * journal names the links directory it makes, the generation it creates and the download it
  * made; the steps build them; the commit is the one rename() that points `current` at the new
  * links directory. Whether `current` points there is what recovery decides by: it did, the
@@ -67,6 +69,10 @@ export async function recoverLocked(g: GenerationsRoot, cfg: GenerationsConfig):
   }
   await discard(g, cfg, j);
   g.store.journal.clear();
+  if (j.op === 'init') {
+    g.log.warn(`rolled back an interrupted init of ${cfg.volume}: its half-made generation ${j.to} is removed`);
+    return { what, outcome: 'undone', reason: `rolled back the interrupted init of ${cfg.volume} (generation ${j.to} removed); run generations.init again` };
+  }
   g.log.warn(`rolled back an interrupted ${j.op}: current stays ${j.from}`, { abandoned: j.to });
   return { what, outcome: 'undone', reason: `rolled back the interrupted ${j.op} to ${j.to}; current stays ${j.from}` };
 }
@@ -105,6 +111,8 @@ async function discard(g: GenerationsRoot, cfg: GenerationsConfig, j: Journal): 
     if (gen) await deleteGeneration(g, volume, gen);
   }
   await removeDownload(g, j.download);
+  // An init's config was written just before its journal: without the layout it names nothing.
+  if (j.op === 'init' && existsSync(g.store.configPath)) removeDurableSync(g.store.configPath);
 }
 
 /** The switch happened: state follows (trial, bad, last rollback), then the journal goes. */
@@ -125,7 +133,7 @@ function finish(g: GenerationsRoot, cfg: GenerationsConfig, j: Journal): void {
       countedBootId: null,
       awaitingBoot: cfg.health.requireBoot,
     };
-  } else if (j.op === 'upgrade') {
+  } else if (j.op === 'upgrade' || j.op === 'init') {
     state.statuses[j.to] = 'good';
     state.lastGood = j.to;
   }

@@ -10,6 +10,7 @@ import { Btrfs } from './btrfs.js';
 import { defaultSelfCommand } from './chroot-exec.js';
 import { type GenerationsConfig, GenerationsStore, generationsRecordsDir } from './generations-store.js';
 import { type LayoutState, readLayout } from './layout-read.js';
+import { resolveInRoot } from './volume-path.js';
 import { type MountEntry, bootedGeneration, mountedGenerations, parseMountinfo, volumeSource } from './mountinfo.js';
 
 export type Progress = (percent: number, message: string) => void;
@@ -66,9 +67,9 @@ export class GenerationsRoot {
     this.selfCommand = deps.selfCommand ?? defaultSelfCommand();
   }
 
-  /** Host path of the volume named in the config (a device path under --root). */
-  volumeHost(cfg: GenerationsConfig): string {
-    return join(this.root, cfg.volume);
+  /** Host path of the volume named in the config (a device path under --root, symlinks resolved there). */
+  volumeHost(cfg: Pick<GenerationsConfig, 'volume'>): string {
+    return resolveInRoot(this.root, cfg.volume);
   }
 
   config(): GenerationsConfig | undefined {

@@ -71,10 +71,11 @@ export type GenerationsState = z.infer<typeof generationsStateSchema>;
 /** Ids become path components that recovery deletes under: a damaged record must not reach outside the volume. */
 const idSchema = z.string().refine(isValidId, 'must be a generation or links id (a plain name)');
 
-/** An operation that changes the volume (upgrade, switch), journaled before its first destructive step (generations-journal.ts). */
+/** An operation that changes the volume (init, upgrade, switch), journaled before its first destructive step (generations-journal.ts). */
 export const journalSchema = z
   .object({
-    op: z.enum(['upgrade', 'switch']),
+    /** init: the first generation of a new layout (`from` is `to`: there was none before). */
+    op: z.enum(['init', 'upgrade', 'switch']),
     /** The links directory this operation makes; `current` pointing at it means the switch happened. */
     links: idSchema,
     /** The generation an upgrade creates (deleted if the upgrade is rolled back). */

@@ -4,9 +4,10 @@ import type { GenerationsInventory } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import { removeDurableSync } from '../../journal/atomic-file.js';
 import { type GenerationsRoot, type Progress, defaultHealth, noProgress } from './generations-root.js';
-import { type GenerationsConfig, emptyState } from './generations-store.js';
+import { type GenerationsConfig, type Journal, emptyState } from './generations-store.js';
+import { recoverLocked, switchJournaled } from './generations-journal.js';
 import { describeLayoutProblem, readLayout } from './layout-read.js';
-import { DEFAULT_FALLBACKS, currentTarget, genDir, genRoot, isValidId, newId, shiftSlots, volumePaths } from './layout.js';
+import { DEFAULT_FALLBACKS, genDir, genRoot, isValidId, newId, shiftSlots, volumePaths } from './layout.js';
 import { type ImageSource, fetchImage, makeRootFromImage, renderFstabInto } from './new-root.js';
 import { refuseDuringTrial } from './trial-state.js';
 import { clearStaleDownloads, freshLinksId, mkdirp, writeLinks } from './volume-steps.js';
@@ -26,14 +27,18 @@ const notBtrfs = (volume: string) => new FatalError(`volume: ${volume} is not a 
 
 /**
  * Lays the wiki's layout out on an empty btrfs volume, with a first generation from `image`.
- * Not journaled: nothing points at the volume until `current` is renamed into place (the last
- * step), and running init again finishes an interrupted one (the directories may exist).
+ * The shared directories and commons come first (each leaves a valid volume and is made again by
+ * the next init); the first generation and its links directory are a journaled change
+ * (switchJournaled) whose commit is the rename of `current`, so a crash half way through making
+ * the generation is undone at the next start (or by the next generations job) instead of
+ * leaving a half-made snapshot on an unconfigured volume that nothing would clear.
  */
 export function init(g: GenerationsRoot, req: InitRequest, progress: Progress = noProgress, signal?: AbortSignal): Promise<GenerationsInventory> {
   return g.lock.run(async () => {
-    const volume = join(g.root, req.volume);
+    const volume = g.volumeHost(req);
     const existing = g.store.readConfig();
     if (existing && existing.volume !== req.volume) throw new FatalError(`generations are already configured on ${existing.volume}; a device has one generations volume`);
+    if (existing) await recoverLocked(g, existing);
     if (!(await g.btrfs.isBtrfs(volume))) throw notBtrfs(req.volume);
     const p = volumePaths(volume);
     if (await g.sys.lstat(p.current)) throw new FatalError(`volume: ${req.volume} already has a layout (${req.volume}/current exists); use generations.adopt to take it over unchanged`);
@@ -43,27 +48,42 @@ export function init(g: GenerationsRoot, req: InitRequest, progress: Progress = 
     await clearStaleDownloads(g);
     // Verified before the volume is touched: a bad artifact changes nothing.
     const art = req.image.kind === 'empty' ? null : await fetchImage(g, req.image, id, signal);
-    for (const d of [p.next, p.commons, p.snapshots, p.links]) await mkdirp(g, d);
-    for (const name of req.commons) {
-      const sv = join(p.commons, name);
-      if (!(await g.sys.lstat(sv))) await g.btrfs.create(sv);
-    }
-    if (req.fstab !== undefined && !(await g.sys.lstat(p.fstab))) await g.sys.writeFileAtomic(p.fstab, Buffer.from(req.fstab), { mode: 0o644 });
-    progress(10, 'creating the first generation');
-    await g.sys.mkdir(genDir(volume, id), 0o755);
     try {
-      await makeRootFromImage(g, volume, id, req.image, art?.file ?? null, progress, signal);
-      await renderFstabInto(g, volume, id);
-      await g.btrfs.setReadOnly(genRoot(volume, id));
-    } finally {
+      for (const d of [p.next, p.commons, p.snapshots, p.links]) await mkdirp(g, d);
+      for (const name of req.commons) {
+        const sv = join(p.commons, name);
+        if (!(await g.sys.lstat(sv))) await g.btrfs.create(sv);
+      }
+      if (req.fstab !== undefined && !(await g.sys.lstat(p.fstab))) await g.sys.writeFileAtomic(p.fstab, Buffer.from(req.fstab), { mode: 0o644 });
+    } catch (err) {
       if (art?.download) await g.sys.unlink(art.download);
+      throw err;
     }
+    progress(10, 'creating the first generation');
     const links = freshLinksId(g, id);
-    await writeLinks(g, volume, links, shiftSlots(id, [], cfg.fallbacks));
-    await g.sys.symlinkAtomic(currentTarget(links), p.nextCurrent);
-    await g.sys.rename(p.nextCurrent, p.current);
+    // Before the journal: recovery (at start, or before the next generations job) looks at the configured volume.
     g.store.writeConfig(cfg);
-    g.store.writeState({ statuses: { [id]: 'good' }, lastGood: id, trial: null, lastRollback: null });
+    g.store.writeState(emptyState());
+    const journal: Journal = { op: 'init', links, created: id, to: id, from: id, trial: false, reason: null, markFromBad: false, download: art?.download ?? null, startedAtMs: g.now() };
+    try {
+      await switchJournaled(g, cfg, journal, [
+        {
+          text: `create the first generation ${id}`,
+          run: async () => {
+            await g.sys.mkdir(genDir(volume, id), 0o755);
+            await makeRootFromImage(g, volume, id, req.image, art?.file ?? null, progress, signal);
+            await renderFstabInto(g, volume, id);
+            await g.btrfs.setReadOnly(genRoot(volume, id));
+          },
+          failpoint: 'gen-readonly',
+        },
+        { text: `write links ${links}`, run: () => writeLinks(g, volume, links, shiftSlots(id, [], cfg.fallbacks)), failpoint: 'gen-linked' },
+      ]);
+    } catch (err) {
+      // Undone (or left journaled for recovery, which removes the config too): not configured.
+      if (!g.store.journal.read() && existsSync(g.store.configPath)) removeDurableSync(g.store.configPath);
+      throw err;
+    }
     g.log.info('generations initialised', { volume: req.volume, generation: id });
     progress(100, `initialised ${req.volume} with generation ${id}`);
     return g.inventoryNow();
@@ -77,7 +97,7 @@ export function init(g: GenerationsRoot, req: InitRequest, progress: Progress = 
  */
 export function adopt(g: GenerationsRoot, req: { volume: string; fallbacks?: number; health?: Partial<GenerationsConfig['health']> }): Promise<GenerationsInventory> {
   return g.lock.run(async () => {
-    const volume = join(g.root, req.volume);
+    const volume = g.volumeHost(req);
     if (!(await g.btrfs.isBtrfs(volume))) throw notBtrfs(req.volume);
     const l = await readLayout(g.sys, g.btrfs, volume);
     const problem = describeLayoutProblem(l, req.volume);

@@ -2,7 +2,8 @@ import { type ArgumentMetadata, Injectable, type PipeTransform } from '@nestjs/c
 import { describeIssues, type FieldIssue, formatPath } from '@ibex/spec';
 import { ValidationFailed } from '../../common/errors.js';
 
-const WHERE: Record<string, string> = { body: 'request body', query: 'query parameters', param: 'path parameter' };
+/** How an error names where a handler argument came from. */
+export const WHERE: Record<string, string> = { body: 'request body', query: 'query parameters', param: 'path parameter' };
 
 /** An issue as the Standard Schema spec defines it (zod's among them). */
 interface StandardIssue {

@@ -7,6 +7,7 @@ import { CONFIG, type Config } from '../../config/config.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import { factsReportSchema, heartbeatSchema, helloSchema, jobUpdateSchema, localChangeSchema, parseAgentInput, stateReportSchema, type HelloInput } from '../agent-messages.schema.js';
+import { UndecodableFrame } from '../agent-service-definition.js';
 import { grpcFailure, type GrpcFailure } from '../grpc-status.js';
 import { JobUpdates } from '../jobs/job-updates.service.js';
 import { LocalChanges } from '../local/local-changes.service.js';
@@ -99,6 +100,7 @@ export class AgentStreams {
 
     const process = async (m: AgentMessage): Promise<void> => {
       if (call.writableEnded || call.cancelled) return;
+      if (m instanceof UndecodableFrame) throw m.toError();
       if (!session) {
         clearTimeout(helloTimer);
         if (m.msg?.$case !== 'hello') throw firstMessageNotHello(m);

@@ -1,7 +1,8 @@
 import { JobOutcome } from '@ibex/proto';
-import { describeIssues, fieldIssues, isJobType, jobTypes, type Facts, type GenerationsInventory } from '@ibex/spec';
+import { describeIssues, fieldIssues, formatPath, isJobType, jobTypes, type Facts, type GenerationsInventory } from '@ibex/spec';
 import type { Job, JobStatus, Prisma } from '../../generated/prisma/client.js';
 import type { JobUpdateInput } from '../agent-messages.schema.js';
+import { unstorableText } from '../../common/storable-text.js';
 
 // What a job update or a timer does to a job row, as pure functions of (row, event, now).
 // Callers apply the change with a conditional UPDATE on (id, attempt, status), so a change
@@ -86,6 +87,8 @@ export function checkOutput(type: string, outputJson: string): { ok: true; value
   } catch (err) {
     return { ok: false, error: `invalid output: output_json is not valid JSON (${(err as Error).message})` };
   }
+  const [bad] = unstorableText(value);
+  if (bad) return { ok: false, error: `invalid output: output_json${bad.path.length ? ` at ${formatPath(bad.path)}` : ''} ${bad.message}` };
   if (!isJobType(type)) return { ok: true, value };
   const r = jobTypes[type].output.safeParse(value);
   if (!r.success) return { ok: false, error: `invalid output for ${type}: ${describeIssues(fieldIssues(r.error, 'output'))}` };
@@ -110,6 +113,8 @@ export function eventData(update: JobUpdateInput['update']): Prisma.InputJsonVal
     } catch {
       output = { invalidJson: outputJson.slice(0, 4096) };
     }
+    // Kept as the text (its escapes are storable) when the parsed value is not (an escaped NUL).
+    if (unstorableText(output).length) output = { invalidJson: outputJson.slice(0, 4096) };
   }
   return { ...rest, outcome: outcomeNames[rest.outcome] ?? String(rest.outcome), output } as Prisma.InputJsonValue;
 }

@@ -64,9 +64,11 @@ export class JobUpdates {
    * A rollback's output is the inventory after the switch: it replaces the stored one unless a
    * FactsReport collected later already did (the agent also reports facts after the change).
    * Facts never reported: nothing to attach it to, the next Hello brings both.
+   * Read with the row locked (FOR UPDATE): a FactsReport committing between the read and the
+   * write would otherwise be overwritten by this older inventory.
    */
   private async storeGenerations(tx: Prisma.TransactionClient, deviceId: string, inv: GenerationsInventory): Promise<void> {
-    const d = await tx.device.findUnique({ where: { id: deviceId }, select: { facts: true } });
+    const [d] = await tx.$queryRaw<Array<{ facts: Prisma.JsonValue }>>`SELECT facts FROM device WHERE id = ${deviceId}::uuid FOR UPDATE`;
     const facts = d?.facts;
     if (!facts || typeof facts !== 'object' || Array.isArray(facts)) return;
     const stored = facts.generations as { collectedAtMs?: unknown } | null | undefined;
