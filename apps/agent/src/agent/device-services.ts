@@ -114,6 +114,8 @@ export class DeviceServices {
     const sections = recovered.filter((r) => r.section !== undefined);
     if (sections.length) this.o.log.warn('reverted sections whose apply was interrupted or never confirmed', { sections: sections.map((r) => r.section).join(',') });
     this.desired.reportRecovered(recovered);
+    // Journaled now: the reverted records that remembered it across a crash can go.
+    this.engine.recoveredReported(recovered);
     this.runner.finishInterrupted();
     return recovered;
   }

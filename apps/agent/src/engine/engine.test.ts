@@ -108,11 +108,41 @@ describe('reconcile engine with the files capability', () => {
         createdDirs: [],
       },
     });
-    assert.deepEqual(await engine.recover(), [{ what: 'section files', outcome: 'undone', section: 'files', unconfirmed: false, reason: 'the agent restarted while the change was being applied; the previous state was restored' }]);
+    const recovered = await engine.recover();
+    assert.deepEqual(recovered, [{ what: 'section files', outcome: 'undone', section: 'files', unconfirmed: false, reason: 'the agent restarted while the change was being applied; the previous state was restored' }]);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'before');
     assert.equal(existsSync(join(root, 'etc/new')), false);
+    assert.equal(existsSync(dataDir.backupOf('files')), false, 'the bytes go once restored');
+    engine.recoveredReported(recovered);
     assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
     assert.deepEqual(await engine.recover(), []);
+  });
+
+  it('a second apply after a failed revert keeps the original backup: the first revert is finished, never overwritten (issue 15)', async () => {
+    const real = new NodeSystemAdapter();
+    const flags = { failRestore: true };
+    // Writes get mode 0644 and chmod does nothing (verify fails, so every apply reverts); restoring the old motd fails while failRestore is set.
+    const sys: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
+      chmod: async () => {},
+      writeFileAtomic: (p: string, d: Uint8Array, o: { mode: number }) => {
+        if (flags.failRestore && p.endsWith('/etc/motd') && Buffer.from(d).toString() === 'old motd\n') return Promise.reject(Object.assign(new Error('EBUSY: resource busy or locked'), { code: 'EBUSY' }));
+        return real.writeFileAtomic(p, d, { ...o, mode: 0o644 });
+      },
+    });
+    const { root, dataDir, engine } = setup(sys);
+    writeFileSync(join(root, 'etc/motd'), 'old motd\n', { mode: 0o644 });
+    const s = { files: { entries: [{ path: '/etc/motd', content: 'new\n', mode: '0600' }] } };
+    const [first] = await engine.apply(s);
+    assert.equal(first!.state, 'failed');
+    assert.match(first!.error!, /reverting failed too/);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n', 'half applied');
+    assert.equal(existsSync(join(dataDir.intents, 'files.json')), true, 'the intent stays for a retry');
+    flags.failRestore = false;
+    // A state.apply job before any restart: the original bytes must survive it.
+    const [second] = await engine.apply(s);
+    assert.equal(second!.state, 'reverted', second!.error);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old motd\n', 'the original content is back, not the half-applied one');
+    assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
   });
 
   it('plans without changing anything', async () => {
@@ -207,5 +237,20 @@ describe('reconcile engine: changes that must be confirmed', () => {
     assert.equal(recovered[0]!.unconfirmed, true);
     assert.match(recovered[0]!.reason, /^not confirmed: the agent restarted while the change awaited confirmation \(deadline 1970-01-01T00:17:40\.000Z\)/);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
+  });
+
+  it('remembers a start-up revert until its report is journaled: a crash before that reports it again, never re-applies (issue 15)', async () => {
+    const { root, engine, make } = setup();
+    await engine.apply(spec);
+    const first = await make().recover();
+    assert.equal(first[0]?.unconfirmed, true);
+    // The agent dies here, before the `reverted` report is journaled: the next start still knows.
+    const again = make();
+    const second = await again.recover();
+    assert.deepEqual(second.map((r) => [r.section, r.unconfirmed, r.outcome]), [['files', true, 'undone']]);
+    assert.equal(second[0]!.reason, first[0]!.reason);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
+    again.recoveredReported(second);
+    assert.deepEqual(await make().recover(), []);
   });
 });
