@@ -125,7 +125,7 @@ describe('reconcile engine with the files capability', () => {
     const sys: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
       chmod: async () => {},
       writeFileAtomic: (p: string, d: Uint8Array, o: { mode: number }) => {
-        if (flags.failRestore && p.endsWith('/etc/motd') && Buffer.from(d).toString() === 'old motd\n') return Promise.reject(Object.assign(new Error('EBUSY: resource busy or locked'), { code: 'EBUSY' }));
+        if (flags.failRestore && p.endsWith('/etc/motd') && Buffer.from(d).toString() === 'old motd\n') return Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
         return real.writeFileAtomic(p, d, { ...o, mode: 0o644 });
       },
     });

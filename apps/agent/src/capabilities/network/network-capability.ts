@@ -3,6 +3,7 @@ import { type NetworkSection, networkSectionSchema } from '@ibex/spec';
 import { FatalError, errorMessage } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
+import { writeDeviceFile as writeHostFile } from '../../system/device-file-writer.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { type LiveLink, type LiveRoute, type NetworkActual, type NetworkPaths, type NetworkStep, ifupdownArgs, planNetwork, summarizeNetworkStep } from './network-plan.js';
 import { waitForLeases } from './dhcp-lease.js';
@@ -165,7 +166,8 @@ async function ensureStateDir(ctx: CapabilityContext): Promise<void> {
 }
 
 async function writeDeviceFile(ctx: CapabilityContext, devicePath: string, content: string, mode: number): Promise<void> {
-  await ctx.sys.writeFileAtomic(await makeParents(ctx, devicePath), Buffer.from(content), { mode });
+  // A bind-mounted resolv.conf is written in place; a symlink is refused (the backup refuses it before any step).
+  await writeHostFile(ctx.sys, await makeParents(ctx, devicePath), Buffer.from(content), { mode, symlink: 'refuse', who: 'the network section' });
 }
 
 export const networkCapability: Capability<NetworkSection, NetworkActual, NetworkStep, NetworkBackup> = {
@@ -217,8 +219,8 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       // The hand-written files the main file keeps sourcing are read from where they are.
       const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: await sourceDirOf(ctx), resolvConf: pathsOf(ctx).host(RESOLV_CONF) });
       for (const f of rendered) {
-        if (f.path === INTERFACES) await ctx.sys.writeFileAtomic(join(staging, 'interfaces'), Buffer.from(f.content), { mode: 0o600 });
-        else if (f.path.startsWith(`${INTERFACES_D}/`)) await ctx.sys.writeFileAtomic(join(stagedD, posix.basename(f.path)), Buffer.from(f.content), { mode: 0o600 });
+        const to = f.path === INTERFACES ? join(staging, 'interfaces') : f.path.startsWith(`${INTERFACES_D}/`) ? join(stagedD, posix.basename(f.path)) : undefined;
+        if (to) await writeHostFile(ctx.sys, to, Buffer.from(f.content), { mode: 0o600, symlink: 'refuse' });
       }
       for (const cmd of step.commands) await run(ctx, cmd, `validating the new network configuration (${cmd[0] === 'busybox' ? 'BusyBox ifup' : 'ifupdown-ng'})`);
     },
