@@ -111,7 +111,7 @@ export class Confirmations {
     try {
       if (!(await this.deps.revert(i))) return noBackup;
     } catch (err) {
-      return { ...base, state: 'failed', error: `${reason}; reverting failed, the section may be half applied (the next start retries): ${errorMessage(err)}` };
+      return { ...base, state: 'failed', error: `${reason}; reverting failed, so the change is kept on disk and its revert is retried at the next start: ${errorMessage(err)}` };
     }
     journal.clear();
     return { ...base, state: 'reverted', error: `${reason}; the previous state was restored` };

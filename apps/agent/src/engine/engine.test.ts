@@ -145,6 +145,39 @@ describe('reconcile engine with the files capability', () => {
     assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
   });
 
+  it('retries a failing revert step; one that keeps failing is reported with what is left, and the next start finishes it (issue 16)', async () => {
+    const real = new NodeSystemAdapter();
+    const fails = { left: 2 };
+    const sys: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
+      chmod: async () => {},
+      writeFileAtomic: (p: string, d: Uint8Array, o: { mode: number }) => {
+        if (fails.left > 0 && p.endsWith('/etc/motd') && Buffer.from(d).toString() === 'old motd\n') {
+          fails.left--;
+          return Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
+        }
+        return real.writeFileAtomic(p, d, { ...o, mode: 0o644 });
+      },
+    });
+    const s = { files: { entries: [{ path: '/etc/motd', content: 'new\n', mode: '0600' }] } };
+    // Two failures, then the third try works: restored, nothing left.
+    const a = setup(sys);
+    writeFileSync(join(a.root, 'etc/motd'), 'old motd\n', { mode: 0o644 });
+    const [retried] = await a.engine.apply(s);
+    assert.equal(retried!.state, 'reverted', retried!.error);
+    assert.equal(readFileSync(join(a.root, 'etc/motd'), 'utf8'), 'old motd\n');
+    // Failing on every try: reported with what is left; the record stays and the next start finishes the revert.
+    fails.left = 3;
+    const b = setup(sys);
+    writeFileSync(join(b.root, 'etc/motd'), 'old motd\n', { mode: 0o644 });
+    const [stuck] = await b.engine.apply(s);
+    assert.equal(stuck!.state, 'failed');
+    assert.match(stuck!.error!, /reverting failed too, so the change is kept on disk and its revert is retried .*files: 1 revert step\(s\) still failing after 3 tries each, left to do: restore \/etc\/motd \(EIO/);
+    const restarted = new Engine({ registry: new CapabilityRegistry().register(filesCapability), sys: real, log: silentLogger, root: b.root, dataDir: b.dataDir, agentVersion: '9.9.9' });
+    const recovered = await restarted.recover();
+    assert.deepEqual(recovered.map((r) => [r.section, r.outcome]), [['files', 'undone']]);
+    assert.equal(readFileSync(join(b.root, 'etc/motd'), 'utf8'), 'old motd\n');
+  });
+
   it('plans without changing anything', async () => {
     const { root, engine } = setup();
     const [r] = await engine.plan(spec);

@@ -229,7 +229,7 @@ export class Engine implements Recoverable {
     } catch (err) {
       if (!(err instanceof ChangeFailed)) throw err;
       // A failed revert leaves the intent: the next start tries the revert again.
-      if (err.undoError !== undefined) return result('failed', `${err.message}; reverting failed too, the section may be half applied: ${errorMessage(err.undoError)}`);
+      if (err.undoError !== undefined) return result('failed', `${err.message}; reverting failed too, so the change is kept on disk and its revert is retried at the next apply of this section or the next start: ${errorMessage(err.undoError)}`);
       return result('reverted', `${err.message}; the previous state was restored`);
     }
     const confirm = cap.confirmation?.(spec);

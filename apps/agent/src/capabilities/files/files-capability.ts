@@ -3,6 +3,7 @@ import { type FilesSection, filesSectionSchema } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
+import { RevertSteps } from '../../engine/revert-steps.js';
 import { placeDeviceSymlink, writeDeviceFile } from '../../system/device-file-writer.js';
 import { isTempFileOf } from '../../system/system-adapter.js';
 import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
@@ -103,13 +104,17 @@ export const filesCapability: Capability<FilesSection, FilesActual, FilesStep, F
   },
 
   async revert(ctx, backup) {
+    const steps = new RevertSteps('files', ctx.log);
     for (const b of [...backup.entries].reverse()) {
-      // A write interrupted by a crash leaves its temp file beside the target.
-      for (const name of await ctx.sys.readdir(dirname(b.host))) if (isTempFileOf(name, b.host)) await ctx.sys.unlink(join(dirname(b.host), name));
-      if (b.kind === 'absent') await ctx.sys.unlink(b.host);
-      else if (b.kind === 'symlink') await placeDeviceSymlink(ctx.sys, b.host, b.target);
-      else await writeDeviceFile(ctx.sys, b.host, await ctx.sys.readFile(join(ctx.backupDir, b.copy)), { mode: b.mode, symlink: 'replace' });
+      await steps.step(b.kind === 'absent' ? `remove ${b.path}` : `restore ${b.path}`, async () => {
+        // A write interrupted by a crash leaves its temp file beside the target.
+        for (const name of await ctx.sys.readdir(dirname(b.host))) if (isTempFileOf(name, b.host)) await ctx.sys.unlink(join(dirname(b.host), name));
+        if (b.kind === 'absent') await ctx.sys.unlink(b.host);
+        else if (b.kind === 'symlink') await placeDeviceSymlink(ctx.sys, b.host, b.target);
+        else await writeDeviceFile(ctx.sys, b.host, await ctx.sys.readFile(join(ctx.backupDir, b.copy)), { mode: b.mode, symlink: 'replace' });
+      });
     }
-    for (const dir of [...backup.createdDirs].reverse()) await ctx.sys.rmdirIfEmpty(dir);
+    for (const dir of [...backup.createdDirs].reverse()) await steps.step(`remove the directory ${dir} it created`, () => ctx.sys.rmdirIfEmpty(dir));
+    steps.finish();
   },
 };

@@ -1,8 +1,10 @@
+import { rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { type NetworkSection, networkSectionSchema } from '@ibex/spec';
 import { FatalError, errorMessage } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
+import { RevertSteps } from '../../engine/revert-steps.js';
 import { writeDeviceFile as writeHostFile } from '../../system/device-file-writer.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { type LiveLink, type LiveRoute, type NetworkActual, type NetworkPaths, type NetworkStep, ifupdownArgs, planNetwork, summarizeNetworkStep } from './network-plan.js';
@@ -192,10 +194,13 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     for (const h of prev?.hooks ?? []) candidates.add(h);
     const files: NetworkActual['files'] = {};
     for (const p of [...candidates].sort()) files[p] = p === INTERFACES ? mainFile : await readIfFile(ctx, p);
+    const rc = await ctx.sys.lstat(await hostPath(ctx, RESOLV_CONF));
+    const resolvConf: NetworkActual['resolvConf'] = !rc ? { kind: 'absent' } : rc.isFile() ? { kind: 'file', content: (await ctx.sys.readFile(await hostPath(ctx, RESOLV_CONF))).toString('utf8') } : { kind: 'unreadable' };
     return {
       paths,
       existing,
       files,
+      resolvConf,
       current: await readCurrentConfig(ctx, mainFile?.content),
       links: await observeLinks(ctx),
       routes: await observeRoutes(ctx),
@@ -212,7 +217,8 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     },
 
     async validate(step, ctx) {
-      const staging = pathsOf(ctx).staging;
+      // Where the plan's commands look (the plan was made before this change had its own backup directory).
+      const staging = step.staging;
       const stagedD = join(staging, 'interfaces.d');
       await ctx.sys.mkdir(staging, 0o700).catch(() => {});
       await ctx.sys.mkdir(stagedD, 0o700).catch(() => {});
@@ -222,7 +228,12 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
         const to = f.path === INTERFACES ? join(staging, 'interfaces') : f.path.startsWith(`${INTERFACES_D}/`) ? join(stagedD, posix.basename(f.path)) : undefined;
         if (to) await writeHostFile(ctx.sys, to, Buffer.from(f.content), { mode: 0o600, symlink: 'refuse' });
       }
-      for (const cmd of step.commands) await run(ctx, cmd, `validating the new network configuration (${cmd[0] === 'busybox' ? 'BusyBox ifup' : 'ifupdown-ng'})`);
+      try {
+        for (const cmd of step.commands) await run(ctx, cmd, `validating the new network configuration (${cmd[0] === 'busybox' ? 'BusyBox ifup' : 'ifupdown-ng'})`);
+      } finally {
+        // Only the dry runs read the staged copy; it is the agent's own data, not the device's.
+        await rm(staging, { recursive: true, force: true });
+      }
     },
 
     async ifdown(step, ctx) {
@@ -286,31 +297,26 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
   async revert(ctx, backup) {
     const paths = pathsOf(ctx);
     await ensureStateDir(ctx);
-    const errors: string[] = [];
-    const attempt = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        errors.push(`${what}: ${errorMessage(err)}`);
-      }
-    };
-    // 1. Down with whatever configuration is on disk now (the new one, or part of it).
+    const steps = new RevertSteps('network', ctx.log);
+    // 1. Down with whatever configuration is on disk now (the new one, or part of it). Not
+    //    essential: step 4 brings them up again with -f whatever state this left.
     const onDisk = await readCurrentConfig(ctx, (await readIfFile(ctx, INTERFACES))?.content);
     const defined = new Set(onDisk.flatMap(ifaceNames));
     const live = new Set((await observeLinks(ctx)).map((l) => l.name));
     const toDown = [...new Set([...backup.up, ...backup.down])].filter((n) => defined.has(n) && live.has(n));
-    if (toDown.length) await attempt('ifdown', () => run(ctx, ifupdownArgs(paths, 'ifdown', toDown, ['-f']), `bringing down ${toDown.join(', ')}`));
+    if (toDown.length) await steps.step(`bring down ${toDown.join(', ')}`, () => run(ctx, ifupdownArgs(paths, 'ifdown', toDown, ['-f']), `bringing down ${toDown.join(', ')}`), { essential: false });
     // 2. Links get the names they had before.
-    for (const [now, before] of Object.entries(backup.namesBefore)) await attempt(`rename ${now}`, () => renameLink(ctx, now, before));
-    // 3. The old files.
+    for (const [now, before] of Object.entries(backup.namesBefore)) await steps.step(`rename ${now} back to ${before}`, () => renameLink(ctx, now, before));
+    // 3. The old files (a bind-mounted resolv.conf is written in place: writeDeviceFile).
     for (const f of [...backup.files].reverse()) {
-      const host = await hostPath(ctx, f.path);
-      if (f.content === undefined) await ctx.sys.unlink(host);
-      else await writeDeviceFile(ctx, f.path, f.content, f.mode ?? 0o644);
+      await steps.step(f.content === undefined ? `remove ${f.path}` : `restore ${f.path}`, async () => {
+        if (f.content === undefined) await ctx.sys.unlink(await hostPath(ctx, f.path));
+        else await writeDeviceFile(ctx, f.path, f.content, f.mode ?? 0o644);
+      });
     }
     // 4. Up again with the old configuration.
     // -f: an ifdown above that failed half way may have left them marked up in the state file.
-    if (backup.down.length) await attempt('ifup', () => run(ctx, ifupdownArgs(paths, 'ifup', backup.down, ['-f']), `bringing ${backup.down.join(', ')} up with the previous configuration`));
-    if (errors.length) ctx.log.warn('network revert: some commands failed (files were restored)', { errors: errors.join('; ') });
+    if (backup.down.length) await steps.step(`bring ${backup.down.join(', ')} up with the previous configuration`, () => run(ctx, ifupdownArgs(paths, 'ifup', backup.down, ['-f']), `bringing ${backup.down.join(', ')} up with the previous configuration`));
+    steps.finish();
   },
 };

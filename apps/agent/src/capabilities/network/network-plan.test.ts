@@ -108,6 +108,26 @@ describe('network planner', () => {
     assert.match(summarizeNetworkStep(steps[1]!).text, /eth0_static: the route to 192\.168\.2\.0\/24 via 192\.168\.1\.1 is missing/);
   });
 
+  it('a change to one interface also brings up an unchanged one that is down (issue 16: lo down in a fresh namespace)', () => {
+    const next = networkSectionSchema.parse({ ...scenarioSpec(), interfaces: scenarioSpec().interfaces.map((i) => (i.name === 'eth0_static' ? { ...i, addresses: ['192.168.1.101/24'] } : i)) });
+    const loDown = linksUp.map((l) => (l.name === 'lo' ? { ...l, up: false, addresses: [] } : l));
+    const steps = planNetwork(next, actualAfter(scenarioSpec(), loDown, routesUp));
+    assert.deepEqual(brief(steps), ['validate', 'ifdown eth0_static,lo', 'write /etc/network/interfaces.d/eth0_static', 'ifup eth0_static,lo']);
+    assert.match(summarizeNetworkStep(steps.at(-1)!).text, /lo: the link is down/);
+  });
+
+  it('DNS: resolv.conf without the nameservers the spec asks for is drift of the interface that has them', () => {
+    const written = '# Written by ibex-agent (if-up.d/ibex-dns) for eth0_static from its dns-nameservers / dns-search\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n';
+    assert.deepEqual(planNetwork(scenarioSpec(), { ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf: { kind: 'file', content: written } }), []);
+    for (const resolvConf of [{ kind: 'file' as const, content: 'nameserver 10.0.0.53\n' }, { kind: 'absent' as const }]) {
+      const steps = planNetwork(scenarioSpec(), { ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf });
+      assert.deepEqual(brief(steps), ['ifdown eth0_static', 'ifup eth0_static']);
+      assert.match(summarizeNetworkStep(steps[1]!).text, /eth0_static: \/etc\/resolv\.conf does not hold its dns-nameservers 8\.8\.8\.8 8\.8\.4\.4/);
+    }
+    // A resolv.conf the hook writes through (a symlink) cannot be read under the root: not judged.
+    assert.deepEqual(planNetwork(scenarioSpec(), { ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf: { kind: 'unreadable' } }), []);
+  });
+
   it('refuses, before any other step, an interface that is not on the device', () => {
     const steps = planNetwork(scenarioSpec(), actualAfter(undefined, [{ name: 'eth0', up: false, addresses: [] }], []));
     assert.deepEqual(brief(steps), ['refuse']);

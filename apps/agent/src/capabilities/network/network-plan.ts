@@ -46,11 +46,17 @@ export interface NetworkActual {
   routes: LiveRoute[];
   /** Whether the BusyBox applet is there to double-check the files. */
   busybox: boolean;
+  /**
+   * /etc/resolv.conf, which the DNS hook writes at ifup: `unreadable` when it cannot be judged
+   * under the root (a symlink the hook writes through). Missing: not observed (no check).
+   */
+  resolvConf?: { kind: 'file'; content: string } | { kind: 'absent' } | { kind: 'unreadable' };
 }
 
 export type NetworkStep =
   | { action: 'refuse'; reason: string }
-  | { action: 'validate'; spec: NetworkSection; existing: ExistingConfig; commands: string[][] }
+  /** `staging`: where the commands read the new files (the executor writes them there first). */
+  | { action: 'validate'; spec: NetworkSection; existing: ExistingConfig; staging: string; commands: string[][] }
   | { action: 'ifdown'; interfaces: string[]; undoRenames: Array<{ from: string; to: string }>; commands: string[][]; reason: string }
   | { action: 'write'; path: string; content: string; mode: number; before?: string; beforeMode?: number }
   | { action: 'remove'; path: string; before: string }
@@ -89,7 +95,7 @@ const sameCidr = (a: string, b: string) => {
 };
 
 /** What is missing live for an interface the spec brings up: empty when it is as configured. */
-export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'links' | 'routes'>): Map<string, string[]> {
+export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'links' | 'routes' | 'resolvConf'>): Map<string, string[]> {
   const gaps = new Map<string, string[]>();
   const add = (n: string, g: string) => gaps.set(n, [...(gaps.get(n) ?? []), g]);
   for (const i of spec.interfaces) {
@@ -113,7 +119,32 @@ export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'link
     );
     if (!present) add(r.interface, `the route to ${r.to}${r.via ? ` via ${r.via}` : ''} is missing`);
   }
+  const dns = dnsGap(spec, actual.resolvConf);
+  if (dns) add(dns.name, dns.gap);
   return gaps;
+}
+
+/** The `nameserver` and `search` lines of a resolv.conf. */
+function resolvLines(text: string): { servers: string[]; search: string[] } {
+  const words = text.split('\n').map((l) => l.trim().split(/\s+/));
+  return { servers: words.filter((w) => w[0] === 'nameserver').map((w) => w[1] ?? ''), search: words.filter((w) => w[0] === 'search').flatMap((w) => w.slice(1)) };
+}
+
+/**
+ * The DNS hook writes resolv.conf from the interface it runs for, so the file must hold the
+ * dns-nameservers / dns-search of one of the auto interfaces that have them (whichever came up
+ * last). A hook that failed (a `mv` onto a bind mount, issue 16) leaves it otherwise: that is a
+ * gap of the last such interface, whose ifup runs the hook again. Not judged when it is a symlink.
+ */
+function dnsGap(spec: NetworkSection, resolvConf: NetworkActual['resolvConf']): { name: string; gap: string } | undefined {
+  const withDns = spec.interfaces.filter((i) => i.auto && (i.dns?.servers.length || i.dns?.search.length));
+  if (!withDns.length || !resolvConf || resolvConf.kind === 'unreadable') return undefined;
+  const held = resolvLines(resolvConf.kind === 'file' ? resolvConf.content : '');
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (withDns.some((i) => same(held.servers, i.dns!.servers) && same(held.search, i.dns!.search))) return undefined;
+  const last = withDns.at(-1)!;
+  const want = [last.dns!.servers.length ? `dns-nameservers ${last.dns!.servers.join(' ')}` : '', last.dns!.search.length ? `dns-search ${last.dns!.search.join(' ')}` : ''].filter(Boolean).join(', ');
+  return { name: last.name, gap: `${RESOLV_CONF} does not hold its ${want}${resolvConf.kind === 'absent' ? ' (it is missing)' : ''}` };
 }
 
 /**
@@ -154,21 +185,20 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   const newNames = new Set(spec.interfaces.map((i) => i.name));
   const newAuto = new Set(spec.interfaces.filter((i) => i.auto).map((i) => i.name));
 
-  let affected: string[];
-  let reason: string;
-  if (writes.length || removes.length) {
-    // Only what a changed stanza (or a hook?) touches: hooks run at the next up/down anyway.
-    affected = [...new Set([...oldNames, ...newNames])].filter((n) => canonical(actual.current, n) !== canonical(newParsed, n)).sort();
-    reason = 'its configuration changes';
-  } else {
-    const gaps = liveGaps(spec, actual);
-    if (!gaps.size) return [];
-    affected = [...gaps.keys()].sort();
-    reason = [...gaps].map(([n, g]) => `${n}: ${g.join(', ')}`).join('; ');
-  }
+  // Every interface observe shows is not as the spec wants goes into the plan: the ones whose
+  // stanza changes, AND the ones whose files are unchanged but whose live state drifted (a link
+  // that is down, like `lo` in a fresh namespace). Otherwise verify (which plans again) finds
+  // them and reverts a good change: a plan right after a successful apply must be empty.
+  const gaps = liveGaps(spec, actual);
+  const changed = writes.length || removes.length ? [...new Set([...oldNames, ...newNames])].filter((n) => canonical(actual.current, n) !== canonical(newParsed, n)) : [];
+  if (!writes.length && !removes.length && !gaps.size) return [];
+  // The summary names the drift of the interfaces whose configuration stays (the others restart anyway).
+  const drift = [...gaps].filter(([n]) => !changed.includes(n)).map(([n, g]) => `${n}: ${g.join(', ')}`).join('; ');
+  const affected = [...new Set([...changed, ...gaps.keys()])].sort();
+  const reason = [changed.length ? 'its configuration changes' : '', drift].filter(Boolean).join('; ');
 
   const steps: NetworkStep[] = [];
-  if (writes.length || removes.length) steps.push({ action: 'validate', spec, existing: actual.existing, commands: validateCommands(paths, actual.busybox) });
+  if (writes.length || removes.length) steps.push({ action: 'validate', spec, existing: actual.existing, staging: paths.staging, commands: validateCommands(paths, actual.busybox) });
   // Down with the old config: only what it defines and what exists now.
   const down = affected.filter((n) => oldNames.has(n) && live.has(n));
   const oldRenames = actual.current.flatMap(renamesOf).filter((r) => affected.includes(r.to));

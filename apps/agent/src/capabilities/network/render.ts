@@ -62,8 +62,9 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * The DNS hook: neither ifupdown-ng (it looks for a `dns` executor, which does not exist, and
  * skips it) nor BusyBox ifup acts on dns-nameservers / dns-search; both export them to if-up.d
  * scripts as IF_DNS_NAMESERVERS / IF_DNS_SEARCH. This writes them to resolv.conf when an
- * interface that has them comes up: atomically (temp file + mv) for a regular file, through
- * the link for a symlink (e.g. to a resolvconf-managed file). The path is fixed at render time,
+ * interface that has them comes up: atomically (temp file + mv) for a regular file, in place
+ * when mv cannot replace it (a bind mount), through the link for a symlink (e.g. to a
+ * resolvconf-managed file). Verify checks the result (network-plan.ts, dnsGap). The path is fixed at render time,
  * like the `source` lines: under --root it is the root's file, never the host's.
  */
 export function renderDnsHook(resolvConf: string): string {
@@ -80,8 +81,9 @@ tmp="$conf.ibex-new"
 } > "$tmp" || exit 1
 if [ -L "$conf" ]; then
 	cat "$tmp" > "$conf" && rm -f "$tmp"
-else
-	chmod 644 "$tmp" && mv -f "$tmp" "$conf"
+elif ! { chmod 644 "$tmp" && mv -f "$tmp" "$conf" 2>/dev/null; }; then
+	# A bind mount (Docker, LXC, ip netns exec) cannot be replaced by mv (EBUSY): written in place.
+	cat "$tmp" > "$conf" && rm -f "$tmp"
 fi
 `;
 }
