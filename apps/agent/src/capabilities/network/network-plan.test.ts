@@ -117,15 +117,19 @@ describe('network planner', () => {
   });
 
   it('DNS: resolv.conf without the nameservers the spec asks for is drift of the interface that has them', () => {
+    const spec = networkSectionSchema.parse({ ...scenarioSpec(), interfaces: scenarioSpec().interfaces.filter((i) => i.method !== 'dhcp') });
+    const at = (resolvConf: NetworkActual['resolvConf']) => ({ ...actualAfter(spec, linksUp, routesUp), resolvConf });
     const written = '# Written by ibex-agent (if-up.d/ibex-dns) for eth0_static from its dns-nameservers / dns-search\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n';
-    assert.deepEqual(planNetwork(scenarioSpec(), { ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf: { kind: 'file', content: written } }), []);
+    assert.deepEqual(planNetwork(spec, at({ kind: 'file', content: written })), []);
     for (const resolvConf of [{ kind: 'file' as const, content: 'nameserver 10.0.0.53\n' }, { kind: 'absent' as const }]) {
-      const steps = planNetwork(scenarioSpec(), { ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf });
+      const steps = planNetwork(spec, at(resolvConf));
       assert.deepEqual(brief(steps), ['ifdown eth0_static', 'ifup eth0_static']);
       assert.match(summarizeNetworkStep(steps[1]!).text, /eth0_static: \/etc\/resolv\.conf does not hold its dns-nameservers 8\.8\.8\.8 8\.8\.4\.4/);
     }
     // A resolv.conf the hook writes through (a symlink) cannot be read under the root: not judged.
-    assert.deepEqual(planNetwork(scenarioSpec(), { ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf: { kind: 'unreadable' } }), []);
+    assert.deepEqual(planNetwork(spec, at({ kind: 'unreadable' })), []);
+    // Nor one a DHCP client of the spec writes too (the scenario's eth1_dhcp): whoever wrote last wins.
+    assert.deepEqual(planNetwork(scenarioSpec(), { ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf: { kind: 'file', content: '' } }), []);
   });
 
   it('refuses, before any other step, an interface that is not on the device', () => {

@@ -134,11 +134,16 @@ function resolvLines(text: string): { servers: string[]; search: string[] } {
  * The DNS hook writes resolv.conf from the interface it runs for, so the file must hold the
  * dns-nameservers / dns-search of one of the auto interfaces that have them (whichever came up
  * last). A hook that failed (a `mv` onto a bind mount, issue 16) leaves it otherwise: that is a
- * gap of the last such interface, whose ifup runs the hook again. Not judged when it is a symlink.
+ * gap of the last such interface, whose ifup runs the hook again. Not judged when it is a
+ * symlink, or when a DHCP interface of the spec may have rewritten it.
  */
 function dnsGap(spec: NetworkSection, resolvConf: NetworkActual['resolvConf']): { name: string; gap: string } | undefined {
   const withDns = spec.interfaces.filter((i) => i.auto && (i.dns?.servers.length || i.dns?.search.length));
   if (!withDns.length || !resolvConf || resolvConf.kind === 'unreadable') return undefined;
+  // A DHCP client writes resolv.conf too, whenever a lease arrives or renews (udhcpc's default
+  // script, with what the server sent or nothing): then the file holds whoever wrote last and
+  // cannot be judged against the spec (docs/network.md, "DNS").
+  if (spec.interfaces.some((i) => i.auto && i.method === 'dhcp')) return undefined;
   const held = resolvLines(resolvConf.kind === 'file' ? resolvConf.content : '');
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
   if (withDns.some((i) => same(held.servers, i.dns!.servers) && same(held.search, i.dns!.search))) return undefined;
