@@ -272,6 +272,31 @@ describe('reconcile engine: changes that must be confirmed', () => {
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
   });
 
+  it('an unconfirmed change whose revert failed is reverted from its own backup before the next apply (issue 15)', async () => {
+    const root = join(base, `root-${++n}`);
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc/motd'), 'old\n');
+    const dataDir = new DataDir(join(root, 'var/lib/ibex-agent'));
+    const real = new NodeSystemAdapter();
+    const flags = { failRestore: true };
+    const sys: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
+      writeFileAtomic: (p: string, d: Uint8Array, o: { mode: number }) =>
+        flags.failRestore && p.endsWith('/etc/motd') && Buffer.from(d).toString() === 'old\n' ? Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })) : real.writeFileAtomic(p, d, o),
+    });
+    const engine = new Engine({ registry: new CapabilityRegistry().register(confirming), sys, log: silentLogger, root, dataDir, agentVersion: '9.9.9', now: () => 1_000_000 });
+    const [applied] = await engine.apply(spec);
+    const r = (await engine.confirmations.settle([applied!], { confirmed: false, reason: 'not confirmed: test' })).get('files')!;
+    assert.equal(r.state, 'failed');
+    assert.match(r.error!, /reverting failed, so the change is kept on disk/);
+    flags.failRestore = false;
+    // The next pass (a state.apply job) of a spec that changes the file again: the original is restored first and backed up, not the half-reverted state.
+    const [again] = await engine.apply({ files: { entries: [{ path: '/etc/motd', content: 'newer\n' }] } });
+    assert.equal(again!.state, 'applying', again!.error);
+    const back = (await engine.confirmations.settle([again!], { confirmed: false, reason: 'not confirmed: test' })).get('files')!;
+    assert.equal(back.state, 'reverted', back.error);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
+  });
+
   it('remembers a start-up revert until its report is journaled: a crash before that reports it again, never re-applies (issue 15)', async () => {
     const { root, engine, make } = setup();
     await engine.apply(spec);

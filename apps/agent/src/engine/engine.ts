@@ -144,7 +144,13 @@ export class Engine implements Recoverable {
         this.intents.removeOrphans(section);
         continue;
       }
-      if (leftover.reverted || leftover.awaitingConfirmationUntilMs !== undefined) continue;
+      // Reverted at start and reported since (recoveredReported runs before any pass): done.
+      if (leftover.reverted) {
+        journal.clear();
+        continue;
+      }
+      // Anything else is a change whose revert failed: after a verify, or after it was not
+      // confirmed (no pass runs while a change is held: the pass that made it settles it first).
       this.deps.log.warn('an earlier change of this section was not fully reverted; finishing the revert before applying', { section, startedAtMs: leftover.startedAtMs });
       try {
         if (!(await this.revert(leftover))) continue;

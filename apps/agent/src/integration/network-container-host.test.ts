@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { runAgent } from '../testing/agent-process.js';
 import { PrivateMountNamespace } from '../testing/mount-namespace.js';
 import { NetnsDevice } from '../testing/netns-device.js';
+import { scenarioDesiredState } from '../testing/network-scenario.js';
 
 /**
  * Issue 16: the seed scenario (../shared/seeds, Alpine networking: renames, static + DHCP, a
@@ -17,17 +18,7 @@ import { NetnsDevice } from '../testing/netns-device.js';
  * runs the agent from there.
  */
 
-const scenario = (logFile: string) => ({
-  network: {
-    interfaces: [
-      { name: 'lo', method: 'loopback' },
-      { name: 'eth0_static', match: { name: 'eth0' }, method: 'static', addresses: ['192.168.1.100/24'], gateway: '192.168.1.1', dns: { servers: ['8.8.8.8', '8.8.4.4'] } },
-      { name: 'eth1_dhcp', match: { name: 'eth1' }, method: 'dhcp' },
-    ],
-    routes: [{ interface: 'eth0_static', to: '192.168.2.0/24', via: '192.168.1.1' }],
-    hooks: [{ phase: 'down', name: 'log-down', content: `#!/bin/sh\necho "interface \${IFACE} went down" >> ${logFile}\n` }],
-  },
-});
+const scenario = scenarioDesiredState;
 
 const RUNTIME_RESOLV = '# written by the container runtime\nnameserver 10.0.0.53\n';
 
