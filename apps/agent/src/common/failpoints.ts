@@ -16,6 +16,7 @@
  *   network-before-ifup    the network files are replaced and the old config is down, before ifup
  *   awaiting-confirmation  a change that must be confirmed is applied and its intent marked awaiting, before it is reported
  *   openwrt-before-uci     the openwrt section wired the host side (links moved, shims made), before the UCI change
+ *   recovered-before-report at start, sections were reverted (interrupted or never confirmed), before their `reverted` report is journaled
  *
  * Generations (one per step boundary of an upgrade or a switch; see capabilities/generations):
  *   gen-journaled          the operation is fsync'd in generations/journal.json, nothing on the volume changed yet
@@ -53,6 +54,7 @@ export const failpointNames = [
   'network-before-ifup',
   'awaiting-confirmation',
   'openwrt-before-uci',
+  'recovered-before-report',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 
