@@ -60,8 +60,10 @@ describe('network on a container-like host (ip netns exec, bind-mounted resolv.c
     assert.ok(h.dev.addrs().find((l) => l.ifname === 'lo')!.flags.includes('UP'), 'lo is up');
     assert.deepEqual(h.dev.ipv4Of('eth0_static'), ['192.168.1.100/24']);
     // Written through the bind mount, in place: the DNS hook first, then udhcpc's default script
-    // (with what the DHCP server sent: no DNS here), which is why a spec with DHCP does not judge resolv.conf.
+    // (with what the DHCP server sent: no DNS here), which is why with DHCP verify reads the hook's stamp instead.
     assert.notEqual(readFileSync(h.resolvSource, 'utf8'), RUNTIME_RESOLV);
+    // What resolv.conf held right after the DNS hook wrote it (the hook's stamp, which verify checks).
+    assert.match(readFileSync(join(h.dev.root, 'run/ibex-dns/eth0_static'), 'utf8'), /^# Written by ibex-agent .*\nnameserver 8\.8\.8\.8\nnameserver 8\.8\.4\.4\n$/);
 
     const plan = await h.agent(['plan', '--spec', f]);
     assert.equal(plan.code, 0, `apply, then plan is empty:\n${plan.stdout}${plan.stderr}`);

@@ -10,7 +10,7 @@ import { resolveUnderRoot } from '../../system/root-path.js';
 import { type LiveLink, type LiveRoute, type NetworkActual, type NetworkPaths, type NetworkStep, ifupdownArgs, planNetwork, summarizeNetworkStep } from './network-plan.js';
 import { waitForLeases } from './dhcp-lease.js';
 import { type ParsedInterfaces, ifaceNames, parseInterfaces } from './parse.js';
-import { DNS_HOOK, ETC_NETWORK, INTERFACES, INTERFACES_D, RESOLV_CONF, managedBlockOf, renderNetwork } from './render.js';
+import { DNS_HOOK, DNS_STAMP_DIR, ETC_NETWORK, INTERFACES, INTERFACES_D, RESOLV_CONF, managedBlockOf, renderNetwork } from './render.js';
 
 /** What revert needs: the old bytes of every file the steps touch, and what was up and how links were named. */
 export interface NetworkBackup {
@@ -152,6 +152,13 @@ async function renameLink(ctx: CapabilityContext, from: string, to: string): Pro
   await run(ctx, ['ip', 'link', 'set', 'dev', from, 'name', to], `renaming ${from} back to ${to}`);
 }
 
+/** The DNS hook's stamps of the spec's interfaces that have DNS (regular files only). */
+async function readDnsStamps(ctx: CapabilityContext, spec: NetworkSection): Promise<Record<string, string | undefined>> {
+  const out: Record<string, string | undefined> = {};
+  for (const i of spec.interfaces) if (i.dns?.servers.length || i.dns?.search.length) out[i.name] = (await readIfFile(ctx, posix.join(DNS_STAMP_DIR, i.name)))?.content;
+  return out;
+}
+
 /** Creates the missing parent directories of a device path; returns its host path. */
 async function makeParents(ctx: CapabilityContext, devicePath: string): Promise<string> {
   const r = await resolveUnderRoot(ctx.sys, ctx.root, devicePath);
@@ -201,6 +208,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       existing,
       files,
       resolvConf,
+      dnsStamps: await readDnsStamps(ctx, spec),
       current: await readCurrentConfig(ctx, mainFile?.content),
       links: await observeLinks(ctx),
       routes: await observeRoutes(ctx),
@@ -223,7 +231,7 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
       await ctx.sys.mkdir(staging, 0o700).catch(() => {});
       await ctx.sys.mkdir(stagedD, 0o700).catch(() => {});
       // The hand-written files the main file keeps sourcing are read from where they are.
-      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: await sourceDirOf(ctx), resolvConf: pathsOf(ctx).host(RESOLV_CONF) });
+      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: await sourceDirOf(ctx), resolvConf: pathsOf(ctx).host(RESOLV_CONF), dnsStampDir: pathsOf(ctx).host(DNS_STAMP_DIR) });
       for (const f of rendered) {
         const to = f.path === INTERFACES ? join(staging, 'interfaces') : f.path.startsWith(`${INTERFACES_D}/`) ? join(stagedD, posix.basename(f.path)) : undefined;
         if (to) await writeHostFile(ctx.sys, to, Buffer.from(f.content), { mode: 0o600, symlink: 'refuse' });
@@ -254,6 +262,8 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     async ifup(step, ctx) {
       failpoint('network-before-ifup');
       await ensureStateDir(ctx);
+      // A stamp from an earlier ifup must not vouch for this one's DNS hook.
+      for (const name of step.interfaces) await ctx.sys.unlink(await hostPath(ctx, posix.join(DNS_STAMP_DIR, name)));
       await run(ctx, ifupdownArgs(pathsOf(ctx), 'ifup', step.interfaces), `bringing up ${step.interfaces.join(', ')} with the new configuration`);
       await waitForLeases(ctx, step.leases);
     },

@@ -27,7 +27,7 @@ const routesUp: LiveRoute[] = [
 /** The device as it is once `applied` was applied: its files on disk and its live state. */
 function actualAfter(applied: NetworkSection | undefined, links: LiveLink[], routes: LiveRoute[]): NetworkActual {
   const files: NetworkActual['files'] = {};
-  const rendered = applied ? renderNetwork(applied, { interfacesD: [] }, { sourceDir: paths.interfacesD, resolvConf: paths.host('/etc/resolv.conf') }) : [];
+  const rendered = applied ? renderNetwork(applied, { interfacesD: [] }, { sourceDir: paths.interfacesD, resolvConf: paths.host('/etc/resolv.conf'), dnsStampDir: paths.host('/run/ibex-dns') }) : [];
   for (const f of rendered) files[f.path] = { content: f.content, mode: f.mode };
   const main = files[INTERFACES]?.content;
   return {
@@ -128,8 +128,17 @@ describe('network planner', () => {
     }
     // A resolv.conf the hook writes through (a symlink) cannot be read under the root: not judged.
     assert.deepEqual(planNetwork(spec, at({ kind: 'unreadable' })), []);
-    // Nor one a DHCP client of the spec writes too (the scenario's eth1_dhcp): whoever wrote last wins.
-    assert.deepEqual(planNetwork(scenarioSpec(), { ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf: { kind: 'file', content: '' } }), []);
+  });
+
+  it('DNS with a DHCP interface in the spec: its client rewrites resolv.conf, so the hook\'s stamp is what must hold the DNS', () => {
+    const at = (dnsStamps: Record<string, string | undefined>) => ({ ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf: { kind: 'file' as const, content: '' }, dnsStamps });
+    // resolv.conf emptied by udhcpc after the hook: not judged; the stamp says the hook's write landed.
+    assert.deepEqual(planNetwork(scenarioSpec(), at({ eth0_static: 'nameserver 8.8.8.8\nnameserver 8.8.4.4\n' })), []);
+    for (const stamps of [{}, { eth0_static: 'nameserver 10.0.0.53\n' }]) {
+      const steps = planNetwork(scenarioSpec(), at(stamps));
+      assert.deepEqual(brief(steps), ['ifdown eth0_static', 'ifup eth0_static']);
+      assert.match(summarizeNetworkStep(steps[1]!).text, /eth0_static: the DNS hook did not write its dns-nameservers 8\.8\.8\.8 8\.8\.4\.4 to \/etc\/resolv\.conf/);
+    }
   });
 
   it('refuses, before any other step, an interface that is not on the device', () => {

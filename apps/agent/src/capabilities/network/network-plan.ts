@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { type NetworkSection, ipToBigInt, ipFamily, parseCidr } from '@ibex/spec';
 import type { StepSummary } from '../../engine/section-result.js';
 import { autoNames, ifaceNames, ifaceOptions, parseInterfaces, renamesOf, type ParsedInterfaces } from './parse.js';
-import { type ExistingConfig, INTERFACES, INTERFACES_D, RESOLV_CONF, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
+import { DNS_STAMP_DIR, type ExistingConfig, INTERFACES, INTERFACES_D, RESOLV_CONF, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
 import { unifiedDiff } from '../../engine/unified-diff.js';
 
 /** A link as `ip -j addr` shows it. */
@@ -51,6 +51,8 @@ export interface NetworkActual {
    * under the root (a symlink the hook writes through). Missing: not observed (no check).
    */
   resolvConf?: { kind: 'file'; content: string } | { kind: 'absent' } | { kind: 'unreadable' };
+  /** What the DNS hook left in DNS_STAMP_DIR, by interface (absent: it has not run, or failed, since the last ifup). */
+  dnsStamps?: Record<string, string | undefined>;
 }
 
 export type NetworkStep =
@@ -95,7 +97,7 @@ const sameCidr = (a: string, b: string) => {
 };
 
 /** What is missing live for an interface the spec brings up: empty when it is as configured. */
-export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'links' | 'routes' | 'resolvConf'>): Map<string, string[]> {
+export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'links' | 'routes' | 'resolvConf' | 'dnsStamps'>): Map<string, string[]> {
   const gaps = new Map<string, string[]>();
   const add = (n: string, g: string) => gaps.set(n, [...(gaps.get(n) ?? []), g]);
   for (const i of spec.interfaces) {
@@ -119,8 +121,7 @@ export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'link
     );
     if (!present) add(r.interface, `the route to ${r.to}${r.via ? ` via ${r.via}` : ''} is missing`);
   }
-  const dns = dnsGap(spec, actual.resolvConf);
-  if (dns) add(dns.name, dns.gap);
+  for (const g of dnsGaps(spec, actual)) add(g.name, g.gap);
   return gaps;
 }
 
@@ -130,26 +131,43 @@ function resolvLines(text: string): { servers: string[]; search: string[] } {
   return { servers: words.filter((w) => w[0] === 'nameserver').map((w) => w[1] ?? ''), search: words.filter((w) => w[0] === 'search').flatMap((w) => w.slice(1)) };
 }
 
+const dnsOf = (i: NetworkSection['interfaces'][number]) => ({ servers: i.dns?.servers ?? [], search: i.dns?.search ?? [] });
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const holdsDns = (text: string, i: NetworkSection['interfaces'][number]) => {
+  const held = resolvLines(text);
+  return sameList(held.servers, dnsOf(i).servers) && sameList(held.search, dnsOf(i).search);
+};
+const wantText = (i: NetworkSection['interfaces'][number]) =>
+  [dnsOf(i).servers.length ? `dns-nameservers ${dnsOf(i).servers.join(' ')}` : '', dnsOf(i).search.length ? `dns-search ${dnsOf(i).search.join(' ')}` : ''].filter(Boolean).join(', ');
+
 /**
- * The DNS hook writes resolv.conf from the interface it runs for, so the file must hold the
- * dns-nameservers / dns-search of one of the auto interfaces that have them (whichever came up
- * last). A hook that failed (a `mv` onto a bind mount, issue 16) leaves it otherwise: that is a
- * gap of the last such interface, whose ifup runs the hook again. Not judged when it is a
- * symlink, or when a DHCP interface of the spec may have rewritten it.
+ * Whether the DNS the spec asks for reached resolv.conf (issue 16: a hook whose `mv` failed on a
+ * bind mount left it unchanged while the apply said `in sync`). Each gap restarts its interface,
+ * whose ifup runs the hook again.
+ * - No `auto` DHCP interface in the spec: resolv.conf itself must hold the dns-nameservers /
+ *   dns-search of one of the auto interfaces that have them (whichever came up last); if not,
+ *   the last of them has the gap. Not judged when resolv.conf is a symlink.
+ * - With one, its DHCP client also writes resolv.conf at each lease and renewal, so the file
+ *   holds whoever wrote last: then each interface with DNS must have the hook's stamp
+ *   (DNS_STAMP_DIR/<name>: what resolv.conf held right after the hook wrote it) holding its DNS,
+ *   which proves the hook ran and its write landed.
  */
-function dnsGap(spec: NetworkSection, resolvConf: NetworkActual['resolvConf']): { name: string; gap: string } | undefined {
+function dnsGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'resolvConf' | 'dnsStamps'>): Array<{ name: string; gap: string }> {
   const withDns = spec.interfaces.filter((i) => i.auto && (i.dns?.servers.length || i.dns?.search.length));
-  if (!withDns.length || !resolvConf || resolvConf.kind === 'unreadable') return undefined;
-  // A DHCP client writes resolv.conf too, whenever a lease arrives or renews (udhcpc's default
-  // script, with what the server sent or nothing): then the file holds whoever wrote last and
-  // cannot be judged against the spec (docs/network.md, "DNS").
-  if (spec.interfaces.some((i) => i.auto && i.method === 'dhcp')) return undefined;
-  const held = resolvLines(resolvConf.kind === 'file' ? resolvConf.content : '');
-  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-  if (withDns.some((i) => same(held.servers, i.dns!.servers) && same(held.search, i.dns!.search))) return undefined;
+  if (!withDns.length) return [];
+  if (spec.interfaces.some((i) => i.auto && i.method === 'dhcp')) {
+    if (!actual.dnsStamps) return [];
+    return withDns.flatMap((i) => {
+      const stamp = actual.dnsStamps![i.name];
+      if (stamp !== undefined && holdsDns(stamp, i)) return [];
+      return [{ name: i.name, gap: `the DNS hook did not write its ${wantText(i)} to ${RESOLV_CONF} (${stamp === undefined ? `no ${DNS_STAMP_DIR}/${i.name} since it came up` : `${DNS_STAMP_DIR}/${i.name} holds other lines`})` }];
+    });
+  }
+  const rc = actual.resolvConf;
+  if (!rc || rc.kind === 'unreadable') return [];
+  if (withDns.some((i) => holdsDns(rc.kind === 'file' ? rc.content : '', i))) return [];
   const last = withDns.at(-1)!;
-  const want = [last.dns!.servers.length ? `dns-nameservers ${last.dns!.servers.join(' ')}` : '', last.dns!.search.length ? `dns-search ${last.dns!.search.join(' ')}` : ''].filter(Boolean).join(', ');
-  return { name: last.name, gap: `${RESOLV_CONF} does not hold its ${want}${resolvConf.kind === 'absent' ? ' (it is missing)' : ''}` };
+  return [{ name: last.name, gap: `${RESOLV_CONF} does not hold its ${wantText(last)}${rc.kind === 'absent' ? ' (it is missing)' : ''}` }];
 }
 
 /**
@@ -172,7 +190,7 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   }
   if (refusals.length) return refusals;
 
-  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD, resolvConf: paths.host(RESOLV_CONF) });
+  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD, resolvConf: paths.host(RESOLV_CONF), dnsStampDir: paths.host(DNS_STAMP_DIR) });
   const stale = staleManagedPaths(actual.existing, rendered);
   const writes: NetworkStep[] = rendered.flatMap((f): NetworkStep[] => {
     const now = actual.files[f.path];
