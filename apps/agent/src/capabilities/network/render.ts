@@ -67,8 +67,9 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * skips it) nor BusyBox ifup acts on dns-nameservers / dns-search; both export them to if-up.d
  * scripts as IF_DNS_NAMESERVERS / IF_DNS_SEARCH. This writes them to resolv.conf when an
  * interface that has them comes up: atomically (temp file + mv) for a regular file, in place
- * when mv cannot replace it (a bind mount), through the link for a symlink (e.g. to a
- * resolvconf-managed file). Verify checks the result (network-plan.ts, dnsGap). The path is fixed at render time,
+ * when mv cannot replace it (a bind mount) or no temp file can be made beside it (a read-only
+ * /etc), through the link for a symlink (e.g. to a resolvconf-managed file). It then leaves
+ * what resolv.conf holds in its stamp, which verify reads (network-plan.ts, dnsGaps). The path is fixed at render time,
  * like the `source` lines: under --root it is the root's file, never the host's.
  */
 export function renderDnsHook(resolvConf: string, stampDir: string): string {
@@ -79,13 +80,17 @@ ${FILE_HEADER}
 conf=${shellQuote(resolvConf)}
 stamps=${shellQuote(stampDir)}
 tmp="$conf.ibex-new"
-{
+lines() {
 	echo "# Written by ibex-agent (if-up.d/${DNS_HOOK_NAME}) for $IFACE from its dns-nameservers / dns-search"
 	[ -z "$IF_DNS_SEARCH" ] || echo "search $IF_DNS_SEARCH"
 	for ns in $IF_DNS_NAMESERVERS; do echo "nameserver $ns"; done
-} > "$tmp" || exit 1
+}
 if [ -L "$conf" ]; then
-	cat "$tmp" > "$conf" && rm -f "$tmp" || exit 1
+	lines > "$conf" || exit 1
+elif ! { lines > "$tmp"; } 2>/dev/null; then
+	# No temp file beside it (a read-only /etc with resolv.conf mounted writable on it): in place.
+	rm -f "$tmp"
+	lines > "$conf" || exit 1
 elif ! { chmod 644 "$tmp" && mv -f "$tmp" "$conf" 2>/dev/null; }; then
 	# A bind mount (Docker, LXC, ip netns exec) cannot be replaced by mv (EBUSY): written in place.
 	cat "$tmp" > "$conf" && rm -f "$tmp" || exit 1
