@@ -5,6 +5,7 @@ import type { GenerationsRoot } from '../capabilities/generations/generations-ro
 import { collectGenerationsInventory } from '../capabilities/generations/inventory.js';
 import { openGenerationsRoot } from '../capabilities/generations/records-migration.js';
 import { TrialMonitor } from '../capabilities/generations/trial-monitor.js';
+import { failpoint } from '../common/failpoints.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/config.js';
 import { Engine } from '../engine/engine.js';
@@ -116,7 +117,10 @@ export class DeviceServices {
     const recovered = await recoverAll(this.recoverables);
     const sections = recovered.filter((r) => r.section !== undefined);
     if (sections.length) this.o.log.warn('reverted sections whose apply was interrupted or never confirmed', { sections: sections.map((r) => r.section).join(',') });
+    failpoint('recovered-before-report');
     this.desired.reportRecovered(recovered);
+    // Journaled now: the reverted records that remembered it across a crash can go.
+    this.engine.recoveredReported(recovered);
     this.runner.finishInterrupted();
     return recovered;
   }

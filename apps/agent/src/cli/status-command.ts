@@ -72,6 +72,8 @@ export async function statusCommand(argv: string[], io: CliEnv): Promise<number>
   // A change applied and verified that must still be confirmed; an intent without a deadline is an apply cut short.
   const confirmations = new SectionIntents(dataDir)
     .list()
+    // A reverted one is done; its record only waits for the report (journaled at the next start).
+    .filter((i) => !i.reverted)
     .map((i) => (i.awaitingConfirmationUntilMs !== undefined ? { section: i.section, awaiting: 'confirmation' as const, untilMs: i.awaitingConfirmationUntilMs, sinceMs: i.startedAtMs } : { section: i.section, awaiting: 'recovery' as const, sinceMs: i.startedAtMs }));
   let generations: GenerationsInventory | null = null;
   let generationsError: string | undefined;

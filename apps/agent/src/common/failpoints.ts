@@ -19,6 +19,7 @@
  *   chroot-extracted       a chroot's root filesystem is unpacked in its staging directory, before it is renamed into place
  *   chroot-mounted         a chroot mount step is done (the chroot has live mounts: /proc first), before the next step
  *   chroot-unmounted       a teardown stopped the chroot and unmounted everything below it, before deleting it
+ *   recovered-before-report at start, sections were reverted (interrupted or never confirmed), before their `reverted` report is journaled
  *
  * Generations (one per step boundary of an upgrade or a switch; see capabilities/generations):
  *   gen-journaled          the operation is fsync'd in generations/journal.json, nothing on the volume changed yet
@@ -59,6 +60,7 @@ export const failpointNames = [
   'chroot-extracted',
   'chroot-mounted',
   'chroot-unmounted',
+  'recovered-before-report',
 ] as const;
 export type FailpointName = (typeof failpointNames)[number];
 

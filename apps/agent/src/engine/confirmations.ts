@@ -6,8 +6,8 @@ import type { Intent, SectionIntents } from './section-intents.js';
 
 export interface ConfirmationsDeps {
   intents: SectionIntents;
-  /** Restores `section` from its backup; false when no capability can (nothing was done). */
-  revert(section: string, backup: unknown): Promise<boolean>;
+  /** Restores a section from the backup of `intent`; false when no capability can (nothing was done). */
+  revert(intent: Intent): Promise<boolean>;
   log: Logger;
   now: () => number;
 }
@@ -152,9 +152,9 @@ export class Confirmations {
     if (!i) return noBackup;
     this.deps.log.warn('change not confirmed, reverting', { section, reason });
     try {
-      if (!(await this.deps.revert(section, i.backup))) return noBackup;
+      if (!(await this.deps.revert(i))) return noBackup;
     } catch (err) {
-      return { ...base, state: 'failed', error: `${reason}; reverting failed, the section may be half applied (the next start retries): ${errorMessage(err)}` };
+      return { ...base, state: 'failed', error: `${reason}; reverting failed, so the change is kept on disk and its revert is retried at the next start: ${errorMessage(err)}` };
     }
     journal.clear();
     return { ...base, state: 'reverted', error: `${reason}; the previous state was restored` };

@@ -108,11 +108,74 @@ describe('reconcile engine with the files capability', () => {
         createdDirs: [],
       },
     });
-    assert.deepEqual(await engine.recover(), [{ what: 'section files', outcome: 'undone', section: 'files', unconfirmed: false, reason: 'the agent restarted while the change was being applied; the previous state was restored' }]);
+    const recovered = await engine.recover();
+    assert.deepEqual(recovered, [{ what: 'section files', outcome: 'undone', section: 'files', unconfirmed: false, reason: 'the agent restarted while the change was being applied; the previous state was restored' }]);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'before');
     assert.equal(existsSync(join(root, 'etc/new')), false);
+    assert.equal(existsSync(dataDir.backupOf('files')), false, 'the bytes go once restored');
+    engine.recoveredReported(recovered);
     assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
     assert.deepEqual(await engine.recover(), []);
+  });
+
+  it('a second apply after a failed revert keeps the original backup: the first revert is finished, never overwritten (issue 15)', async () => {
+    const real = new NodeSystemAdapter();
+    const flags = { failRestore: true };
+    // Writes get mode 0644 and chmod does nothing (verify fails, so every apply reverts); restoring the old motd fails while failRestore is set.
+    const sys: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
+      chmod: async () => {},
+      writeFileAtomic: (p: string, d: Uint8Array, o: { mode: number }) => {
+        if (flags.failRestore && p.endsWith('/etc/motd') && Buffer.from(d).toString() === 'old motd\n') return Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
+        return real.writeFileAtomic(p, d, { ...o, mode: 0o644 });
+      },
+    });
+    const { root, dataDir, engine } = setup(sys);
+    writeFileSync(join(root, 'etc/motd'), 'old motd\n', { mode: 0o644 });
+    const s = { files: { entries: [{ path: '/etc/motd', content: 'new\n', mode: '0600' }] } };
+    const [first] = await engine.apply(s);
+    assert.equal(first!.state, 'failed');
+    assert.match(first!.error!, /reverting failed too/);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'new\n', 'half applied');
+    assert.equal(existsSync(join(dataDir.intents, 'files.json')), true, 'the intent stays for a retry');
+    flags.failRestore = false;
+    // A state.apply job before any restart: the original bytes must survive it.
+    const [second] = await engine.apply(s);
+    assert.equal(second!.state, 'reverted', second!.error);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old motd\n', 'the original content is back, not the half-applied one');
+    assert.equal(existsSync(join(dataDir.intents, 'files.json')), false);
+  });
+
+  it('retries a failing revert step; one that keeps failing is reported with what is left, and the next start finishes it (issue 16)', async () => {
+    const real = new NodeSystemAdapter();
+    const fails = { left: 2 };
+    const sys: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
+      chmod: async () => {},
+      writeFileAtomic: (p: string, d: Uint8Array, o: { mode: number }) => {
+        if (fails.left > 0 && p.endsWith('/etc/motd') && Buffer.from(d).toString() === 'old motd\n') {
+          fails.left--;
+          return Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
+        }
+        return real.writeFileAtomic(p, d, { ...o, mode: 0o644 });
+      },
+    });
+    const s = { files: { entries: [{ path: '/etc/motd', content: 'new\n', mode: '0600' }] } };
+    // Two failures, then the third try works: restored, nothing left.
+    const a = setup(sys);
+    writeFileSync(join(a.root, 'etc/motd'), 'old motd\n', { mode: 0o644 });
+    const [retried] = await a.engine.apply(s);
+    assert.equal(retried!.state, 'reverted', retried!.error);
+    assert.equal(readFileSync(join(a.root, 'etc/motd'), 'utf8'), 'old motd\n');
+    // Failing on every try: reported with what is left; the record stays and the next start finishes the revert.
+    fails.left = 3;
+    const b = setup(sys);
+    writeFileSync(join(b.root, 'etc/motd'), 'old motd\n', { mode: 0o644 });
+    const [stuck] = await b.engine.apply(s);
+    assert.equal(stuck!.state, 'failed');
+    assert.match(stuck!.error!, /reverting failed too, so the change is kept on disk and its revert is retried .*files: 1 revert step\(s\) still failing after 3 tries each, left to do: restore \/etc\/motd \(EIO/);
+    const restarted = new Engine({ registry: new CapabilityRegistry().register(filesCapability), sys: real, log: silentLogger, root: b.root, dataDir: b.dataDir, agentVersion: '9.9.9' });
+    const recovered = await restarted.recover();
+    assert.deepEqual(recovered.map((r) => [r.section, r.outcome]), [['files', 'undone']]);
+    assert.equal(readFileSync(join(b.root, 'etc/motd'), 'utf8'), 'old motd\n');
   });
 
   it('plans without changing anything', async () => {
@@ -237,5 +300,45 @@ describe('reconcile engine: changes that must be confirmed', () => {
     assert.equal(recovered[0]!.unconfirmed, true);
     assert.match(recovered[0]!.reason, /^not confirmed: the agent restarted while the change awaited confirmation \(deadline 1970-01-01T00:17:40\.000Z\)/);
     assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
+  });
+
+  it('an unconfirmed change whose revert failed is reverted from its own backup before the next apply (issue 15)', async () => {
+    const root = join(base, `root-${++n}`);
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc/motd'), 'old\n');
+    const dataDir = new DataDir(join(root, 'var/lib/ibex-agent'));
+    const real = new NodeSystemAdapter();
+    const flags = { failRestore: true };
+    const sys: SystemAdapter = Object.assign(Object.create(real) as SystemAdapter, {
+      writeFileAtomic: (p: string, d: Uint8Array, o: { mode: number }) =>
+        flags.failRestore && p.endsWith('/etc/motd') && Buffer.from(d).toString() === 'old\n' ? Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' })) : real.writeFileAtomic(p, d, o),
+    });
+    const engine = new Engine({ registry: new CapabilityRegistry().register(confirming), sys, log: silentLogger, root, dataDir, agentVersion: '9.9.9', now: () => 1_000_000 });
+    const [applied] = await engine.apply(spec);
+    const r = (await engine.confirmations.settle([applied!], { confirmed: false, reason: 'not confirmed: test' })).get('files')!;
+    assert.equal(r.state, 'failed');
+    assert.match(r.error!, /reverting failed, so the change is kept on disk/);
+    flags.failRestore = false;
+    // The next pass (a state.apply job) of a spec that changes the file again: the original is restored first and backed up, not the half-reverted state.
+    const [again] = await engine.apply({ files: { entries: [{ path: '/etc/motd', content: 'newer\n' }] } });
+    assert.equal(again!.state, 'applying', again!.error);
+    const back = (await engine.confirmations.settle([again!], { confirmed: false, reason: 'not confirmed: test' })).get('files')!;
+    assert.equal(back.state, 'reverted', back.error);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
+  });
+
+  it('remembers a start-up revert until its report is journaled: a crash before that reports it again, never re-applies (issue 15)', async () => {
+    const { root, engine, make } = setup();
+    await engine.apply(spec);
+    const first = await make().recover();
+    assert.equal(first[0]?.unconfirmed, true);
+    // The agent dies here, before the `reverted` report is journaled: the next start still knows.
+    const again = make();
+    const second = await again.recover();
+    assert.deepEqual(second.map((r) => [r.section, r.unconfirmed, r.outcome]), [['files', true, 'undone']]);
+    assert.equal(second[0]!.reason, first[0]!.reason);
+    assert.equal(readFileSync(join(root, 'etc/motd'), 'utf8'), 'old\n');
+    again.recoveredReported(second);
+    assert.deepEqual(await make().recover(), []);
   });
 });

@@ -210,6 +210,27 @@ describe('network changes confirm themselves or revert', () => {
     assert.equal(second.count(/step section=network/), 0, 'the restarted agent ran no network step');
   });
 
+  it('an agent killed after its start-up revert but before the `reverted` report was journaled reports it at the next start and never re-applies the change (issue 15)', async (t) => {
+    const { dev, link, controller, start } = await setup(t);
+    const first = start({ IBEX_AGENT_FAILPOINTS: 'awaiting-confirmation' });
+    await controller.waitForSession();
+    controller.send(desired(1, ctlSpec(link.otherDeviceIp)));
+    assert.equal((await first.exited).signal, 'SIGKILL');
+    // The second start reverts, then dies before journaling the report.
+    const second = start({ IBEX_AGENT_FAILPOINTS: 'recovered-before-report' });
+    assert.equal((await second.exited).signal, 'SIGKILL');
+    assert.deepEqual(dev.ipv4Of('ctl0'), [`${link.deviceIp}/30`], 'reverted');
+    assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')), 'the revert is remembered until it is reported');
+    const third = start();
+    const report = await finalNetworkReport(controller, 1, 30_000);
+    assert.equal(networkOf(report)!.state, SectionState.SECTION_STATE_REVERTED);
+    assert.match(networkOf(report)!.error, /not confirmed: the agent restarted while the change awaited confirmation/);
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(third.count(/step section=network/), 0, 'the cutting change was not applied again');
+    assert.deepEqual(dev.ipv4Of('ctl0'), [`${link.deviceIp}/30`]);
+    assert.ok(!existsSync(join(dev.dataDir, 'intents/network.json')), 'forgotten once reported');
+  });
+
   it('an agent killed after replacing the files but before ifup reverts at start, then applies the change again', async (t) => {
     const { dev, link, controller, start } = await setup(t);
     const first = start({ IBEX_AGENT_FAILPOINTS: 'network-before-ifup' });

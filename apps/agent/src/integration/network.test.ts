@@ -5,23 +5,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { agentCommand, runAgent } from '../testing/agent-process.js';
 import { NetnsDevice, sh } from '../testing/netns-device.js';
+import { scenarioDesiredState } from '../testing/network-scenario.js';
 
 /**
  * The network capability with the real tools, as root: every test has its own device network
  * namespace (ifupdown-ng runs inside it against a scratch root) and a peer namespace.
  */
 
-const scenario = (logFile: string) => ({
-  network: {
-    interfaces: [
-      { name: 'lo', method: 'loopback' },
-      { name: 'eth0_static', match: { name: 'eth0' }, method: 'static', addresses: ['192.168.1.100/24'], gateway: '192.168.1.1', dns: { servers: ['8.8.8.8', '8.8.4.4'] } },
-      { name: 'eth1_dhcp', match: { name: 'eth1' }, method: 'dhcp' },
-    ],
-    routes: [{ interface: 'eth0_static', to: '192.168.2.0/24', via: '192.168.1.1' }],
-    hooks: [{ phase: 'down', name: 'log-down', content: `#!/bin/sh\necho "interface \${IFACE} went down" >> ${logFile}\n` }],
-  },
-});
+const scenario = scenarioDesiredState;
 
 function device(t: { after: (fn: () => void) => void }): NetnsDevice {
   const dev = NetnsDevice.create();

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rmdir, symlink, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rmdir, symlink, unlink } from 'node:fs/promises';
+import { parseMountinfo } from './mountinfo.js';
 import { basename, dirname, join } from 'node:path';
 import { type ExecOptions, type ExecResult, type SystemAdapter, type WriteOptions, tempNameOf } from './system-adapter.js';
 
@@ -96,6 +97,27 @@ export class NodeSystemAdapter implements SystemAdapter {
       throw err;
     }
     await fsyncDir(dirname(path));
+  }
+
+  async writeFileInPlace(path: string, data: Uint8Array, mode: number): Promise<void> {
+    // r+: never creates (a missing file is the atomic path's case) and never follows into a new inode.
+    const fh = await open(path, 'r+');
+    try {
+      await fh.write(data, 0, data.length, 0);
+      await fh.truncate(data.length);
+      await fh.chmod(mode);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async mountPoints(): Promise<Set<string>> {
+    return new Set(parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8')).map((m) => m.mountPoint));
+  }
+
+  realpath(path: string): Promise<string> {
+    return realpath(path);
   }
 
   async symlinkAtomic(target: string, path: string): Promise<void> {

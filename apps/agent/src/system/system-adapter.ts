@@ -38,6 +38,16 @@ export interface SystemAdapter {
   readdir(path: string): Promise<string[]>;
   /** Temp file beside `path`, write, fchmod, fsync, rename over `path` (replacing a symlink, not following it), fsync dir. */
   writeFileAtomic(path: string, data: Uint8Array, opts: WriteOptions): Promise<void>;
+  /**
+   * Overwrites an existing regular file's bytes where it is (open without O_CREAT, write,
+   * truncate, fchmod, fsync): for a file that rename() cannot replace, a bind mount above all.
+   * Not atomic: a reader may see a mix for a moment, so callers keep the old bytes to revert.
+   */
+  writeFileInPlace(path: string, data: Uint8Array, mode: number): Promise<void>;
+  /** The mount points this process sees (/proc/self/mountinfo), as absolute paths. */
+  mountPoints(): Promise<Set<string>>;
+  /** Absolute path with every symlink resolved (realpath(3)). */
+  realpath(path: string): Promise<string>;
   /** Creates (or replaces) a symlink atomically. */
   symlinkAtomic(target: string, path: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;

@@ -198,6 +198,15 @@ export class FakeOpenwrtHost implements SystemAdapter {
   writeFileAtomic(...args: Parameters<SystemAdapter['writeFileAtomic']>) {
     return this.real.writeFileAtomic(...args);
   }
+  writeFileInPlace(...args: Parameters<SystemAdapter['writeFileInPlace']>) {
+    return this.real.writeFileInPlace(...args);
+  }
+  mountPoints() {
+    return this.real.mountPoints();
+  }
+  realpath(path: string) {
+    return this.real.realpath(path);
+  }
   symlinkAtomic(target: string, path: string) {
     return this.real.symlinkAtomic(target, path);
   }

@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FatalError } from '../../common/errors.js';
 import type { RuntimeDeps } from './chroot-runtime.js';
+import { writeDeviceFile } from '../../system/device-file-writer.js';
 
 /**
  * Filling a new chroot (the staging directory beside it) from an already verified input: a root
@@ -49,8 +50,8 @@ export async function installWithApkStatic(d: RuntimeDeps, apk: string, dir: str
   for (const sub of ['etc', 'etc/apk', 'etc/apk/keys']) await d.sys.mkdir(join(dir, sub), 0o755).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'EEXIST') throw e;
   });
-  for (const k of keys) await d.sys.writeFileAtomic(join(dir, 'etc/apk/keys', k.name), Buffer.from(k.pem), { mode: 0o644 });
-  await d.sys.writeFileAtomic(join(dir, 'etc/apk/repositories'), Buffer.from(`${repositories.join('\n')}\n`), { mode: 0o644 });
+  for (const k of keys) await writeDeviceFile(d.sys, join(dir, 'etc/apk/keys', k.name), Buffer.from(k.pem), { mode: 0o644, symlink: 'replace' });
+  await writeDeviceFile(d.sys, join(dir, 'etc/apk/repositories'), Buffer.from(`${repositories.join('\n')}\n`), { mode: 0o644, symlink: 'replace' });
   await d.sys.chmod(apk, 0o755);
   const argv = apkStaticArgv(apk, dir, arch);
   const r = await d.sys.exec(argv, { timeoutMs: 30 * 60_000 });

@@ -7,6 +7,7 @@ import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
 import type { SystemAdapter } from '../../system/system-adapter.js';
 import { type MountEntry, parseMountinfo } from '../generations/mountinfo.js';
 import { type ChrootMount, type ChrootRecord, RECORD_FILE, isAtOrBelow, mountPointOf } from './chroot-plan.js';
+import { writeDeviceFile } from '../../system/device-file-writer.js';
 
 /**
  * Running a chroot: its mounts, OpenRC inside it, its processes, taking it down. Used by the
@@ -77,7 +78,7 @@ export async function mountOne(d: RuntimeDeps, hostPath: string, m: ChrootMount)
     if (src.isDirectory()) await mkdirp(d.sys, point);
     else if (!(await d.sys.lstat(point))) {
       await mkdirp(d.sys, join(point, '..'));
-      await d.sys.writeFileAtomic(point, new Uint8Array(), { mode: 0o644 });
+      await writeDeviceFile(d.sys, point, new Uint8Array(), { mode: 0o644, symlink: 'replace' });
     }
   } else await mkdirp(d.sys, point);
   switch (m.kind) {
@@ -206,7 +207,7 @@ export async function stopProcesses(d: RuntimeDeps, hostPath: string, graceMs = 
  */
 export async function startServices(d: RuntimeDeps, hostPath: string): Promise<void> {
   await mkdirp(d.sys, join(hostPath, 'run/openrc'));
-  if (!(await d.sys.lstat(join(hostPath, 'run/openrc/softlevel')))) await d.sys.writeFileAtomic(join(hostPath, 'run/openrc/softlevel'), new Uint8Array(), { mode: 0o644 });
+  if (!(await d.sys.lstat(join(hostPath, 'run/openrc/softlevel')))) await writeDeviceFile(d.sys, join(hostPath, 'run/openrc/softlevel'), new Uint8Array(), { mode: 0o644, symlink: 'replace' });
   await run(d, inChroot(hostPath, ['/sbin/openrc', 'default']), 'starting OpenRC\'s default runlevel in the chroot');
 }
 
@@ -222,7 +223,7 @@ export async function serviceRunning(sys: SystemAdapter, hostPath: string, servi
 /** Copies the host's resolv.conf in (a copy, not a bind: the router rewrites its file by rename). */
 export async function copyResolv(sys: SystemAdapter, hostResolv: string, hostPath: string): Promise<void> {
   const data = await sys.readFile(hostResolv).catch(() => undefined);
-  if (data) await sys.writeFileAtomic(join(hostPath, 'etc/resolv.conf'), data, { mode: 0o644 });
+  if (data) await writeDeviceFile(sys, join(hostPath, 'etc/resolv.conf'), data, { mode: 0o644, symlink: 'replace' });
 }
 
 /** `chroot up`: the mounts, resolv.conf, then the services. Running it again does nothing more. */

@@ -24,6 +24,7 @@ import {
   withBlock,
 } from './chroot-plan.js';
 import { chrootDown, chrootTeardown, inChroot, mkdirp, mountOne, mountsBelow, readMounts, readRecord, removeTreeOneFs, serviceRunning, startServices, stopService } from './chroot-runtime.js';
+import { writeDeviceFile } from '../../system/device-file-writer.js';
 
 /**
  * The `chroots` section (docs/chroot.md). Like the openwrt section, every step records, before
@@ -78,7 +79,7 @@ async function beforeOf(ctx: CapabilityContext, host: string): Promise<Before> {
 async function restore(ctx: CapabilityContext, host: string, before: Before): Promise<void> {
   if (before.kind === 'absent') await ctx.sys.unlink(host);
   else if (before.kind === 'symlink') await ctx.sys.symlinkAtomic(before.target, host);
-  else await ctx.sys.writeFileAtomic(host, Buffer.from(before.content), { mode: before.mode });
+  else await writeDeviceFile(ctx.sys, host, Buffer.from(before.content), { mode: before.mode, symlink: 'replace' });
 }
 
 /** A path inside the chroot as a host path, symlinks inside resolved against the chroot (never the host). */
@@ -97,7 +98,7 @@ async function writeRecorded(ctx: CapabilityContext, r: { host: string; missingP
   pushUndo(ctx, { undo: 'restore', host: r.host, before: await beforeOf(ctx, r.host) });
   if (content === null) return ctx.sys.unlink(r.host);
   await mkdirs(ctx, r.missingParents);
-  await ctx.sys.writeFileAtomic(r.host, Buffer.from(content), { mode });
+  await writeDeviceFile(ctx.sys, r.host, Buffer.from(content), { mode, symlink: 'replace' });
 }
 
 const deps = (ctx: CapabilityContext) => ({ sys: ctx.sys, log: ctx.log });

@@ -3,6 +3,8 @@ import { type FilesSection, filesSectionSchema } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
+import { RevertSteps } from '../../engine/revert-steps.js';
+import { placeDeviceSymlink, writeDeviceFile } from '../../system/device-file-writer.js';
 import { isTempFileOf } from '../../system/system-adapter.js';
 import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
 import { diffableText } from '../../engine/unified-diff.js';
@@ -64,7 +66,8 @@ export const filesCapability: Capability<FilesSection, FilesActual, FilesStep, F
       for (const dir of r.missingParents) await ctx.sys.mkdir(dir, 0o755).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EEXIST') throw err;
       });
-      await ctx.sys.writeFileAtomic(r.host, step.data, { mode: step.mode, beforeRename: () => failpoint('files-before-rename') });
+      // A symlink at the path is replaced by the file (the files section manages the path itself, not what a link points to).
+      await writeDeviceFile(ctx.sys, r.host, step.data, { mode: step.mode, symlink: 'replace', beforeRename: () => failpoint('files-before-rename') });
     },
     async chmod(step, ctx) {
       await ctx.sys.chmod(await hostOf(ctx, step.path), step.mode);
@@ -93,7 +96,7 @@ export const filesCapability: Capability<FilesSection, FilesActual, FilesStep, F
         entries.push({ path: step.path, host: r.host, kind: 'symlink', target: await ctx.sys.readlink(r.host) });
       } else if (st.isFile()) {
         const copy = String(entries.length);
-        await ctx.sys.writeFileAtomic(join(ctx.backupDir, copy), await ctx.sys.readFile(r.host), { mode: 0o600 });
+        await writeDeviceFile(ctx.sys, join(ctx.backupDir, copy), await ctx.sys.readFile(r.host), { mode: 0o600, symlink: 'refuse' });
         entries.push({ path: step.path, host: r.host, kind: 'file', mode: st.mode & 0o7777, copy });
       }
     }
@@ -101,13 +104,17 @@ export const filesCapability: Capability<FilesSection, FilesActual, FilesStep, F
   },
 
   async revert(ctx, backup) {
+    const steps = new RevertSteps('files', ctx.log);
     for (const b of [...backup.entries].reverse()) {
-      // A write interrupted by a crash leaves its temp file beside the target.
-      for (const name of await ctx.sys.readdir(dirname(b.host))) if (isTempFileOf(name, b.host)) await ctx.sys.unlink(join(dirname(b.host), name));
-      if (b.kind === 'absent') await ctx.sys.unlink(b.host);
-      else if (b.kind === 'symlink') await ctx.sys.symlinkAtomic(b.target, b.host);
-      else await ctx.sys.writeFileAtomic(b.host, await ctx.sys.readFile(join(ctx.backupDir, b.copy)), { mode: b.mode });
+      await steps.step(b.kind === 'absent' ? `remove ${b.path}` : `restore ${b.path}`, async () => {
+        // A write interrupted by a crash leaves its temp file beside the target.
+        for (const name of await ctx.sys.readdir(dirname(b.host))) if (isTempFileOf(name, b.host)) await ctx.sys.unlink(join(dirname(b.host), name));
+        if (b.kind === 'absent') await ctx.sys.unlink(b.host);
+        else if (b.kind === 'symlink') await placeDeviceSymlink(ctx.sys, b.host, b.target);
+        else await writeDeviceFile(ctx.sys, b.host, await ctx.sys.readFile(join(ctx.backupDir, b.copy)), { mode: b.mode, symlink: 'replace' });
+      });
     }
-    for (const dir of [...backup.createdDirs].reverse()) await ctx.sys.rmdirIfEmpty(dir);
+    for (const dir of [...backup.createdDirs].reverse()) await steps.step(`remove the directory ${dir} it created`, () => ctx.sys.rmdirIfEmpty(dir));
+    steps.finish();
   },
 };

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { GenerationsInventory } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import { removeDurableSync } from '../../journal/atomic-file.js';
+import { writeDeviceFile } from '../../system/device-file-writer.js';
 import { type GenerationsRoot, type Progress, defaultHealth, noProgress } from './generations-root.js';
 import { type GenerationsConfig, type Journal, emptyState } from './generations-store.js';
 import { recoverLocked, switchJournaled } from './generations-journal.js';
@@ -54,7 +55,7 @@ export function init(g: GenerationsRoot, req: InitRequest, progress: Progress = 
         const sv = join(p.commons, name);
         if (!(await g.sys.lstat(sv))) await g.btrfs.create(sv);
       }
-      if (req.fstab !== undefined && !(await g.sys.lstat(p.fstab))) await g.sys.writeFileAtomic(p.fstab, Buffer.from(req.fstab), { mode: 0o644 });
+      if (req.fstab !== undefined && !(await g.sys.lstat(p.fstab))) await writeDeviceFile(g.sys, p.fstab, Buffer.from(req.fstab), { mode: 0o644, symlink: 'refuse' });
     } catch (err) {
       if (art?.download) await g.sys.unlink(art.download);
       throw err;

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { FatalError } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
+import { writeDeviceFile } from '../../system/device-file-writer.js';
 import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
 import { fetchVerified } from './artifact.js';
 import { run } from './btrfs.js';
@@ -68,7 +69,7 @@ export async function renderFstabInto(g: GenerationsRoot, volume: string, id: st
   // Never through a symlink: the image decides what /etc is, and it must not point outside.
   if (!(await g.sys.lstat(etc))?.isDirectory()) return;
   const text = renderFstab((await g.sys.readFile(p.fstab)).toString('utf8'), id);
-  await g.sys.writeFileAtomic(join(etc, 'fstab'), Buffer.from(text), { mode: 0o644 });
+  await writeDeviceFile(g.sys, join(etc, 'fstab'), Buffer.from(text), { mode: 0o644, symlink: 'refuse', who: 'the generations fstab rendering' });
 }
 
 /** argv arrays run in a chroot of the new root, in order; the first that fails stops the upgrade. */

@@ -1,13 +1,16 @@
+import { rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { type NetworkSection, networkSectionSchema } from '@ibex/spec';
 import { FatalError, errorMessage } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext } from '../../engine/capability.js';
+import { RevertSteps } from '../../engine/revert-steps.js';
+import { writeDeviceFile as writeHostFile } from '../../system/device-file-writer.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { type LiveLink, type LiveRoute, type NetworkActual, type NetworkPaths, type NetworkStep, ifupdownArgs, planNetwork, summarizeNetworkStep } from './network-plan.js';
 import { waitForLeases } from './dhcp-lease.js';
 import { type ParsedInterfaces, ifaceNames, parseInterfaces } from './parse.js';
-import { DNS_HOOK, ETC_NETWORK, INTERFACES, INTERFACES_D, RESOLV_CONF, managedBlockOf, renderNetwork } from './render.js';
+import { DNS_HOOK, DNS_STAMP_DIR, ETC_NETWORK, INTERFACES, INTERFACES_D, RESOLV_CONF, managedBlockOf, renderNetwork } from './render.js';
 
 /** What revert needs: the old bytes of every file the steps touch, and what was up and how links were named. */
 export interface NetworkBackup {
@@ -149,6 +152,13 @@ async function renameLink(ctx: CapabilityContext, from: string, to: string): Pro
   await run(ctx, ['ip', 'link', 'set', 'dev', from, 'name', to], `renaming ${from} back to ${to}`);
 }
 
+/** The DNS hook's stamps of the spec's interfaces that have DNS (regular files only). */
+async function readDnsStamps(ctx: CapabilityContext, spec: NetworkSection): Promise<Record<string, string | undefined>> {
+  const out: Record<string, string | undefined> = {};
+  for (const i of spec.interfaces) if (i.dns?.servers.length || i.dns?.search.length) out[i.name] = (await readIfFile(ctx, posix.join(DNS_STAMP_DIR, i.name)))?.content;
+  return out;
+}
+
 /** Creates the missing parent directories of a device path; returns its host path. */
 async function makeParents(ctx: CapabilityContext, devicePath: string): Promise<string> {
   const r = await resolveUnderRoot(ctx.sys, ctx.root, devicePath);
@@ -165,7 +175,8 @@ async function ensureStateDir(ctx: CapabilityContext): Promise<void> {
 }
 
 async function writeDeviceFile(ctx: CapabilityContext, devicePath: string, content: string, mode: number): Promise<void> {
-  await ctx.sys.writeFileAtomic(await makeParents(ctx, devicePath), Buffer.from(content), { mode });
+  // A bind-mounted resolv.conf is written in place; a symlink is refused (the backup refuses it before any step).
+  await writeHostFile(ctx.sys, await makeParents(ctx, devicePath), Buffer.from(content), { mode, symlink: 'refuse', who: 'the network section' });
 }
 
 export const networkCapability: Capability<NetworkSection, NetworkActual, NetworkStep, NetworkBackup> = {
@@ -190,10 +201,14 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     for (const h of prev?.hooks ?? []) candidates.add(h);
     const files: NetworkActual['files'] = {};
     for (const p of [...candidates].sort()) files[p] = p === INTERFACES ? mainFile : await readIfFile(ctx, p);
+    const rc = await ctx.sys.lstat(await hostPath(ctx, RESOLV_CONF));
+    const resolvConf: NetworkActual['resolvConf'] = !rc ? { kind: 'absent' } : rc.isFile() ? { kind: 'file', content: (await ctx.sys.readFile(await hostPath(ctx, RESOLV_CONF))).toString('utf8') } : { kind: 'unreadable' };
     return {
       paths,
       existing,
       files,
+      resolvConf,
+      dnsStamps: await readDnsStamps(ctx, spec),
       current: await readCurrentConfig(ctx, mainFile?.content),
       links: await observeLinks(ctx),
       routes: await observeRoutes(ctx),
@@ -210,17 +225,23 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     },
 
     async validate(step, ctx) {
-      const staging = pathsOf(ctx).staging;
+      // Where the plan's commands look (the plan was made before this change had its own backup directory).
+      const staging = step.staging;
       const stagedD = join(staging, 'interfaces.d');
       await ctx.sys.mkdir(staging, 0o700).catch(() => {});
       await ctx.sys.mkdir(stagedD, 0o700).catch(() => {});
       // The hand-written files the main file keeps sourcing are read from where they are.
-      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: await sourceDirOf(ctx), resolvConf: pathsOf(ctx).host(RESOLV_CONF) });
+      const rendered = renderNetwork(step.spec, step.existing, { sourceDir: stagedD, keptSourceDir: await sourceDirOf(ctx), resolvConf: pathsOf(ctx).host(RESOLV_CONF), dnsStampDir: pathsOf(ctx).host(DNS_STAMP_DIR) });
       for (const f of rendered) {
-        if (f.path === INTERFACES) await ctx.sys.writeFileAtomic(join(staging, 'interfaces'), Buffer.from(f.content), { mode: 0o600 });
-        else if (f.path.startsWith(`${INTERFACES_D}/`)) await ctx.sys.writeFileAtomic(join(stagedD, posix.basename(f.path)), Buffer.from(f.content), { mode: 0o600 });
+        const to = f.path === INTERFACES ? join(staging, 'interfaces') : f.path.startsWith(`${INTERFACES_D}/`) ? join(stagedD, posix.basename(f.path)) : undefined;
+        if (to) await writeHostFile(ctx.sys, to, Buffer.from(f.content), { mode: 0o600, symlink: 'refuse' });
       }
-      for (const cmd of step.commands) await run(ctx, cmd, `validating the new network configuration (${cmd[0] === 'busybox' ? 'BusyBox ifup' : 'ifupdown-ng'})`);
+      try {
+        for (const cmd of step.commands) await run(ctx, cmd, `validating the new network configuration (${cmd[0] === 'busybox' ? 'BusyBox ifup' : 'ifupdown-ng'})`);
+      } finally {
+        // Only the dry runs read the staged copy; it is the agent's own data, not the device's.
+        await rm(staging, { recursive: true, force: true });
+      }
     },
 
     async ifdown(step, ctx) {
@@ -241,6 +262,8 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
     async ifup(step, ctx) {
       failpoint('network-before-ifup');
       await ensureStateDir(ctx);
+      // A stamp from an earlier ifup must not vouch for this one's DNS hook.
+      for (const name of step.interfaces) await ctx.sys.unlink(await hostPath(ctx, posix.join(DNS_STAMP_DIR, name)));
       await run(ctx, ifupdownArgs(pathsOf(ctx), 'ifup', step.interfaces), `bringing up ${step.interfaces.join(', ')} with the new configuration`);
       await waitForLeases(ctx, step.leases);
     },
@@ -284,31 +307,26 @@ export const networkCapability: Capability<NetworkSection, NetworkActual, Networ
   async revert(ctx, backup) {
     const paths = pathsOf(ctx);
     await ensureStateDir(ctx);
-    const errors: string[] = [];
-    const attempt = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        errors.push(`${what}: ${errorMessage(err)}`);
-      }
-    };
-    // 1. Down with whatever configuration is on disk now (the new one, or part of it).
+    const steps = new RevertSteps('network', ctx.log);
+    // 1. Down with whatever configuration is on disk now (the new one, or part of it). Not
+    //    essential: step 4 brings them up again with -f whatever state this left.
     const onDisk = await readCurrentConfig(ctx, (await readIfFile(ctx, INTERFACES))?.content);
     const defined = new Set(onDisk.flatMap(ifaceNames));
     const live = new Set((await observeLinks(ctx)).map((l) => l.name));
     const toDown = [...new Set([...backup.up, ...backup.down])].filter((n) => defined.has(n) && live.has(n));
-    if (toDown.length) await attempt('ifdown', () => run(ctx, ifupdownArgs(paths, 'ifdown', toDown, ['-f']), `bringing down ${toDown.join(', ')}`));
+    if (toDown.length) await steps.step(`bring down ${toDown.join(', ')}`, () => run(ctx, ifupdownArgs(paths, 'ifdown', toDown, ['-f']), `bringing down ${toDown.join(', ')}`), { essential: false });
     // 2. Links get the names they had before.
-    for (const [now, before] of Object.entries(backup.namesBefore)) await attempt(`rename ${now}`, () => renameLink(ctx, now, before));
-    // 3. The old files.
+    for (const [now, before] of Object.entries(backup.namesBefore)) await steps.step(`rename ${now} back to ${before}`, () => renameLink(ctx, now, before));
+    // 3. The old files (a bind-mounted resolv.conf is written in place: writeDeviceFile).
     for (const f of [...backup.files].reverse()) {
-      const host = await hostPath(ctx, f.path);
-      if (f.content === undefined) await ctx.sys.unlink(host);
-      else await writeDeviceFile(ctx, f.path, f.content, f.mode ?? 0o644);
+      await steps.step(f.content === undefined ? `remove ${f.path}` : `restore ${f.path}`, async () => {
+        if (f.content === undefined) await ctx.sys.unlink(await hostPath(ctx, f.path));
+        else await writeDeviceFile(ctx, f.path, f.content, f.mode ?? 0o644);
+      });
     }
     // 4. Up again with the old configuration.
     // -f: an ifdown above that failed half way may have left them marked up in the state file.
-    if (backup.down.length) await attempt('ifup', () => run(ctx, ifupdownArgs(paths, 'ifup', backup.down, ['-f']), `bringing ${backup.down.join(', ')} up with the previous configuration`));
-    if (errors.length) ctx.log.warn('network revert: some commands failed (files were restored)', { errors: errors.join('; ') });
+    if (backup.down.length) await steps.step(`bring ${backup.down.join(', ')} up with the previous configuration`, () => run(ctx, ifupdownArgs(paths, 'ifup', backup.down, ['-f']), `bringing ${backup.down.join(', ')} up with the previous configuration`));
+    steps.finish();
   },
 };

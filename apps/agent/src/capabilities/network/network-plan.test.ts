@@ -27,7 +27,7 @@ const routesUp: LiveRoute[] = [
 /** The device as it is once `applied` was applied: its files on disk and its live state. */
 function actualAfter(applied: NetworkSection | undefined, links: LiveLink[], routes: LiveRoute[]): NetworkActual {
   const files: NetworkActual['files'] = {};
-  const rendered = applied ? renderNetwork(applied, { interfacesD: [] }, { sourceDir: paths.interfacesD, resolvConf: paths.host('/etc/resolv.conf') }) : [];
+  const rendered = applied ? renderNetwork(applied, { interfacesD: [] }, { sourceDir: paths.interfacesD, resolvConf: paths.host('/etc/resolv.conf'), dnsStampDir: paths.host('/run/ibex-dns') }) : [];
   for (const f of rendered) files[f.path] = { content: f.content, mode: f.mode };
   const main = files[INTERFACES]?.content;
   return {
@@ -106,6 +106,39 @@ describe('network planner', () => {
     const steps = planNetwork(scenarioSpec(), actualAfter(scenarioSpec(), linksUp, routesUp.slice(0, 1)));
     assert.deepEqual(brief(steps), ['ifdown eth0_static', 'ifup eth0_static']);
     assert.match(summarizeNetworkStep(steps[1]!).text, /eth0_static: the route to 192\.168\.2\.0\/24 via 192\.168\.1\.1 is missing/);
+  });
+
+  it('a change to one interface also brings up an unchanged one that is down (issue 16: lo down in a fresh namespace)', () => {
+    const next = networkSectionSchema.parse({ ...scenarioSpec(), interfaces: scenarioSpec().interfaces.map((i) => (i.name === 'eth0_static' ? { ...i, addresses: ['192.168.1.101/24'] } : i)) });
+    const loDown = linksUp.map((l) => (l.name === 'lo' ? { ...l, up: false, addresses: [] } : l));
+    const steps = planNetwork(next, actualAfter(scenarioSpec(), loDown, routesUp));
+    assert.deepEqual(brief(steps), ['validate', 'ifdown eth0_static,lo', 'write /etc/network/interfaces.d/eth0_static', 'ifup eth0_static,lo']);
+    assert.match(summarizeNetworkStep(steps.at(-1)!).text, /lo: the link is down/);
+  });
+
+  it('DNS: resolv.conf without the nameservers the spec asks for is drift of the interface that has them', () => {
+    const spec = networkSectionSchema.parse({ ...scenarioSpec(), interfaces: scenarioSpec().interfaces.filter((i) => i.method !== 'dhcp') });
+    const at = (resolvConf: NetworkActual['resolvConf']) => ({ ...actualAfter(spec, linksUp, routesUp), resolvConf });
+    const written = '# Written by ibex-agent (if-up.d/ibex-dns) for eth0_static from its dns-nameservers / dns-search\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n';
+    assert.deepEqual(planNetwork(spec, at({ kind: 'file', content: written })), []);
+    for (const resolvConf of [{ kind: 'file' as const, content: 'nameserver 10.0.0.53\n' }, { kind: 'absent' as const }]) {
+      const steps = planNetwork(spec, at(resolvConf));
+      assert.deepEqual(brief(steps), ['ifdown eth0_static', 'ifup eth0_static']);
+      assert.match(summarizeNetworkStep(steps[1]!).text, /eth0_static: \/etc\/resolv\.conf does not hold its dns-nameservers 8\.8\.8\.8 8\.8\.4\.4/);
+    }
+    // A resolv.conf the hook writes through (a symlink) cannot be read under the root: not judged.
+    assert.deepEqual(planNetwork(spec, at({ kind: 'unreadable' })), []);
+  });
+
+  it('DNS with a DHCP interface in the spec: its client rewrites resolv.conf, so the hook\'s stamp is what must hold the DNS', () => {
+    const at = (dnsStamps: Record<string, string | undefined>) => ({ ...actualAfter(scenarioSpec(), linksUp, routesUp), resolvConf: { kind: 'file' as const, content: '' }, dnsStamps });
+    // resolv.conf emptied by udhcpc after the hook: not judged; the stamp says the hook's write landed.
+    assert.deepEqual(planNetwork(scenarioSpec(), at({ eth0_static: 'nameserver 8.8.8.8\nnameserver 8.8.4.4\n' })), []);
+    for (const stamps of [{}, { eth0_static: 'nameserver 10.0.0.53\n' }]) {
+      const steps = planNetwork(scenarioSpec(), at(stamps));
+      assert.deepEqual(brief(steps), ['ifdown eth0_static', 'ifup eth0_static']);
+      assert.match(summarizeNetworkStep(steps[1]!).text, /eth0_static: the DNS hook did not write its dns-nameservers 8\.8\.8\.8 8\.8\.4\.4 to \/etc\/resolv\.conf/);
+    }
   });
 
   it('refuses, before any other step, an interface that is not on the device', () => {

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { type NetworkSection, ipToBigInt, ipFamily, parseCidr } from '@ibex/spec';
 import type { StepSummary } from '../../engine/section-result.js';
 import { autoNames, ifaceNames, ifaceOptions, parseInterfaces, renamesOf, type ParsedInterfaces } from './parse.js';
-import { type ExistingConfig, INTERFACES, INTERFACES_D, RESOLV_CONF, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
+import { DNS_STAMP_DIR, type ExistingConfig, INTERFACES, INTERFACES_D, RESOLV_CONF, type RenderedFile, renderNetwork, staleManagedPaths } from './render.js';
 import { unifiedDiff } from '../../engine/unified-diff.js';
 
 /** A link as `ip -j addr` shows it. */
@@ -46,11 +46,19 @@ export interface NetworkActual {
   routes: LiveRoute[];
   /** Whether the BusyBox applet is there to double-check the files. */
   busybox: boolean;
+  /**
+   * /etc/resolv.conf, which the DNS hook writes at ifup: `unreadable` when it cannot be judged
+   * under the root (a symlink the hook writes through). Missing: not observed (no check).
+   */
+  resolvConf?: { kind: 'file'; content: string } | { kind: 'absent' } | { kind: 'unreadable' };
+  /** What the DNS hook left in DNS_STAMP_DIR, by interface (absent: it has not run, or failed, since the last ifup). */
+  dnsStamps?: Record<string, string | undefined>;
 }
 
 export type NetworkStep =
   | { action: 'refuse'; reason: string }
-  | { action: 'validate'; spec: NetworkSection; existing: ExistingConfig; commands: string[][] }
+  /** `staging`: where the commands read the new files (the executor writes them there first). */
+  | { action: 'validate'; spec: NetworkSection; existing: ExistingConfig; staging: string; commands: string[][] }
   | { action: 'ifdown'; interfaces: string[]; undoRenames: Array<{ from: string; to: string }>; commands: string[][]; reason: string }
   | { action: 'write'; path: string; content: string; mode: number; before?: string; beforeMode?: number }
   | { action: 'remove'; path: string; before: string }
@@ -89,7 +97,7 @@ const sameCidr = (a: string, b: string) => {
 };
 
 /** What is missing live for an interface the spec brings up: empty when it is as configured. */
-export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'links' | 'routes'>): Map<string, string[]> {
+export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'links' | 'routes' | 'resolvConf' | 'dnsStamps'>): Map<string, string[]> {
   const gaps = new Map<string, string[]>();
   const add = (n: string, g: string) => gaps.set(n, [...(gaps.get(n) ?? []), g]);
   for (const i of spec.interfaces) {
@@ -113,7 +121,53 @@ export function liveGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'link
     );
     if (!present) add(r.interface, `the route to ${r.to}${r.via ? ` via ${r.via}` : ''} is missing`);
   }
+  for (const g of dnsGaps(spec, actual)) add(g.name, g.gap);
   return gaps;
+}
+
+/** The `nameserver` and `search` lines of a resolv.conf. */
+function resolvLines(text: string): { servers: string[]; search: string[] } {
+  const words = text.split('\n').map((l) => l.trim().split(/\s+/));
+  return { servers: words.filter((w) => w[0] === 'nameserver').map((w) => w[1] ?? ''), search: words.filter((w) => w[0] === 'search').flatMap((w) => w.slice(1)) };
+}
+
+const dnsOf = (i: NetworkSection['interfaces'][number]) => ({ servers: i.dns?.servers ?? [], search: i.dns?.search ?? [] });
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const holdsDns = (text: string, i: NetworkSection['interfaces'][number]) => {
+  const held = resolvLines(text);
+  return sameList(held.servers, dnsOf(i).servers) && sameList(held.search, dnsOf(i).search);
+};
+const wantText = (i: NetworkSection['interfaces'][number]) =>
+  [dnsOf(i).servers.length ? `dns-nameservers ${dnsOf(i).servers.join(' ')}` : '', dnsOf(i).search.length ? `dns-search ${dnsOf(i).search.join(' ')}` : ''].filter(Boolean).join(', ');
+
+/**
+ * Whether the DNS the spec asks for reached resolv.conf (issue 16: a hook whose `mv` failed on a
+ * bind mount left it unchanged while the apply said `in sync`). Each gap restarts its interface,
+ * whose ifup runs the hook again.
+ * - No `auto` DHCP interface in the spec: resolv.conf itself must hold the dns-nameservers /
+ *   dns-search of one of the auto interfaces that have them (whichever came up last); if not,
+ *   the last of them has the gap. Not judged when resolv.conf is a symlink.
+ * - With one, its DHCP client also writes resolv.conf at each lease and renewal, so the file
+ *   holds whoever wrote last: then each interface with DNS must have the hook's stamp
+ *   (DNS_STAMP_DIR/<name>: what resolv.conf held right after the hook wrote it) holding its DNS,
+ *   which proves the hook ran and its write landed.
+ */
+function dnsGaps(spec: NetworkSection, actual: Pick<NetworkActual, 'resolvConf' | 'dnsStamps'>): Array<{ name: string; gap: string }> {
+  const withDns = spec.interfaces.filter((i) => i.auto && (i.dns?.servers.length || i.dns?.search.length));
+  if (!withDns.length) return [];
+  if (spec.interfaces.some((i) => i.auto && i.method === 'dhcp')) {
+    if (!actual.dnsStamps) return [];
+    return withDns.flatMap((i) => {
+      const stamp = actual.dnsStamps![i.name];
+      if (stamp !== undefined && holdsDns(stamp, i)) return [];
+      return [{ name: i.name, gap: `the DNS hook did not write its ${wantText(i)} to ${RESOLV_CONF} (${stamp === undefined ? `no ${DNS_STAMP_DIR}/${i.name} since it came up` : `${DNS_STAMP_DIR}/${i.name} holds other lines`})` }];
+    });
+  }
+  const rc = actual.resolvConf;
+  if (!rc || rc.kind === 'unreadable') return [];
+  if (withDns.some((i) => holdsDns(rc.kind === 'file' ? rc.content : '', i))) return [];
+  const last = withDns.at(-1)!;
+  return [{ name: last.name, gap: `${RESOLV_CONF} does not hold its ${wantText(last)}${rc.kind === 'absent' ? ' (it is missing)' : ''}` }];
 }
 
 /**
@@ -136,7 +190,7 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   }
   if (refusals.length) return refusals;
 
-  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD, resolvConf: paths.host(RESOLV_CONF) });
+  const rendered = renderNetwork(spec, actual.existing, { sourceDir: paths.interfacesD, resolvConf: paths.host(RESOLV_CONF), dnsStampDir: paths.host(DNS_STAMP_DIR) });
   const stale = staleManagedPaths(actual.existing, rendered);
   const writes: NetworkStep[] = rendered.flatMap((f): NetworkStep[] => {
     const now = actual.files[f.path];
@@ -154,21 +208,20 @@ export function planNetwork(spec: NetworkSection, actual: NetworkActual): Networ
   const newNames = new Set(spec.interfaces.map((i) => i.name));
   const newAuto = new Set(spec.interfaces.filter((i) => i.auto).map((i) => i.name));
 
-  let affected: string[];
-  let reason: string;
-  if (writes.length || removes.length) {
-    // Only what a changed stanza (or a hook?) touches: hooks run at the next up/down anyway.
-    affected = [...new Set([...oldNames, ...newNames])].filter((n) => canonical(actual.current, n) !== canonical(newParsed, n)).sort();
-    reason = 'its configuration changes';
-  } else {
-    const gaps = liveGaps(spec, actual);
-    if (!gaps.size) return [];
-    affected = [...gaps.keys()].sort();
-    reason = [...gaps].map(([n, g]) => `${n}: ${g.join(', ')}`).join('; ');
-  }
+  // Every interface observe shows is not as the spec wants goes into the plan: the ones whose
+  // stanza changes, AND the ones whose files are unchanged but whose live state drifted (a link
+  // that is down, like `lo` in a fresh namespace). Otherwise verify (which plans again) finds
+  // them and reverts a good change: a plan right after a successful apply must be empty.
+  const gaps = liveGaps(spec, actual);
+  const changed = writes.length || removes.length ? [...new Set([...oldNames, ...newNames])].filter((n) => canonical(actual.current, n) !== canonical(newParsed, n)) : [];
+  if (!writes.length && !removes.length && !gaps.size) return [];
+  // The summary names the drift of the interfaces whose configuration stays (the others restart anyway).
+  const drift = [...gaps].filter(([n]) => !changed.includes(n)).map(([n, g]) => `${n}: ${g.join(', ')}`).join('; ');
+  const affected = [...new Set([...changed, ...gaps.keys()])].sort();
+  const reason = [changed.length ? 'its configuration changes' : '', drift].filter(Boolean).join('; ');
 
   const steps: NetworkStep[] = [];
-  if (writes.length || removes.length) steps.push({ action: 'validate', spec, existing: actual.existing, commands: validateCommands(paths, actual.busybox) });
+  if (writes.length || removes.length) steps.push({ action: 'validate', spec, existing: actual.existing, staging: paths.staging, commands: validateCommands(paths, actual.busybox) });
   // Down with the old config: only what it defines and what exists now.
   const down = affected.filter((n) => oldNames.has(n) && live.has(n));
   const oldRenames = actual.current.flatMap(renamesOf).filter((r) => affected.includes(r.to));

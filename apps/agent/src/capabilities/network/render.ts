@@ -28,6 +28,8 @@ export const hookPath = (phase: string, name: string) => `${ETC_NETWORK}/if-${ph
 /** The agent's own if-up.d hook that applies dns-nameservers / dns-search (spec hooks may not use the name). */
 export const DNS_HOOK = hookPath('up', DNS_HOOK_NAME);
 export const RESOLV_CONF = '/etc/resolv.conf';
+/** Where the DNS hook leaves, per interface, what resolv.conf held right after it wrote it (for verify: a DHCP client may rewrite the file later). */
+export const DNS_STAMP_DIR = '/run/ibex-dns';
 export const ifaceFilePath = (name: string) => `${INTERFACES_D}/${name}`;
 /** Names the agent writes (interface names, hook names: libs/spec network.ts allows no other characters). */
 const SAFE_NAME = /^[A-Za-z0-9_-]+$/;
@@ -54,6 +56,8 @@ export interface RenderOptions {
   keptSourceDir?: string;
   /** The file the DNS hook writes: the host path of /etc/resolv.conf (differs from it under --root). */
   resolvConf?: string;
+  /** The host path of DNS_STAMP_DIR (differs from it under --root). */
+  dnsStampDir?: string;
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -62,27 +66,37 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
  * The DNS hook: neither ifupdown-ng (it looks for a `dns` executor, which does not exist, and
  * skips it) nor BusyBox ifup acts on dns-nameservers / dns-search; both export them to if-up.d
  * scripts as IF_DNS_NAMESERVERS / IF_DNS_SEARCH. This writes them to resolv.conf when an
- * interface that has them comes up: atomically (temp file + mv) for a regular file, through
- * the link for a symlink (e.g. to a resolvconf-managed file). The path is fixed at render time,
+ * interface that has them comes up: atomically (temp file + mv) for a regular file, in place
+ * when mv cannot replace it (a bind mount) or no temp file can be made beside it (a read-only
+ * /etc), through the link for a symlink (e.g. to a resolvconf-managed file). It then leaves
+ * what resolv.conf holds in its stamp, which verify reads (network-plan.ts, dnsGaps). The path is fixed at render time,
  * like the `source` lines: under --root it is the root's file, never the host's.
  */
-export function renderDnsHook(resolvConf: string): string {
+export function renderDnsHook(resolvConf: string, stampDir: string): string {
   return `#!/bin/sh
 ${FILE_HEADER}
 # Applies this interface's dns-nameservers / dns-search (neither ifupdown-ng nor BusyBox ifup does).
 [ -n "$IF_DNS_NAMESERVERS$IF_DNS_SEARCH" ] || exit 0
 conf=${shellQuote(resolvConf)}
+stamps=${shellQuote(stampDir)}
 tmp="$conf.ibex-new"
-{
+lines() {
 	echo "# Written by ibex-agent (if-up.d/${DNS_HOOK_NAME}) for $IFACE from its dns-nameservers / dns-search"
 	[ -z "$IF_DNS_SEARCH" ] || echo "search $IF_DNS_SEARCH"
 	for ns in $IF_DNS_NAMESERVERS; do echo "nameserver $ns"; done
-} > "$tmp" || exit 1
+}
 if [ -L "$conf" ]; then
-	cat "$tmp" > "$conf" && rm -f "$tmp"
-else
-	chmod 644 "$tmp" && mv -f "$tmp" "$conf"
+	lines > "$conf" || exit 1
+elif ! { lines > "$tmp"; } 2>/dev/null; then
+	# No temp file beside it (a read-only /etc with resolv.conf mounted writable on it): in place.
+	rm -f "$tmp"
+	lines > "$conf" || exit 1
+elif ! { chmod 644 "$tmp" && mv -f "$tmp" "$conf" 2>/dev/null; }; then
+	# A bind mount (Docker, LXC, ip netns exec) cannot be replaced by mv (EBUSY): written in place.
+	cat "$tmp" > "$conf" && rm -f "$tmp" || exit 1
 fi
+# What resolv.conf holds now, for the agent's verify (a DHCP client may rewrite it later).
+mkdir -p "$stamps" && cat "$conf" > "$stamps/$IFACE"
 `;
 }
 
@@ -225,7 +239,7 @@ export function renderNetwork(spec: NetworkSection, existing: ExistingConfig, op
     files.push({ path: ifaceFilePath(iface.name), content: `${FILE_HEADER}\n${renderInterface(iface, routes)}`, mode: 0o644 });
   }
   for (const h of hooks) files.push({ path: hookPath(h.phase, h.name), content: h.content, mode: parseInt(h.mode, 8) });
-  if (dns) files.push({ path: DNS_HOOK, content: renderDnsHook(opts.resolvConf ?? RESOLV_CONF), mode: 0o755 });
+  if (dns) files.push({ path: DNS_HOOK, content: renderDnsHook(opts.resolvConf ?? RESOLV_CONF, opts.dnsStampDir ?? DNS_STAMP_DIR), mode: 0o755 });
   return files;
 }
 

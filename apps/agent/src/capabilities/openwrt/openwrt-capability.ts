@@ -4,6 +4,7 @@ import { FatalError, errorMessage } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import type { Capability, CapabilityContext, ExecutorMap } from '../../engine/capability.js';
 import { readJsonSync, writeJsonAtomicSync } from '../../journal/atomic-file.js';
+import { placeDeviceSymlink } from '../../system/device-file-writer.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { type RunningContainer, inNetns, ipNetnsArg, iwSetNetns, netnsIdOf, resolveContainer } from './container.js';
 import { readLedger, updateLedger } from './ledger.js';
@@ -290,7 +291,7 @@ const act: { [A in OpenwrtStep['action']]: (step: Step<A>, ctx: CapabilityContex
       await ctx.sys.mkdir(d, 0o755).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EEXIST') throw err;
       });
-    await ctx.sys.symlinkAtomic(step.target, r.host);
+    await placeDeviceSymlink(ctx.sys, r.host, step.target);
     updateLedger(ctx.root, (l) => {
       l.handle = { path: step.path, target: step.target };
     });

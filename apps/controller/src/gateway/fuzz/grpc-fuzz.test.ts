@@ -160,7 +160,7 @@ describe('gRPC Connect fuzzing', () => {
   };
 
   before(async () => {
-    c = await startTestController({ env: { IBEX_HELLO_TIMEOUT_MS: '2000' } });
+    c = await startTestController({ env: { IBEX_HELLO_TIMEOUT_MS: '2000', IBEX_AUTH_FAILURES_PER_SOURCE: '1000000', IBEX_AUTH_FAILURES_PER_TOKEN: '1000000' } });
     const d = await enrollDevice(c, 'grpc-fuzz');
     credential = d.credential;
     deviceId = d.deviceId;
