@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ControllerMessage, Hello } from '@ibex/proto';
+import { ArtifactEndpoint } from '../artifacts/artifact-endpoint.js';
 import { Backoff } from '../common/backoff.js';
 import { errorMessage } from '../common/errors.js';
 import { failpoint } from '../common/failpoints.js';
@@ -53,7 +54,8 @@ export class Agent {
         throw new Error(`CA file ${caFile} cannot be read (${errorMessage(err)}); fix --ca/caFile`);
       }
     }
-    this.device = new DeviceServices({ cfg, log, bootId: this.bootId, send: (msg) => this.connection.send({ msg }), collectGenerations: deps.collectGenerations });
+    const artifacts = new ArtifactEndpoint(credential.credential, url.target.slice(0, url.target.lastIndexOf(':')));
+    this.device = new DeviceServices({ cfg, log, bootId: this.bootId, send: (msg) => this.connection.send({ msg }), collectGenerations: deps.collectGenerations, artifacts });
     this.connection = new Connection({
       url,
       caPem,
@@ -63,7 +65,8 @@ export class Agent {
       // Hello is built synchronously: its facts are collected (asynchronously) just before.
       beforeHello: () => this.device.facts.prepareHello(),
       hello: () => this.hello(),
-      onWelcome: () => {
+      onWelcome: (w) => {
+        artifacts.welcome(w.artifactsUrl);
         this.resendUnacked();
         // Reaching the controller is the first half of a trial generation's health check.
         void this.device.trial.controllerReached();

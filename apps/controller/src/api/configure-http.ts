@@ -1,5 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Request } from 'express';
+import { ARTIFACTS_PATH } from './artifacts/artifacts.controller.js';
 import type { Config } from '../config/config.js';
 import { httpMetricsMiddleware } from '../metrics/http-metrics.middleware.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -19,6 +21,12 @@ export function configureHttp(app: INestApplication, config: Config): void {
   express.disable('x-powered-by');
   express.use(requestIdMiddleware);
   express.use(httpMetricsMiddleware(app.get(MetricsService)));
+  // An artifact upload is a raw stream the service reads itself: never let a parser consume it,
+  // whatever its Content-Type (body-parser skips a request already marked as parsed).
+  express.use(`/${ARTIFACTS_PATH}`, (req: Request & { _body?: boolean }, _res: unknown, next: () => void) => {
+    if (req.method === 'POST') req._body = true;
+    next();
+  });
   // JSON only (app.ts turns Nest's default parsers off): a form-encoded body is no body.
   express.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalFilters(new ApiErrorFilter());

@@ -5,7 +5,8 @@ import { Forbidden } from '../../common/errors.js';
 import type { TokenRole } from '../../generated/prisma/client.js';
 import { ApiTokensService } from '../api-tokens/api-tokens.service.js';
 import { requestIdOf, setCaller } from '../http/request-context.js';
-import { AdminOnly, Public } from './auth.decorators.js';
+import { DeviceAuth } from '../../gateway/connect/device-auth.service.js';
+import { AdminOnly, DevicesMayRead, Public } from './auth.decorators.js';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
@@ -25,6 +26,7 @@ export class ApiAuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: ApiTokensService,
+    private readonly devices: DeviceAuth,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
@@ -32,6 +34,11 @@ export class ApiAuthGuard implements CanActivate {
     const targets = [ctx.getHandler(), ctx.getClass()];
     if (this.reflector.getAllAndOverride(Public, targets)) return true;
     const req = ctx.switchToHttp().getRequest<Request>();
+    const auth = req.get('authorization');
+    if (READ_METHODS.has(req.method) && /^Bearer\s+ibxd_/i.test(auth ?? '') && this.reflector.getAllAndOverride(DevicesMayRead, targets)) {
+      await this.devices.authenticateHeader(auth);
+      return true;
+    }
     const token = await this.tokens.authenticate(req.get('authorization'));
     checkRole(token.role, req.method, this.reflector.getAllAndOverride(AdminOnly, targets) ?? false, token.name);
     setCaller(req, { actor: { type: 'api_token', id: token.id, name: token.name }, requestId: requestIdOf(req) });

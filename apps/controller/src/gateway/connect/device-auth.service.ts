@@ -19,7 +19,12 @@ export class DeviceAuth {
 
   async authenticate(metadata: Metadata): Promise<AuthenticatedDevice> {
     const [header] = metadata.get('authorization');
-    if (typeof header !== 'string' || !header) {
+    return this.authenticateHeader(typeof header === 'string' ? header : undefined);
+  }
+
+  /** The same check for an HTTP `Authorization` header (agents downloading artifacts). */
+  async authenticateHeader(header: string | undefined): Promise<AuthenticatedDevice> {
+    if (!header) {
       throw new Unauthenticated(`the authorization metadata is missing: send \`authorization: Bearer <device credential>\`, or ${REENROLL}`);
     }
     const m = /^Bearer\s+(ibxd_\S{1,200})$/i.exec(header.trim());
