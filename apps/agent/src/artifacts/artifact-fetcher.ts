@@ -167,7 +167,7 @@ async function finish(part: string, dest: string, want: string, signal: AbortSig
   const got = (await hashFile(part, signal)).digest('hex');
   if (got !== want) {
     await rm(part, { force: true });
-    throw new FatalError(`the downloaded file has sha256 ${got}, expected ${want}; it was deleted and nothing was changed (is the controller's copy damaged? upload the artifact again)`);
+    throw new FatalError(`the downloaded file has sha256 ${got}, expected ${want}; nothing was changed (the download was deleted; if the source's copy is damaged, upload it again)`);
   }
   await rename(part, dest);
   return (await stat(dest)).size;
@@ -179,9 +179,11 @@ async function hashFile(file: string, signal: AbortSignal | undefined): Promise<
   return h;
 }
 
+/** fetch says only "fetch failed"; the reason (ECONNREFUSED, ECONNRESET...) is in its cause. */
 function describeFetchError(err: unknown): string {
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  return e.cause?.code ? `${e.cause.code}${e.cause.message ? ` ${e.cause.message}` : ''}` : e.message;
+  const e = err as Error & { cause?: Error & { code?: string; errors?: Array<Error & { code?: string }> } };
+  const c = e.cause?.errors?.[0] ?? e.cause;
+  return c ? `${c.code ?? ''} ${c.message}`.trim() : e.message;
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
