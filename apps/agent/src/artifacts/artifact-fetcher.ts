@@ -2,7 +2,6 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { FatalError } from '../common/errors.js';
 
 /** Bytes received so far and the total (when known). */
@@ -47,8 +46,8 @@ const DEFAULT_MAX = 16 * 1024 ** 3;
  * - bytes go to `<dest>.part`; a dropped connection, a stall or a restart of the agent resumes
  *   with `Range: bytes=<size of .part>-` and `If-Range: "<sha256>"` (the controller's ETag);
  *   a server that answers 200 instead of 206 starts the file again;
- * - the sha256 is computed over the whole file (the kept part is re-read on resume) and
- *   checked before the rename, so nothing ever uses a byte that does not match; a mismatch
+ * - the sha256 is computed over the whole file as it arrives (a kept part is read once on
+ *   resume) and checked before the rename, so nothing ever uses a byte that does not match; a mismatch
  *   removes the part (the next try starts from 0) and is a FatalError naming both hashes;
  * - size limits (`size`, `maxBytes`) are FatalErrors too; transient network errors are retried
  *   `maxAttempts` times in a row without progress, then thrown as plain Errors (retry later:
@@ -113,7 +112,7 @@ async function oneRequest(o: FetchArtifactOptions, part: string, offset: number,
     if (res.status === 416 && offset > 0) {
       // The part is already as long as the file (or longer): verify what is there.
       await res.body?.cancel();
-      return finish(part, o.dest, want, o.signal);
+      return finish(part, o.dest, want, (await hashFile(part, o.signal)).digest('hex'));
     }
     if (res.status === 401 || res.status === 403 || res.status === 404) {
       const text = (await res.text().catch(() => '')).slice(0, 300);
@@ -134,37 +133,59 @@ async function oneRequest(o: FetchArtifactOptions, part: string, offset: number,
       throw new FatalError(`${o.url} is ${total} bytes, more than the ${max} allowed${o.size !== undefined ? ' (the size the controller recorded)' : ''}; nothing was used`);
     }
     startedAt.push(start);
+    // Hash while the bytes arrive (the kept part is read once first), so the file is read only once.
+    const hash = resumed ? await hashFile(part, o.signal) : createHash('sha256');
     const fh = await open(part, resumed ? 'a' : 'w', 0o600);
     let received = start;
     try {
       o.onProgress?.(received, total);
       const reader = res.body.getReader();
+      // Writes are batched: many small network chunks, few large writes.
+      const pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const buf = Buffer.concat(pending, pendingBytes);
+        pending.length = 0;
+        pendingBytes = 0;
+        await fh.write(buf);
+      };
       for (;;) {
         const { done, value } = await reader.read().catch((err: unknown) => {
           throw new Error(ctl.signal.aborted && !o.signal?.aborted ? String((ctl.signal.reason as Error)?.message ?? ctl.signal.reason) : describeFetchError(err));
+        }).catch(async (err: unknown) => {
+          // What arrived before the cut is kept for the resume.
+          await flush();
+          throw err;
         });
         if (done) break;
         arm();
         received += value.length;
         if (received > max) throw new FatalError(`${o.url} sent more than the ${max} bytes allowed; nothing was used`);
-        await fh.write(value);
-        o.onProgress?.(received, total);
+        hash.update(value);
+        pending.push(value);
+        pendingBytes += value.length;
+        if (pendingBytes >= 1 << 20) {
+          await flush();
+          o.onProgress?.(received, total);
+        }
       }
+      await flush();
+      o.onProgress?.(received, total);
       await fh.sync();
     } finally {
       await fh.close();
     }
     if (total !== undefined && received < total) throw new Error(`the connection ended after ${received} of ${total} bytes`);
-    return await finish(part, o.dest, want, o.signal);
+    return await finish(part, o.dest, want, hash.digest('hex'));
   } finally {
     clearTimeout(stall);
     o.signal?.removeEventListener('abort', onAbort);
   }
 }
 
-/** Hashes the complete part; renames it into place when it matches, removes it when not. */
-async function finish(part: string, dest: string, want: string, signal: AbortSignal | undefined): Promise<number> {
-  const got = (await hashFile(part, signal)).digest('hex');
+/** The complete part, hashed: renamed into place when it matches, removed when not. */
+async function finish(part: string, dest: string, want: string, got: string): Promise<number> {
   if (got !== want) {
     await rm(part, { force: true });
     throw new FatalError(`the downloaded file has sha256 ${got}, expected ${want}; nothing was changed (the download was deleted; if the source's copy is damaged, upload it again)`);
@@ -173,9 +194,10 @@ async function finish(part: string, dest: string, want: string, signal: AbortSig
   return (await stat(dest)).size;
 }
 
+/** A hash fed with the file, not finalized yet (more bytes may follow). */
 async function hashFile(file: string, signal: AbortSignal | undefined): Promise<Hash> {
   const h = createHash('sha256');
-  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), h, signal ? { signal } : {});
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, ...(signal ? { signal } : {}) })) h.update(chunk as Buffer);
   return h;
 }
 

@@ -35,6 +35,7 @@ export class FsBlobStore implements BlobStore {
     const hash = createHash('sha256');
     let size = 0;
     const count = new Transform({
+      highWaterMark: 1 << 20,
       transform(chunk: Buffer, _enc, done) {
         size += chunk.length;
         if (size > limits.size) return done(new BlobRejected(`the body is longer than its Content-Length (${limits.size} bytes)`, 'Content-Length'));
@@ -43,7 +44,7 @@ export class FsBlobStore implements BlobStore {
       },
     });
     try {
-      const out = createWriteStream(tmp, { mode: 0o600, flags: 'wx' });
+      const out = createWriteStream(tmp, { mode: 0o600, flags: 'wx', highWaterMark: 1 << 20 });
       await pipeline(body, count, out, limits.signal ? { signal: limits.signal } : {});
       if (size !== limits.size) throw new BlobRejected(`the body ended after ${size} of the ${limits.size} bytes its Content-Length announced`, 'Content-Length');
       const sha256 = hash.digest('hex');
