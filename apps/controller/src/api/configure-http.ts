@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Server } from 'node:http';
 import type { Request } from 'express';
 import { ARTIFACTS_PATH } from './artifacts/artifacts.controller.js';
 import type { Config } from '../config/config.js';
@@ -19,6 +20,10 @@ import { serveDashboard } from '../ui/serve-dashboard.js';
 export function configureHttp(app: INestApplication, config: Config): void {
   const express = app as NestExpressApplication;
   express.disable('x-powered-by');
+  // No deadline for a whole request (Node's default is 5 minutes): a large artifact upload on a
+  // slow link takes as long as it takes. An upload has an idle timeout instead
+  // (artifacts.controller.ts), and headers must still arrive within headersTimeout.
+  (app.getHttpServer() as Server).requestTimeout = 0;
   express.use(requestIdMiddleware);
   express.use(httpMetricsMiddleware(app.get(MetricsService)));
   // An artifact upload is a raw stream the service reads itself: never let a parser consume it,

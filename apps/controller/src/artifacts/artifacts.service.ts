@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { type ArtifactKind, parseArtifactRef } from '@ibex/spec';
 import { AuditService } from '../audit/audit.service.js';
 import { Conflict, LengthRequired, NotFound, PayloadTooLarge, ValidationFailed } from '../common/errors.js';
@@ -25,6 +25,8 @@ export interface ArtifactBlob {
   artifact: Artifact;
   size: number;
   open(range?: { start: number; end: number }): Promise<Readable>;
+  /** Writes the bytes to `out` without a buffer per chunk (downloads). */
+  send(out: Writable, range?: { start: number; end: number }): Promise<void>;
 }
 
 const HUMAN = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`);
@@ -130,13 +132,14 @@ export class ArtifactsService implements OnModuleInit {
     const artifact = await this.find(ref);
     const size = await this.blobs.size(artifact.sha256);
     if (size === null) throw new Conflict(`the bytes of artifact ${artifact.name}@${artifact.version} (sha256 ${artifact.sha256}) are missing from the blob store; upload it again under a new version`);
+    const vanished = (err: unknown) => {
+      throw err instanceof BlobMissing ? new Conflict(`the bytes of artifact ${artifact.name}@${artifact.version} vanished from the blob store`) : err;
+    };
     return {
       artifact,
       size,
-      open: (range) =>
-        this.blobs.open(artifact.sha256, range).catch((err: unknown) => {
-          throw err instanceof BlobMissing ? new Conflict(`the bytes of artifact ${artifact.name}@${artifact.version} vanished from the blob store`) : err;
-        }),
+      open: (range) => this.blobs.open(artifact.sha256, range).catch(vanished),
+      send: (out, range) => this.blobs.send(artifact.sha256, out, range).catch(vanished),
     };
   }
 

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 /**
  * Where artifact bytes live, addressed by their sha256. Callers see only this interface, so an
@@ -12,6 +12,11 @@ export interface BlobStore {
   stage(body: Readable, limits: StageLimits): Promise<StagedBlob>;
   /** Bytes `start..end` (inclusive) of a blob, or all of it. Throws BlobMissing. */
   open(sha256: string, range?: { start: number; end: number }): Promise<Readable>;
+  /**
+   * Writes bytes `start..end` (inclusive) of a blob, or all of it, to `out` (an HTTP response).
+   * Throws BlobMissing before writing anything when there is no such blob.
+   */
+  send(sha256: string, out: Writable, range?: { start: number; end: number }): Promise<void>;
   /** Size of a stored blob, or null when there is none. */
   size(sha256: string): Promise<number | null>;
   delete(sha256: string): Promise<void>;

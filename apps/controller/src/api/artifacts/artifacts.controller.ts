@@ -1,6 +1,5 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiHeader, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiParam, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type { Artifact } from '../../generated/prisma/client.js';
 import { ArtifactsService } from '../../artifacts/artifacts.service.js';
@@ -13,6 +12,7 @@ import { artifactPage, artifactView, type ArtifactView, listArtifactsQuery, type
 import { decideRange } from './http-range.js';
 
 export const ARTIFACTS_PATH = 'api/v1/artifacts';
+const UPLOAD_IDLE_MS = 60_000;
 
 export function toArtifactView(a: Artifact): ArtifactView {
   return {
@@ -74,7 +74,10 @@ export class ArtifactsController {
     }
     const aborted = new AbortController();
     req.once('close', () => !req.complete && aborted.abort(new Error('the client closed the connection before the upload ended')));
+    // A client that stops sending is dropped after a minute (the staged bytes are removed).
+    req.socket.setTimeout(UPLOAD_IDLE_MS, () => req.socket.destroy());
     const a = await this.artifacts.upload(caller, meta, req, size, aborted.signal);
+    req.socket.setTimeout(0);
     res.status(201);
     return toArtifactView(a);
   }
@@ -149,8 +152,8 @@ export class ArtifactsController {
       res.end();
       return;
     }
-    const body = await blob.open(range);
-    // A client that goes away mid-download is normal (it resumes with Range): nothing to report.
-    await pipeline(body, res).catch(() => body.destroy());
+    // A client that goes away mid-download is normal (it resumes with Range): send() just stops.
+    await blob.send(res, range);
+    if (!res.destroyed) res.end();
   }
 }
