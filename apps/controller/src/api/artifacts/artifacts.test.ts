@@ -108,6 +108,34 @@ describe('artifacts API', () => {
     assert.match(JSON.parse(res.body).error.message, /over the limit of 4\.0 MiB .*IBEX_ARTIFACT_MAX_BYTES/);
   });
 
+  it('answers 413 before 100 Continue when the client asks first (Expect: 100-continue)', async () => {
+    const url = new URL(`${c.baseUrl}/api/v1/artifacts?name=huge2&version=1`);
+    let continued = false;
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(url, { method: 'POST', headers: { authorization: `Bearer ${c.adminToken}`, expect: '100-continue', 'content-length': String(1024 ** 3) } }, (r) => {
+        r.resume();
+        resolve(r.statusCode!);
+      });
+      req.on('continue', () => (continued = true));
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    assert.equal(status, 413);
+    assert.equal(continued, false, 'no go-ahead was given for the body');
+    // A small upload that asks first still gets its 100 Continue and goes through.
+    const body = randomBytes(100);
+    const ok = await new Promise<number>((resolve, reject) => {
+      const req = request(new URL(`${c.baseUrl}/api/v1/artifacts?name=asked&version=1`), { method: 'POST', headers: { authorization: `Bearer ${c.adminToken}`, expect: '100-continue', 'content-length': String(body.length) } }, (r) => {
+        r.resume();
+        resolve(r.statusCode!);
+      });
+      req.on('continue', () => req.end(body));
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    assert.equal(ok, 201);
+  });
+
   it('stores the same bytes once, also when uploaded concurrently under two names', async () => {
     const bytes = randomBytes(2 * 1024 * 1024);
     const [a, b] = await Promise.all([upload('name=twin-a&version=1', bytes), upload('name=twin-b&version=1', bytes)]);
