@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ApiModule } from './api/api.module.js';
+import { ArtifactsModule } from './artifacts/artifacts.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { CommonModule } from './common/common.module.js';
 import { ConfigModule } from './config/config.module.js';
@@ -18,7 +19,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, MetricsModule, RedisModule, AuditModule, GatewayModule, ApiModule],
+      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, MetricsModule, RedisModule, AuditModule, ArtifactsModule, GatewayModule, ApiModule],
     };
   }
 }

@@ -1,5 +1,7 @@
 import type {
   ApiToken,
+  Artifact,
+  UploadArtifactMeta,
   AuditEvent,
   CreatedApiToken,
   CreatedEnrollmentToken,
@@ -121,6 +123,54 @@ export class IbexClient {
       cursor = page.nextCursor ?? undefined;
     } while (cursor && out.length < max);
     return out.slice(0, max);
+  }
+
+  // Artifacts
+  listArtifacts(q: { name?: string; kind?: string; sha256?: string; limit?: number; cursor?: string } = {}) {
+    return this.request<Page<Artifact>>('GET', '/api/v1/artifacts', { query: q });
+  }
+  getArtifact(ref: string) {
+    return this.request<Artifact>('GET', `/api/v1/artifacts/${enc(ref)}`);
+  }
+  deleteArtifact(ref: string) {
+    return this.request<void>('DELETE', `/api/v1/artifacts/${enc(ref)}`);
+  }
+  /**
+   * Streams `body` (exactly `size` bytes) as a new artifact; never buffers it. No request
+   * timeout (a large file takes as long as it takes); pass a signal to stop it.
+   */
+  async uploadArtifact(meta: UploadArtifactMeta, body: ReadableStream<Uint8Array>, size: number, signal?: AbortSignal): Promise<Artifact> {
+    const query: Query = {
+      name: meta.name,
+      version: meta.version,
+      kind: meta.kind,
+      sha256: meta.sha256,
+      labels: meta.labels && Object.keys(meta.labels).length ? Object.entries(meta.labels).map(([k, v]) => `${k}=${v}`).join(',') : undefined,
+      architectures: meta.architectures?.length ? meta.architectures.join(',') : undefined,
+    };
+    const res = await this.raw('POST', '/api/v1/artifacts', query, { 'content-type': meta.contentType ?? 'application/octet-stream', 'content-length': String(size) }, body, signal);
+    const text = await res.text();
+    if (!res.ok) throw errorFrom(res, text);
+    return JSON.parse(text) as Artifact;
+  }
+  /** The download response (status 200, or 206 with `range`); read its body as a stream. */
+  async downloadArtifact(ref: string, opts: { range?: string; signal?: AbortSignal } = {}): Promise<Response> {
+    const res = await this.raw('GET', `/api/v1/artifacts/${enc(ref)}/download`, undefined, opts.range ? { range: opts.range } : {}, undefined, opts.signal);
+    if (!res.ok) throw errorFrom(res, await res.text());
+    return res;
+  }
+
+  /** A request whose body or answer is a stream (no JSON, no timeout). */
+  private async raw(method: string, path: string, query: Query | undefined, headers: Record<string, string>, body: ReadableStream<Uint8Array> | undefined, signal: AbortSignal | undefined): Promise<Response> {
+    const h: Record<string, string> = { ...headers };
+    if (this.token) h['authorization'] = `Bearer ${this.token}`;
+    try {
+      return await this.doFetch(`${this.baseUrl}${path}${queryString(query)}`, { method, headers: h, ...(body ? { body, duplex: 'half' } : {}), ...(signal ? { signal } : {}) } as RequestInit);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      throw new ControllerUnreachable(this.baseUrl, e.cause?.code ?? e.cause?.message ?? e.message);
+    }
   }
 
   // Devices

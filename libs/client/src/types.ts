@@ -243,3 +243,33 @@ export interface AuditEvent {
   data: Record<string, unknown>;
   requestId: string | null;
 }
+
+export type ArtifactKind = 'generation-tarball' | 'generation-send-stream' | 'chroot-tarball' | 'vm-image' | 'file';
+
+export interface Artifact {
+  id: string;
+  name: string;
+  version: string;
+  /** name@version */
+  ref: string;
+  kind: ArtifactKind;
+  sha256: string;
+  size: number;
+  contentType: string;
+  labels: Record<string, string>;
+  architectures: string[];
+  createdBy: string | null;
+  createdAt: string;
+  downloadPath: string;
+}
+
+export interface UploadArtifactMeta {
+  name: string;
+  version: string;
+  kind?: ArtifactKind;
+  /** Expected sha256: the controller refuses a body that does not match. */
+  sha256?: string;
+  labels?: Record<string, string>;
+  architectures?: string[];
+  contentType?: string;
+}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { artifactFieldSchema } from './artifacts.js';
 import { generationsInventorySchema } from './generations-inventory.js';
 
 /**
@@ -37,18 +38,28 @@ export const healthSettingsSchema = z
   })
   .strict();
 
-/** An image for a new generation: a tarball or a `btrfs send` stream, by device path or URL, always with its sha256. */
+/** Exactly one of path, url or artifact; sha256 is required with path and url (an artifact brings its own). */
+function checkImageSource(v: { path?: unknown; url?: unknown; artifact?: unknown; sha256?: unknown }, ctx: z.RefinementCtx, at: string[], what: string): void {
+  const given = [v.path, v.url, v.artifact].filter((x) => x !== undefined).length;
+  if (given !== 1) ctx.addIssue({ code: 'custom', path: [...at, 'path'], message: `give exactly one of path, url or artifact for ${what}` });
+  if (v.artifact === undefined && v.sha256 === undefined) ctx.addIssue({ code: 'custom', path: [...at, 'sha256'], message: 'required: the artifact is verified before it is used' });
+}
+
+/**
+ * An image for a new generation: a tarball or a `btrfs send` stream, by device path or URL with
+ * its sha256, or an artifact of the controller by id or name@version (the controller fills in
+ * its sha256 and size when the job is created).
+ */
 export const generationImageSchema = z
   .object({
     kind: z.enum(['tarball', 'sendStream']),
     path: generationsDevicePathSchema.optional(),
     url: httpUrlSchema.optional(),
-    sha256,
+    artifact: artifactFieldSchema.optional(),
+    sha256: sha256.optional(),
   })
   .strict()
-  .superRefine((v, ctx) => {
-    if ((v.path === undefined) === (v.url === undefined)) ctx.addIssue({ code: 'custom', path: ['path'], message: 'give exactly one of path or url' });
-  });
+  .superRefine((v, ctx) => checkImageSource(v, ctx, [], `a ${v.kind}`));
 
 export const generationsInitParamsSchema = z
   .object({
@@ -76,7 +87,8 @@ export const generationsAdoptParamsSchema = z
 const imageFields = {
   path: generationsDevicePathSchema.optional(),
   url: httpUrlSchema.optional(),
-  sha256: z.string({ error: (i) => (i.input === undefined ? 'required: the artifact is verified before it is used' : undefined) }).regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (the sha256 of the artifact)'),
+  artifact: artifactFieldSchema.optional(),
+  sha256: sha256.optional(),
 };
 
 /** Where a new generation comes from: a snapshot of the current one changed by commands, or an image (like init's `image`). */
@@ -101,7 +113,7 @@ export const generationsUpgradeParamsSchema = z
       if (v.commands.length === 0) ctx.addIssue({ code: 'custom', path: ['commands'], message: 'an upgrade from commands needs at least one command' });
       return;
     }
-    if ((v.from.path === undefined) === (v.from.url === undefined)) ctx.addIssue({ code: 'custom', path: ['from', 'path'], message: `give exactly one of path or url for a ${v.from.kind}` });
+    checkImageSource(v.from, ctx, ['from'], `a ${v.from.kind}`);
   });
 
 export const generationsGcParamsSchema = z

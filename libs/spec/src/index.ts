@@ -13,3 +13,4 @@ export * from './sections/network.js';
 export * from './sections/network-example.js';
 export * from './sections/openwrt.js';
 export * from './sections/openwrt-example.js';
+export * from './artifacts.js';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ControllerMessage, Hello } from '@ibex/proto';
+import { ArtifactEndpoint } from '../artifacts/artifact-endpoint.js';
 import { Backoff } from '../common/backoff.js';
 import { errorMessage } from '../common/errors.js';
 import { failpoint } from '../common/failpoints.js';
@@ -58,6 +59,7 @@ export class Agent {
       }
     }
     this.renewer = new CertificateRenewer({ path: new DataDir(cfg.dataDir).certificate, url, caPem, credential: credential.credential, deviceName: credential.deviceName, log });
+    const artifacts = new ArtifactEndpoint(credential.credential, url.target.slice(0, url.target.lastIndexOf(':')));
     this.device = new DeviceServices({
       cfg,
       log,
@@ -65,6 +67,7 @@ export class Agent {
       send: (msg) => this.connection.send({ msg }),
       collectGenerations: deps.collectGenerations,
       freshConnection: freshConnectionProbe(url, caPem, undefined, () => this.renewer.certificate),
+      artifacts,
     });
     this.connection = new Connection({
       url,
@@ -80,7 +83,8 @@ export class Agent {
         await this.device.facts.prepareHello();
       },
       hello: () => this.hello(),
-      onWelcome: () => {
+      onWelcome: (w) => {
+        artifacts.welcome(w.artifactsUrl);
         this.resendUnacked();
         // Reaching the controller is the first half of a trial generation's health check.
         void this.device.trial.controllerReached();

@@ -1,4 +1,5 @@
 import type { AgentMessage, JobUpdate } from '@ibex/proto';
+import type { ArtifactEndpoint } from '../artifacts/artifact-endpoint.js';
 import { generationsRecovery } from '../capabilities/generations/generations-journal.js';
 import { generationsJobHandlers } from '../capabilities/generations/generations-jobs.js';
 import type { GenerationsRoot } from '../capabilities/generations/generations-root.js';
@@ -41,6 +42,8 @@ export interface DeviceServicesOptions {
   confirmAtOnce?: boolean;
   /** Under `ibex-agent run`: proves a new connection to the controller works (confirming network changes). */
   freshConnection?: () => Promise<void>;
+  /** Where controller artifacts are downloaded from (set on each Welcome); console commands have none. */
+  artifacts?: ArtifactEndpoint;
 }
 
 /**
@@ -71,7 +74,7 @@ export class DeviceServices {
     this.state = new StateStore(this.dataDir.state);
     this.state.load();
     const sys = new NodeSystemAdapter();
-    this.generations = openGenerationsRoot({ root: cfg.root, dataDir: cfg.dataDir, sys, log });
+    this.generations = openGenerationsRoot({ root: cfg.root, dataDir: cfg.dataDir, sys, log, ...(o.artifacts ? { artifacts: o.artifacts } : {}) });
     this.trial = new TrialMonitor(this.generations, { sys, log, onChanged: () => void this.reportFactsNow() });
     this.facts = new FactsReporter({
       root: cfg.root,

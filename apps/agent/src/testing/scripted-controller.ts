@@ -168,7 +168,7 @@ export class ScriptedController {
         if (session.hello) return end(grpcStatus.INVALID_ARGUMENT, 'a second Hello');
         session.hello = m.msg.value;
         call.write({
-          msg: { $case: 'welcome', value: { deviceId: 'dev-1', deviceName: 'device-one', heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? 200, serverTimeMs: Date.now(), controllerVersion: 'scripted' } },
+          msg: { $case: 'welcome', value: { deviceId: 'dev-1', deviceName: 'device-one', heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? 200, serverTimeMs: Date.now(), controllerVersion: 'scripted', artifactsUrl: '' } },
         });
         return;
       }

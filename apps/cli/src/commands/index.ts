@@ -1,4 +1,5 @@
 import type { CommandGroup } from '../program.js';
+import { artifactCommands } from './artifacts.command.js';
 import { auditCommands } from './audit.command.js';
 import { completionCommands } from './completion.command.js';
 import { deviceCommands } from './devices.command.js';
@@ -18,6 +19,7 @@ export const commandGroups: CommandGroup[] = [
   stateCommands,
   jobCommands,
   generationCommands,
+  artifactCommands,
   tokenCommands,
   auditCommands,
   completionCommands,

@@ -3,6 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { AdminTokenBootstrap } from './api-tokens/admin-token-bootstrap.service.js';
 import { ApiTokensController } from './api-tokens/api-tokens.controller.js';
 import { ApiTokensService } from './api-tokens/api-tokens.service.js';
+import { ArtifactsController } from './artifacts/artifacts.controller.js';
 import { AuditLogController } from './audit-log/audit-log.controller.js';
 import { AuditLogService } from './audit-log/audit-log.service.js';
 import { ApiAuthGuard } from './auth/api-auth.guard.js';
@@ -37,6 +38,7 @@ export const apiControllers = [
   GenerationsController,
   PlanController,
   AuditLogController,
+  ArtifactsController,
 ];
 
 /**

@@ -97,6 +97,9 @@ describe('OpenAPI document', () => {
         const schema = schemas[ref.replace('#/components/schemas/', '')];
         assert.ok(schema?.properties && Object.keys(schema.properties).length > 0, `${where}: ${ref} has properties`);
         assert.ok(op.responses['400'], `${where}: 400 for a bad body`);
+      } else if (op.requestBody?.content?.['application/octet-stream']) {
+        // A streamed upload (artifacts): the raw body is the file, documented as binary.
+        assert.equal(op.requestBody.content['application/octet-stream'].schema?.format, 'binary', `${where}: binary body`);
       } else {
         assert.equal(op.requestBody, undefined, `${where} takes no body`);
       }

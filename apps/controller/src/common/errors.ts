@@ -62,3 +62,13 @@ export class RateLimited extends DomainError {
     super(message, { retryAfterSec });
   }
 }
+
+/** The request has no Content-Length where one is required (streamed uploads). HTTP 411. */
+export class LengthRequired extends DomainError {
+  readonly code = 'length_required';
+}
+
+/** The request body is larger than allowed. HTTP 413, refused before the body is read. */
+export class PayloadTooLarge extends DomainError {
+  readonly code = 'payload_too_large';
+}

@@ -69,6 +69,15 @@ export const envSchema = z
     IBEX_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
     /** The built dashboard (apps/dashboard/dist), served at /ui. */
     IBEX_UI_DIR: z.string().min(1).optional(),
+    /** Artifact blobs (content-addressed); every replica must see the same directory. */
+    IBEX_ARTIFACTS_DIR: z.string().min(1).default('/var/lib/ibex/artifacts'),
+    /** Largest artifact upload in bytes; larger ones get 413 before their body is read (default 8 GiB). */
+    IBEX_ARTIFACT_MAX_BYTES: z.coerce.number({ message: 'must be a number of bytes' }).int().min(1, 'must be at least 1 byte').default(8 * 1024 ** 3),
+    /** Where agents download artifacts; `{host}` is the host the agent connected to. */
+    IBEX_ARTIFACTS_URL: z
+      .string()
+      .regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL, e.g. https://ibex.example.com/api/v1/artifacts')
+      .optional(),
   })
   .superRefine((e, ctx) => {
     if (!!e.IBEX_GRPC_TLS_CERT !== !!e.IBEX_GRPC_TLS_KEY) {
@@ -107,6 +116,7 @@ export interface Config {
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** Directory of the built dashboard served at /ui. */
   uiDir: string;
+  artifacts: { dir: string; maxBytes: number; url: string };
   version: string;
 }
 
@@ -151,6 +161,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     migrateOnStart: e.IBEX_MIGRATE_ON_START,
     logLevel: e.IBEX_LOG_LEVEL,
     uiDir: e.IBEX_UI_DIR ? resolve(e.IBEX_UI_DIR) : DEFAULT_UI_DIR,
+    artifacts: {
+      dir: resolve(e.IBEX_ARTIFACTS_DIR),
+      maxBytes: e.IBEX_ARTIFACT_MAX_BYTES,
+      url: (e.IBEX_ARTIFACTS_URL ?? `http://{host}:${e.IBEX_HTTP_PORT}/api/v1/artifacts`).replace(/\/+$/, ''),
+    },
     version: CONTROLLER_VERSION,
   };
 }

@@ -1,4 +1,7 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { createTestDatabase, freePort, type TestDatabase } from '@ibex/migrate';
 import { deleteRedisPrefix } from '@ibex/test-support';
@@ -41,6 +44,7 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
   const db = opts.db ?? (await createTestDatabase());
   const redisPrefix = opts.redisPrefix ?? `ibex-test-${randomBase62(10)}`;
   const adminToken = opts.adminToken ?? `ibx_${randomBase62(40)}`;
+  const artifactsDir = await mkdtemp(join(tmpdir(), 'ibex-artifacts-'));
   const config = loadConfig({
     DATABASE_URL: db.url,
     REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
@@ -53,6 +57,7 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
     IBEX_ADMIN_TOKEN: adminToken,
     IBEX_MIGRATE_ON_START: 'false',
     IBEX_LOG_LEVEL: process.env['IBEX_TEST_LOG_LEVEL'] ?? 'error',
+    IBEX_ARTIFACTS_DIR: artifactsDir,
     ...opts.env,
   });
   let app: INestApplication | undefined;
@@ -62,6 +67,7 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
   } catch (err) {
     await app?.close().catch(() => {});
     if (ownDb) await db.drop();
+    await rm(artifactsDir, { recursive: true, force: true });
     throw err;
   }
   const port = (app.getHttpServer().address() as AddressInfo).port;
@@ -87,6 +93,7 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
       await started.close();
       if (ownDb) await db.drop();
       if (!opts.redisPrefix) await deleteRedisPrefix(config.redisUrl, redisPrefix);
+      await rm(artifactsDir, { recursive: true, force: true });
     },
   };
 }

@@ -3,6 +3,7 @@ import { FatalError } from '../../common/errors.js';
 import type { CapabilityContext } from '../../engine/capability.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { fetchVerified } from '../generations/artifact.js';
+import { noProgress } from '../generations/generations-root.js';
 import type { InstallSource } from './chroot-plan.js';
 
 /**
@@ -23,10 +24,10 @@ export async function fetchInstallInput(ctx: CapabilityContext, name: string, so
     throw new FatalError(`chroot ${name}: ${what} names the artifact ${source.artifact}, but this agent build cannot fetch from the controller's artifact store yet; give its url or path with the sha256 instead`);
   const file = await installInput(ctx, name, source);
   if (source.path !== undefined) {
-    await fetchVerified({ hostPath: file }, source.sha256, ctx.backupDir, `chroot-${name}`, ctx.signal);
+    await fetchVerified({ hostPath: file }, source.sha256, ctx.backupDir, noProgress, ctx.signal);
     return file;
   }
-  const got = await fetchVerified({ url: source.url! }, source.sha256, ctx.backupDir, `chroot-${name}`, ctx.signal);
+  const got = await fetchVerified({ url: source.url! }, source.sha256, ctx.backupDir, noProgress, ctx.signal);
   if (got.file !== file) await ctx.sys.rename(got.file, file);
   return file;
 }

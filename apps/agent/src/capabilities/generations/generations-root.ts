@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GenerationsInventory } from '@ibex/spec';
+import type { ArtifactEndpoint } from '../../artifacts/artifact-endpoint.js';
 import { FatalError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { Mutex } from '../../common/mutex.js';
@@ -31,6 +32,8 @@ export interface GenerationsRootDeps {
   /** The kernel's boot id (one per boot), for boot counting. */
   bootIdPath?: string;
   now?: () => number;
+  /** Where controller artifacts are downloaded from (only a connected agent has it). */
+  artifacts?: ArtifactEndpoint;
 }
 
 export const defaultHealth = (): GenerationsConfig['health'] => ({ deadlineSec: 600, boots: 2, checks: [], requireBoot: false });
@@ -56,6 +59,7 @@ export class GenerationsRoot {
   readonly lock = new Mutex();
   readonly now: () => number;
   readonly selfCommand: readonly string[];
+  readonly artifacts: ArtifactEndpoint | undefined;
 
   constructor(private readonly deps: GenerationsRootDeps) {
     this.root = deps.root;
@@ -65,6 +69,7 @@ export class GenerationsRoot {
     this.btrfs = new Btrfs(deps.sys);
     this.now = deps.now ?? Date.now;
     this.selfCommand = deps.selfCommand ?? defaultSelfCommand();
+    this.artifacts = deps.artifacts;
   }
 
   /** Host path of the volume named in the config (a device path under --root, symlinks resolved there). */

@@ -48,7 +48,7 @@ export function init(g: GenerationsRoot, req: InitRequest, progress: Progress = 
     const id = newId(new Date(g.now()));
     await clearStaleDownloads(g);
     // Verified before the volume is touched: a bad artifact changes nothing.
-    const art = req.image.kind === 'empty' ? null : await fetchImage(g, req.image, id, signal);
+    const art = req.image.kind === 'empty' ? null : await fetchImage(g, req.image, progress, signal);
     try {
       for (const d of [p.next, p.commons, p.snapshots, p.links]) await mkdirp(g, d);
       for (const name of req.commons) {

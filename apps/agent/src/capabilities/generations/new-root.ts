@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { ResolvedArtifact } from '@ibex/spec';
 import { FatalError } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import { writeDeviceFile } from '../../system/device-file-writer.js';
@@ -12,7 +13,7 @@ import { genDir, genRoot, renderFstab, volumePaths } from './layout.js';
 // Building a new generation's root (init and upgrade): its image, its fstab, its commands.
 
 export type ImageSource =
-  | { kind: 'tarball' | 'sendStream'; path?: string; url?: string; sha256: string }
+  | { kind: 'tarball' | 'sendStream'; path?: string; url?: string; artifact?: string | ResolvedArtifact; sha256?: string }
   | { kind: 'empty' };
 
 /**
@@ -20,14 +21,20 @@ export type ImageSource =
  * bad artifact changes nothing): a URL is downloaded into the store's downloads directory, a
  * path is resolved under --root. `download` is the file to remove afterwards (null for a path).
  */
-export async function fetchImage(g: GenerationsRoot, src: Exclude<ImageSource, { kind: 'empty' }>, name: string, signal: AbortSignal | undefined): Promise<{ file: string; download: string | null }> {
-  if (src.path === undefined) return fetchVerified({ url: src.url! }, src.sha256, g.store.downloadsDir, name, signal);
+export async function fetchImage(g: GenerationsRoot, src: Exclude<ImageSource, { kind: 'empty' }>, progress: Progress, signal: AbortSignal | undefined): Promise<{ file: string; download: string | null }> {
+  if (src.artifact !== undefined) {
+    // The controller resolves a reference before it sends the job; a bare name here means it did not.
+    if (typeof src.artifact === 'string') throw new FatalError(`artifact: ${src.artifact} was not resolved by the controller; send the job through the controller, or use a path or url with its sha256`);
+    return fetchVerified({ artifact: src.artifact, endpoint: g.artifacts }, src.artifact.sha256, g.store.downloadsDir, progress, signal);
+  }
+  if (src.sha256 === undefined) throw new FatalError('sha256: required: the artifact is verified before it is used');
+  if (src.path === undefined) return fetchVerified({ url: src.url! }, src.sha256, g.store.downloadsDir, progress, signal);
   // Symlinks on the way resolve inside --root (as the device sees the path), never into the host.
   const { host } = await resolveUnderRoot(g.sys, g.root, src.path).catch((err: unknown) => {
     throw err instanceof RootEscapeError ? new FatalError(`path: ${err.message}`) : err;
   });
   if ((await g.sys.lstat(host))?.isSymbolicLink()) throw new FatalError(`path: ${src.path} is a symlink; name the image file itself`);
-  return fetchVerified({ hostPath: host }, src.sha256, g.store.downloadsDir, name, signal);
+  return fetchVerified({ hostPath: host }, src.sha256, g.store.downloadsDir, progress, signal);
 }
 
 /** A new writable `snapshots/<id>/@` holding the image. */

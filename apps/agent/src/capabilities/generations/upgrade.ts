@@ -34,7 +34,7 @@ export function upgrade(g: GenerationsRoot, req: UpgradeRequest, progress: Progr
     await clearStaleDownloads(g);
     // Hash-verified before anything on the volume changes: a bad artifact changes nothing.
     progress(2, req.from.kind === 'commands' ? `snapshotting ${from}` : `fetching and verifying the ${req.from.kind}`);
-    const art = req.from.kind === 'commands' ? null : await fetchImage(g, req.from, id, signal);
+    const art = req.from.kind === 'commands' ? null : await fetchImage(g, req.from, progress, signal);
     const links = freshLinksId(g, id);
     const journal: Journal = { op: 'upgrade', links, created: id, to: id, from, trial: req.trial, reason: null, markFromBad: false, download: art?.download ?? null, startedAtMs: g.now() };
     const source = req.from;

@@ -73,8 +73,15 @@ export async function deleteGeneration(g: GenerationsRoot, volume: string, gen: 
  */
 export async function clearStaleDownloads(g: GenerationsRoot): Promise<void> {
   const dir = g.store.downloadsDir;
-  for (const name of await g.sys.readdir(dir)) await g.sys.unlink(join(dir, name));
+  for (const name of await g.sys.readdir(dir)) {
+    // A partial download named by its sha256 is kept for a week: the next job for the same
+    // bytes resumes it (artifacts/artifact-fetcher.ts) instead of starting again.
+    if (RESUMABLE.test(name) && ((await g.sys.lstat(join(dir, name)))?.mtimeMs ?? 0) > g.now() - PART_KEEP_MS) continue;
+    await g.sys.unlink(join(dir, name));
+  }
 }
+const RESUMABLE = /^[0-9a-f]{64}\.part$/;
+const PART_KEEP_MS = 7 * 86_400_000;
 
 /** A journaled download, only ever inside the downloads directory (the journal is a file on disk). */
 export async function removeDownload(g: GenerationsRoot, file: string | null): Promise<void> {

@@ -6,7 +6,8 @@ import type { TokenRole } from '../../generated/prisma/client.js';
 import { AuthFailureLimiter } from '../../security/auth-failure-limiter.service.js';
 import { ApiTokensService } from '../api-tokens/api-tokens.service.js';
 import { requestIdOf, setCaller } from '../http/request-context.js';
-import { AdminOnly, Public } from './auth.decorators.js';
+import { DeviceAuth } from '../../gateway/connect/device-auth.service.js';
+import { AdminOnly, DevicesMayRead, Public } from './auth.decorators.js';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
@@ -27,6 +28,7 @@ export class ApiAuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly tokens: ApiTokensService,
     private readonly limiter: AuthFailureLimiter,
+    private readonly devices: DeviceAuth,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
@@ -40,6 +42,11 @@ export class ApiAuthGuard implements CanActivate {
     await this.limiter.check('api', source, header);
     let token: Awaited<ReturnType<ApiTokensService['authenticate']>>;
     try {
+      // A device may read what it installs (artifacts) with its own credential.
+      if (READ_METHODS.has(req.method) && /^Bearer\s+ibxd_/i.test(header ?? '') && this.reflector.getAllAndOverride(DevicesMayRead, targets)) {
+        await this.devices.authenticateHeader(header);
+        return true;
+      }
       token = await this.tokens.authenticate(header);
     } catch (err) {
       if (err instanceof Unauthenticated) await this.limiter.failed('api', source, header);

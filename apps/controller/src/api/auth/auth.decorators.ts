@@ -7,6 +7,9 @@ import { type Caller, callerOf } from '../http/request-context.js';
 /** Route (or controller) reachable without an API token: health checks only. */
 export const Public = Reflector.createDecorator<true>({ transform: () => true });
 
+/** Read-only route a device may also call with its own credential (`Bearer ibxd_...`): artifact downloads. */
+export const DevicesMayRead = Reflector.createDecorator<true>({ transform: () => true });
+
 /** Route (or controller) only admin tokens may use. */
 export const AdminOnly = Reflector.createDecorator<true>({ transform: () => true });
 

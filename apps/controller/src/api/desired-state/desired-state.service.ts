@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import type { DesiredStateSpec } from '@ibex/spec';
+import { ArtifactRefs } from '../../artifacts/artifact-refs.service.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { Clock } from '../../common/clock.js';
 import { Conflict, NotFound, ValidationFailed } from '../../common/errors.js';
@@ -50,6 +51,7 @@ export class DesiredStateService {
     private readonly clock: Clock,
     private readonly devices: DevicesService,
     @Inject(AGENT_DELIVERY) private readonly delivery: AgentDelivery,
+    private readonly artifactRefs: ArtifactRefs,
   ) {}
 
   /**
@@ -63,6 +65,7 @@ export class DesiredStateService {
     }
     const ifMatch = body.ifMatchRevision ?? ifMatchHeader;
     const sections = specSections(body.spec);
+    const spec = await this.artifactRefs.resolve(body.spec, 'spec');
     const now = this.clock.now();
     const row = await this.prisma.$transaction(async (tx) => {
       const d = await this.devices.findForUpdate(tx, ref);
@@ -73,7 +76,7 @@ export class DesiredStateService {
       const revision = d.desiredRevision + 1;
       await tx.device.update({ where: { id: d.id }, data: { desiredRevision: revision } });
       const r = await tx.desiredRevision.create({
-        data: { deviceId: d.id, revision, spec: body.spec as Prisma.InputJsonObject, message: body.message, createdBy: caller.actor.id },
+        data: { deviceId: d.id, revision, spec: spec as Prisma.InputJsonObject, message: body.message, createdBy: caller.actor.id },
       });
       await tx.deviceSectionState.deleteMany({ where: { deviceId: d.id, section: { notIn: sections } } });
       for (const section of sections) {

@@ -1,7 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { FieldIssue } from '@ibex/spec';
-import { Conflict, DomainError, Forbidden, NotFound, RateLimited, Unauthenticated, Unavailable, ValidationFailed } from '../../common/errors.js';
+import { Conflict, DomainError, Forbidden, LengthRequired, NotFound, PayloadTooLarge, RateLimited, Unauthenticated, Unavailable, ValidationFailed } from '../../common/errors.js';
 import { requestIdOf } from './request-context.js';
 
 export interface ErrorBody {
@@ -30,6 +30,8 @@ const DOMAIN_STATUS: Array<[abstract new (...args: never[]) => DomainError, numb
   [Conflict, HttpStatus.CONFLICT],
   [Unavailable, HttpStatus.SERVICE_UNAVAILABLE],
   [RateLimited, HttpStatus.TOO_MANY_REQUESTS],
+  [LengthRequired, HttpStatus.LENGTH_REQUIRED],
+  [PayloadTooLarge, HttpStatus.PAYLOAD_TOO_LARGE],
 ];
 
 // Error codes (Node, pg, Postgres SQLSTATE) that mean "the database or Redis is not there".

@@ -23,7 +23,9 @@ const ERRORS = {
   403: "The API token's role does not allow this",
   404: 'No such resource',
   409: 'Conflicts with the current state (see the message)',
-  413: 'Request body larger than 2 MiB',
+  411: 'Content-Length missing (streamed uploads need it)',
+  413: 'Request body larger than 2 MiB (artifact uploads: larger than IBEX_ARTIFACT_MAX_BYTES)',
+  416: 'Range not satisfiable (`Content-Range: bytes */size` says the size)',
   503: 'Postgres or Redis is unavailable',
 } as const;
 export type ErrorStatus = keyof typeof ERRORS;

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { describeIssues, type JobType, jobTypeNames, jobTypes } from '@ibex/spec';
+import { ArtifactRefs } from '../../artifacts/artifact-refs.service.js';
 import { AuditService } from '../../audit/audit.service.js';
 import { Clock } from '../../common/clock.js';
 import { Conflict, NotFound, ValidationFailed } from '../../common/errors.js';
@@ -72,6 +73,7 @@ export class JobsService {
     @Inject(CONFIG) private readonly config: Config,
     @Inject(JOB_SCHEDULER) private readonly scheduler: JobScheduler,
     private readonly metrics: MetricsService,
+    private readonly artifactRefs: ArtifactRefs,
   ) {}
 
   types(): JobTypeListView {
@@ -98,7 +100,10 @@ export class JobsService {
       const issues = schemaIssues(params.error.issues, 'params');
       throw new ValidationFailed(`invalid params for job type ${body.type}: ${describeIssues(issues)}`, issues);
     }
-    const job = await this.prisma.$transaction(async (tx) => this.insert(tx, caller, await this.devices.find(ref, tx), body.type, params.data, body));
+    // Artifact references (`artifact: "name@version"`) become id + sha256 + size now, so the job
+    // downloads exactly these bytes even if a new version is uploaded before it runs.
+    const resolved = await this.artifactRefs.resolve(params.data as Record<string, unknown>, 'params');
+    const job = await this.prisma.$transaction(async (tx) => this.insert(tx, caller, await this.devices.find(ref, tx), body.type, resolved, body));
     await this.announce(job);
     return toJobView(job);
   }

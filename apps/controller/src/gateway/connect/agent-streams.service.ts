@@ -180,6 +180,7 @@ export class AgentStreams {
         heartbeatIntervalMs: this.config.heartbeatIntervalMs,
         serverTimeMs: now.getTime(),
         controllerVersion: this.config.version,
+        artifactsUrl: this.config.artifacts.url,
       },
     });
     this.log.debug(`device ${device.name} (${device.id}) connected, session ${session.id}`);

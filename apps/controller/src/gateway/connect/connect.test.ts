@@ -64,7 +64,7 @@ describe('Connect', () => {
     const before = Date.now();
     agent.hello({ agentVersion: '0.2.0', bootId: 'boot-42', facts, lastReceivedRevision: 0, lastAppliedRevision: 0 });
     const welcome = await agent.next('welcome');
-    assert.deepEqual({ ...welcome, serverTimeMs: 0 }, { deviceId: d.deviceId, deviceName: 'welcomed', heartbeatIntervalMs: 200, serverTimeMs: 0, controllerVersion: c.config.version });
+    assert.deepEqual({ ...welcome, serverTimeMs: 0 }, { deviceId: d.deviceId, deviceName: 'welcomed', heartbeatIntervalMs: 200, serverTimeMs: 0, controllerVersion: c.config.version, artifactsUrl: c.config.artifacts.url });
     assert.ok(Math.abs(welcome.serverTimeMs - before) < 5000);
 
     const row = await c.prisma.device.findUniqueOrThrow({ where: { id: d.deviceId } });

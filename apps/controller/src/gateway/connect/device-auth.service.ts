@@ -82,6 +82,11 @@ export class DeviceAuth {
     return true;
   }
 
+  /** The bearer check for an HTTP `Authorization` header (agents downloading artifacts over REST). */
+  async authenticateHeader(header: string | undefined): Promise<AuthenticatedDevice> {
+    return this.byBearer(header);
+  }
+
   private async byBearer(header: unknown): Promise<AuthenticatedDevice> {
     if (typeof header !== 'string' || !header) {
       throw new Unauthenticated(`the authorization metadata is missing: send \`authorization: Bearer <device credential>\`, or ${REENROLL}`);

@@ -384,6 +384,12 @@ export interface Welcome {
   heartbeatIntervalMs: number;
   serverTimeMs: number;
   controllerVersion: string;
+  /**
+   * Base URL of the artifact downloads (docs/artifacts.md): the agent GETs
+   * `<artifacts_url>/<artifact id>/download` with its device credential. `{host}` stands for the
+   * host of the controller address the agent connected to. Empty: this controller has no artifacts.
+   */
+  artifactsUrl: string;
 }
 
 export interface JobAssignment {
@@ -3556,7 +3562,14 @@ export const ControllerMessage: MessageFns<ControllerMessage> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { deviceId: "", deviceName: "", heartbeatIntervalMs: 0, serverTimeMs: 0, controllerVersion: "" };
+  return {
+    deviceId: "",
+    deviceName: "",
+    heartbeatIntervalMs: 0,
+    serverTimeMs: 0,
+    controllerVersion: "",
+    artifactsUrl: "",
+  };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -3575,6 +3588,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.controllerVersion !== "") {
       writer.uint32(42).string(message.controllerVersion);
+    }
+    if (message.artifactsUrl !== "") {
+      writer.uint32(50).string(message.artifactsUrl);
     }
     return writer;
   },
@@ -3632,6 +3648,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.controllerVersion = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.artifactsUrl = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3671,6 +3695,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.controller_version)
         ? globalThis.String(object.controller_version)
         : "",
+      artifactsUrl: isSet(object.artifactsUrl)
+        ? globalThis.String(object.artifactsUrl)
+        : isSet(object.artifacts_url)
+        ? globalThis.String(object.artifacts_url)
+        : "",
     };
   },
 
@@ -3691,6 +3720,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.controllerVersion !== "") {
       obj.controllerVersion = message.controllerVersion;
     }
+    if (message.artifactsUrl !== "") {
+      obj.artifactsUrl = message.artifactsUrl;
+    }
     return obj;
   },
 
@@ -3704,6 +3736,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.serverTimeMs = object.serverTimeMs ?? 0;
     message.controllerVersion = object.controllerVersion ?? "";
+    message.artifactsUrl = object.artifactsUrl ?? "";
     return message;
   },
 };
