@@ -12,3 +12,4 @@ export * from './sections/network.js';
 export * from './sections/network-example.js';
 export * from './sections/openwrt.js';
 export * from './sections/openwrt-example.js';
+export * from './image-spec.js';
