@@ -151,7 +151,11 @@ export async function assembleImage(spec: ImageSpec, resolver: ImageSourceResolv
   // symlink): BusyBox picks its applet from the name, and /init's name is still "init".
   const init = tree.get(spec.init);
   if (!init) throw new Error(`init: the image has no ${spec.init} (the base root filesystem needs an init, e.g. busybox or openrc-init)`);
-  if (init.type === 'symlink') tree.put({ ...init, path: '/init' });
+  if (init.type === 'symlink') {
+    // Re-aimed from / (a relative target was relative to the init's own directory).
+    const target = init.target.startsWith('/') ? init.target : posix.relative('/', posix.join(posix.dirname(spec.init), init.target));
+    tree.put({ ...init, path: '/init', target });
+  }
   else if (init.type === 'file') tree.put({ type: 'hardlink', path: '/init', of: spec.init });
   else if (init.type === 'hardlink') tree.put({ type: 'hardlink', path: '/init', of: init.of });
   else throw new Error(`init: ${spec.init} is a ${init.type}, not a program`);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PassThrough, Readable, Transform, type Writable } from 'node:stream';
@@ -82,17 +82,24 @@ export async function buildImage(spec: ImageSpec, resolver: ImageSourceResolver,
 export async function buildImageToFile(spec: ImageSpec, resolver: ImageSourceResolver, file: string, opts: BuildOptions = {}): Promise<ImageBuildResult> {
   await mkdir(dirname(file), { recursive: true });
   const partial = `${file}.partial`;
-  const fh = await open(partial, 'w', 0o644);
   try {
-    const result = await buildImage(spec, resolver, fh.createWriteStream({ autoClose: false }), opts);
-    await fh.sync();
-    await fh.close();
+    const result = await buildImage(spec, resolver, createWriteStream(partial, { mode: 0o644 }), opts);
+    await fsyncFile(partial);
     await rename(partial, file);
     return result;
   } catch (err) {
-    await fh.close().catch(() => {});
     await rm(partial, { force: true });
     throw err;
+  }
+}
+
+/** fsync through a fresh descriptor (fsync is per inode): the write stream has closed its own. */
+async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
@@ -109,17 +116,14 @@ export class FileImageSink implements ImageOutputSink {
     const hash = createHash('sha256');
     const tee = new PassThrough();
     tee.on('data', (c: Buffer) => hash.update(c));
-    const fh = await open(tmp, 'w', 0o644);
     try {
-      await pipeline(image, tee, fh.createWriteStream({ autoClose: false }));
-      await fh.sync();
-      await fh.close();
+      await pipeline(image, tee, createWriteStream(tmp, { mode: 0o644 }));
+      await fsyncFile(tmp);
       const sha256 = hash.digest('hex');
       const ref = `${meta.name}-${sha256.slice(0, 16)}.cpio.gz`;
       await rename(tmp, join(this.dir, ref));
       return { sha256, size: (await stat(join(this.dir, ref))).size, ref };
     } catch (err) {
-      await fh.close().catch(() => {});
       await rm(tmp, { force: true });
       throw err;
     }

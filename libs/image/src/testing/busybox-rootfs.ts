@@ -46,13 +46,12 @@ ip -o addr show | while read -r n dev fam addr rest; do echo "IBEX-ADDR $dev $fa
 ${opts.keepRunning ? 'echo "rc: staying up"' : 'poweroff -f'}
 `;
 
-/** udhcpc's hook (Alpine's busybox package ships one as /usr/share/udhcpc/default.script). */
+/** udhcpc's hook (Alpine's busybox package ships one as /usr/share/udhcpc/default.script; Debian's BusyBox reads /etc/udhcpc/default.script). */
 const UDHCPC_SCRIPT = `#!/bin/sh
 case "$1" in
 	deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
 	bound|renew)
-		ip addr flush dev "$interface"
-		ip addr add "$ip/$mask" dev "$interface"
+		ifconfig "$interface" "$ip" netmask "\${subnet:-255.255.255.0}"
 		[ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
 		[ -n "$dns" ] && for s in $dns; do echo "nameserver $s"; done > /etc/resolv.conf
 		;;
@@ -77,7 +76,7 @@ export function makeBusyboxRootfs(opts: { keepRunning?: boolean; busybox?: strin
     const depth = applet.split('/').length - 1;
     symlinkSync(`${'../'.repeat(depth)}bin/busybox`, join(root, applet));
   }
-  for (const d of ['etc/init.d', 'etc/network', 'root', 'var/lib', 'var/log', 'usr/local/bin']) mkdirSync(join(root, d), { recursive: true });
+  for (const d of ['etc/init.d', 'etc/network/if-pre-up.d', 'etc/network/if-up.d', 'etc/network/if-down.d', 'etc/network/if-post-down.d', 'root', 'var/lib', 'var/log', 'usr/local/bin']) mkdirSync(join(root, d), { recursive: true });
   symlinkSync('/run', join(root, 'var/run'));
   put('etc/inittab', '::sysinit:/etc/init.d/openrc-standin\n::shutdown:/bin/umount -a -r\n');
   put('etc/init.d/openrc-standin', standinRc(opts), 0o755);
@@ -89,5 +88,7 @@ export function makeBusyboxRootfs(opts: { keepRunning?: boolean; busybox?: strin
   put('etc/group', 'root:x:0:root\nshadow:x:42:\nwheel:x:10:root\n');
   put('etc/securetty', 'console\ntty1\n');
   put('usr/share/udhcpc/default.script', UDHCPC_SCRIPT, 0o755);
+  // Debian's BusyBox looks for it where Debian's udhcpc package puts it.
+  put('etc/udhcpc/default.script', UDHCPC_SCRIPT, 0o755);
   return root;
 }
