@@ -20,6 +20,8 @@ export interface ResolvedSource {
  */
 export interface ImageSourceResolver {
   resolve(source: ImageSource, field: string): Promise<ResolvedSource>;
+  /** The host path of a build-host path the spec names (kernel.modulesDir): under the agent's --root. */
+  hostPath(path: string): string;
   /** Removes what resolving downloaded. */
   close(): Promise<void>;
 }
@@ -46,6 +48,8 @@ export interface LocalResolverOptions {
   artifacts?: (ref: string) => Promise<{ path: string; sha256?: string }>;
   /** How long a download may take (default 10 min). */
   fetchTimeoutMs?: number;
+  /** Paths in the spec are under this directory (the agent's --root; default /). */
+  root?: string;
 }
 
 export class LocalImageSourceResolver implements ImageSourceResolver {
@@ -60,7 +64,7 @@ export class LocalImageSourceResolver implements ImageSourceResolver {
       const a = await this.opts.artifacts(source.artifact);
       return this.checked({ path: a.path, ...(a.sha256 ? { sha256: a.sha256 } : {}) }, field);
     }
-    if ('path' in source) return this.checked(source, field);
+    if ('path' in source) return this.checked({ ...source, path: this.hostPath(source.path) }, field, source.path);
     this.tmp ??= await mkdtemp(join(tmpdir(), 'ibex-image-src-'));
     const dest = join(this.tmp, `download-${this.downloads++}`);
     let res: Response;
@@ -90,6 +94,12 @@ export class LocalImageSourceResolver implements ImageSourceResolver {
       if (got !== src.sha256) throw new ImageSourceError(field, `${shown} has sha256 ${got}, not the ${src.sha256} the spec names; fix the spec or the file`);
     }
     return { path: src.path, directory: false };
+  }
+
+  hostPath(path: string): string {
+    // The schema refuses ".." in build-host paths; a symlink inside the root may still point out
+    // of it, which is the operator's own tree (the agent reads it, never writes it).
+    return this.opts.root && this.opts.root !== '/' ? join(this.opts.root, path) : path;
   }
 
   async close(): Promise<void> {

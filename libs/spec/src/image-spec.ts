@@ -225,3 +225,19 @@ export type ImageSpecInput = z.input<typeof imageSpecSchema>;
 export function imageRunlevels(s: ImageSpec): Record<(typeof openrcRunlevels)[number], ImageService[]> {
   return Object.fromEntries(openrcRunlevels.map((l) => [l, s.services[l] ?? DEFAULT_IMAGE_SERVICES[l]])) as Record<(typeof openrcRunlevels)[number], ImageService[]>;
 }
+
+/** Parameters of the agent's `image.build` job (and of `ibex-agent build-image`). */
+export const imageBuildParamsSchema = z
+  .object({
+    spec: imageSpecSchema,
+    /** Where the image goes on the build host (under the agent's --root): FILE.partial until it is complete. */
+    out: hostPathSchema.refine((p) => !p.endsWith('/'), 'must name a file'),
+  })
+  .strict();
+export const imageBuildOutputSchema = z.object({
+  path: z.string(),
+  sha256: z.string(),
+  size: z.number().int().min(0),
+  entries: z.number().int().min(0),
+  warnings: z.array(z.string()),
+});
