@@ -47,6 +47,12 @@ export const envSchema = z
     IBEX_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
     /** The built dashboard (apps/dashboard/dist), served at /ui. */
     IBEX_UI_DIR: z.string().min(1).optional(),
+    /** Where built VM images are kept (the filesystem sink; docs/images.md). */
+    IBEX_IMAGE_DIR: z.string().min(1).default('/var/lib/ibex-controller/images'),
+    /** Image builds one replica runs at once. */
+    IBEX_IMAGE_BUILD_CONCURRENCY: z.coerce.number({ message: 'must be a number' }).int().min(1, 'must be at least 1').max(16, 'must be at most 16').default(1),
+    /** A running build whose replica has not reported for this long is retried (or failed after its last attempt). */
+    IBEX_IMAGE_BUILD_STALE_MS: ms(30_000, 1000),
   })
   .superRefine((e, ctx) => {
     if (!!e.IBEX_GRPC_TLS_CERT !== !!e.IBEX_GRPC_TLS_KEY) {
@@ -72,6 +78,7 @@ export interface Config {
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** Directory of the built dashboard served at /ui. */
   uiDir: string;
+  images: { dir: string; concurrency: number; staleMs: number };
   version: string;
 }
 
@@ -110,6 +117,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     migrateOnStart: e.IBEX_MIGRATE_ON_START,
     logLevel: e.IBEX_LOG_LEVEL,
     uiDir: e.IBEX_UI_DIR ? resolve(e.IBEX_UI_DIR) : DEFAULT_UI_DIR,
+    images: { dir: resolve(e.IBEX_IMAGE_DIR), concurrency: e.IBEX_IMAGE_BUILD_CONCURRENCY, staleMs: e.IBEX_IMAGE_BUILD_STALE_MS },
     version: CONTROLLER_VERSION,
   };
 }

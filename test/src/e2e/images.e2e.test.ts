@@ -1,0 +1,105 @@
+// VM image builds through the controller as a real process: REST create / progress / download,
+// the build run as a BullMQ job, and a controller SIGKILLed half way through an archive (the
+// build is retried by the next controller, or failed after its last attempt; never stuck).
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { buildImage, LocalImageSourceResolver } from '@ibex/image';
+import { makeBusyboxRootfs } from '@ibex/image/testing';
+import { createTestDatabase, type TestDatabase } from '@ibex/migrate';
+import { imageSpecSchema } from '@ibex/spec';
+import { deleteRedisPrefix, testRedisUrl } from '@ibex/test-support';
+import pg from 'pg';
+import { ControllerProcess } from './helpers/controller-process.js';
+import { waitFor } from './helpers/exec.js';
+
+describe('image builds (controller process)', () => {
+  let db: TestDatabase;
+  let sql: pg.Client;
+  let ctl: ControllerProcess;
+  let imageDir: string;
+  const rootfs = makeBusyboxRootfs();
+  const spec = (hostname: string) => ({
+    name: `vm-${hostname}`,
+    base: { path: rootfs },
+    hostname,
+    network: { interfaces: [{ name: 'lo', method: 'loopback' }, { name: 'eth0', method: 'dhcp' }] },
+  });
+
+  before(async () => {
+    db = await createTestDatabase();
+    sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    imageDir = await mkdtemp(join(tmpdir(), 'ibex-e2e-images-'));
+    ctl = new ControllerProcess({ databaseUrl: db.url, env: { IBEX_IMAGE_DIR: imageDir, IBEX_IMAGE_BUILD_STALE_MS: '2000', IBEX_LOG_LEVEL: 'warn' } });
+    await ctl.start();
+  });
+  after(async () => {
+    await ctl?.stop('SIGKILL');
+    await sql?.end();
+    await db?.drop();
+    await deleteRedisPrefix(testRedisUrl, ctl.redisPrefix);
+    await rm(imageDir, { recursive: true, force: true });
+    await rm(rootfs, { recursive: true, force: true });
+  });
+
+  const finished = (id: string, ms = 120_000) =>
+    waitFor(`image build ${id} to finish`, async () => {
+      const b = await ctl.json(`/api/v1/image-builds/${id}`);
+      return b.status === 'succeeded' || b.status === 'failed' ? b : undefined;
+    }, ms, 250);
+
+  it('refuses a bad spec naming the field, and builds a good one: progress, sha256, download', async () => {
+    const bad = await ctl.api('/api/v1/image-builds', { method: 'POST', json: { spec: { ...spec('x'), hostname: 'bad_name', kernel: { release: '6.1', modules: ['a b'] } } } });
+    assert.equal(bad.status, 400);
+    const err = (await bad.json()) as { error: { issues: Array<{ path: string }> } };
+    assert.deepEqual(err.error.issues.map((i) => i.path).sort(), ['spec.hostname', 'spec.kernel.modules[0]']);
+    assert.equal((await sql.query('SELECT count(*)::int AS n FROM image_build')).rows[0].n, 0, 'nothing was created');
+
+    const created = await ctl.json('/api/v1/image-builds', { method: 'POST', json: { spec: spec('rest-1') } });
+    assert.equal(created.status, 'queued');
+    assert.equal((await ctl.api(`/api/v1/image-builds/${created.id}/image`)).status, 409, 'no download before it is built');
+    const b = await finished(created.id);
+    assert.equal(b.status, 'succeeded', JSON.stringify(b));
+    assert.equal(b.progress.percent, 100);
+    assert.equal(b.attempt, 1);
+    assert.match(b.sha256, /^[0-9a-f]{64}$/);
+    const dl = await ctl.api(b.downloadUrl);
+    assert.equal(dl.status, 200);
+    assert.equal(dl.headers.get('content-type'), 'application/gzip');
+    const bytes = Buffer.from(await dl.arrayBuffer());
+    assert.equal(bytes.length, b.size);
+    assert.equal(createHash('sha256').update(bytes).digest('hex'), b.sha256);
+    // The same builder as the agent's and the library's: the same bytes from the same spec.
+    const local = await buildImage(imageSpecSchema.parse(spec('rest-1')), new LocalImageSourceResolver(), new PassThrough().resume());
+    assert.equal(local.sha256, b.sha256);
+    const audit = await sql.query(`SELECT data FROM audit_event WHERE action = 'image_build.create' AND "targetId" = $1`, [created.id]);
+    assert.equal(audit.rows.length, 1);
+  });
+
+  it('a controller killed half way through a build: the next one retries it; on its last attempt it is failed, never stuck', async () => {
+    await ctl.restart({ IBEX_CONTROLLER_FAILPOINTS: 'image-build-mid-archive' });
+    const retried = await ctl.json('/api/v1/image-builds', { method: 'POST', json: { spec: spec('crash-1'), maxAttempts: 2 } });
+    const died = await ctl.exited(60_000);
+    assert.equal(died.signal, 'SIGKILL');
+    const row = (await sql.query('SELECT status, attempt FROM image_build WHERE id = $1', [retried.id])).rows[0];
+    assert.deepEqual(row, { status: 'running', attempt: 1 }, 'the dead controller left it running');
+    // A build queued while no controller runs its queue is picked up too.
+    await ctl.start({ IBEX_CONTROLLER_FAILPOINTS: '' });
+    const b = await finished(retried.id);
+    assert.equal(b.status, 'succeeded', JSON.stringify(b));
+    assert.equal(b.attempt, 2);
+
+    await ctl.restart({ IBEX_CONTROLLER_FAILPOINTS: 'image-build-mid-archive' });
+    const once = await ctl.json('/api/v1/image-builds', { method: 'POST', json: { spec: spec('crash-2'), maxAttempts: 1 } });
+    await ctl.exited(60_000);
+    await ctl.start({ IBEX_CONTROLLER_FAILPOINTS: '' });
+    const f = await finished(once.id);
+    assert.equal(f.status, 'failed');
+    assert.match(f.error, /stopped during attempt 1 of 1; create the build again/);
+  });
+});
