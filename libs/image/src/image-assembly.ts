@@ -63,8 +63,13 @@ start_pre() {
 	checkpath --file --mode 0600 --owner root:root "\${IBEX_LOG}"
 	if [ -f ${AGENT_TOKEN} ] && [ ! -f "\${IBEX_DATA_DIR}/credential.json" ]; then
 		ebegin "Enrolling with the controller"
-		${AGENT_BINARY} enroll --data-dir "\${IBEX_DATA_DIR}" --token "$(cat ${AGENT_TOKEN})" --name ${shellQuote(deviceName)} && rm -f ${AGENT_TOKEN}
-		eend $?
+		# A few tries: the network may still be settling (DHCP) on the first boot.
+		for try in 1 2 3 4 5 6 7 8 9 10; do
+			${AGENT_BINARY} enroll --data-dir "\${IBEX_DATA_DIR}" --token "$(cat ${AGENT_TOKEN})" --name ${shellQuote(deviceName)} && rm -f ${AGENT_TOKEN} && break
+			sleep 3
+		done
+		[ ! -f ${AGENT_TOKEN} ]
+		eend $? "enrollment failed; see ${AGENT_BINARY} enroll --help"
 	fi
 }
 `;

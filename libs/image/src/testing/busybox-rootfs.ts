@@ -27,16 +27,23 @@ svc_networking() { mkdir -p /run /var/run; ifup -a; }
 svc_ibex_agent() {
 	d=/var/lib/ibex-agent
 	if [ -f /etc/ibex/enrollment-token ] && [ ! -f $d/credential.json ]; then
-		/usr/local/bin/ibex-agent enroll --data-dir $d --token "$(cat /etc/ibex/enrollment-token)" --name "$(hostname)" && rm -f /etc/ibex/enrollment-token
+		for try in 1 2 3 4 5 6 7 8 9 10; do
+			/usr/local/bin/ibex-agent enroll --data-dir $d --token "$(cat /etc/ibex/enrollment-token)" --name "$(hostname)" && rm -f /etc/ibex/enrollment-token && break
+			sleep 3
+		done
 	fi
-	/usr/local/bin/ibex-agent run --data-dir $d > /var/log/ibex-agent.log 2>&1 &
+	# On the console (not a log file) so a test sees why an agent failed.
+	/usr/local/bin/ibex-agent run --data-dir $d --log-format text &
 	echo "ibex-agent: started"
 }
 mount -t tmpfs tmpfs /run
+# OpenRC orders a runlevel by the scripts' depend(): the network comes before what uses it
+# (the agent's "use net" / "after net"); the stand-in puts networking and net.* first.
+ordered() { ls /etc/runlevels/$1 | grep -E '^(networking|net[.])' ; ls /etc/runlevels/$1 | grep -vE '^(networking|net[.])'; }
 for level in sysinit boot default; do
-	for link in /etc/runlevels/$level/*; do
+	for name in $(ordered $level); do
+		link=/etc/runlevels/$level/$name
 		[ -L "$link" ] || continue
-		name=$(basename "$link")
 		fn=svc_$(echo "$name" | tr '.-' '__')
 		if type "$fn" >/dev/null 2>&1; then echo "rc: $level/$name"; "$fn"; else echo "rc: $level/$name (no stand-in, skipped)"; fi
 	done

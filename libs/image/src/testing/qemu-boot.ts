@@ -26,7 +26,7 @@ export interface BootResult {
  * virtio NIC. Resolves when the VM powers off, when `until` has been printed and `stopOnMatch`,
  * or at the deadline; the qemu process is always killed before it resolves.
  */
-export function bootImage(opts: { vmlinuz: string; initrd: string; timeoutMs: number; until?: RegExp; stopOnMatch?: boolean; memoryMb?: number; netdev?: string }): Promise<BootResult> {
+export function bootImage(opts: { vmlinuz: string; initrd: string; timeoutMs: number; until?: RegExp; stopOnMatch?: boolean; memoryMb?: number; netdev?: string; signal?: AbortSignal; onOutput?: (text: string) => void }): Promise<BootResult> {
   const started = Date.now();
   const args = [
     '-nographic',
@@ -65,8 +65,10 @@ export function bootImage(opts: { vmlinuz: string; initrd: string; timeoutMs: nu
       resolve({ console: out, matched, exitCode, ms: Date.now() - started });
     };
     const timer = setTimeout(() => finish(null), opts.timeoutMs);
+    opts.signal?.addEventListener('abort', () => finish(null), { once: true });
     const onData = (d: Buffer) => {
       out += d.toString('utf8');
+      opts.onOutput?.(out);
       if (opts.until && !matched && opts.until.test(out)) {
         matched = true;
         if (opts.stopOnMatch) finish(null);
