@@ -3,7 +3,7 @@
 // build is retried by the next controller, or failed after its last attempt; never stuck).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -16,6 +16,7 @@ import { deleteRedisPrefix, testRedisUrl } from '@ibex/test-support';
 import pg from 'pg';
 import { ControllerProcess } from './helpers/controller-process.js';
 import { waitFor } from './helpers/exec.js';
+import { IbexctlHome } from './helpers/ibexctl.js';
 
 describe('image builds (controller process)', () => {
   let db: TestDatabase;
@@ -79,6 +80,34 @@ describe('image builds (controller process)', () => {
     assert.equal(local.sha256, b.sha256);
     const audit = await sql.query(`SELECT data FROM audit_event WHERE action = 'image_build.create' AND "targetId" = $1`, [created.id]);
     assert.equal(audit.rows.length, 1);
+  });
+
+  it('ibexctl images build -f spec.yaml --wait, get, download (sha256 checked); a bad spec is refused before anything is sent', async () => {
+    const home = await IbexctlHome.create();
+    try {
+      const env = { IBEX_SERVER: ctl.baseUrl, IBEX_TOKEN: ctl.adminToken };
+      const yaml = join(imageDir, 'spec.yaml');
+      await writeFile(yaml, `name: cli-vm\nbase: { path: ${rootfs} }\nhostname: cli-1\nnetwork:\n  interfaces:\n    - { name: lo, method: loopback }\n    - { name: eth0, method: dhcp }\n`);
+      const built = await home.run(['images', 'build', '-f', yaml, '--wait', '-o', 'json'], { env });
+      assert.equal(built.code, 0, built.stderr);
+      const b = JSON.parse(built.stdout);
+      assert.equal(b.status, 'succeeded');
+      assert.match(built.stderr, /succeeded 100% done\n$/);
+      const got = await home.run(['images', 'get', b.id], { env });
+      assert.match(got.stdout, new RegExp(`sha256: +${b.sha256}`));
+      const to = join(imageDir, 'cli-vm.cpio.gz');
+      const dl = await home.run(['images', 'download', b.id, '--to', to], { env });
+      assert.equal(dl.code, 0, dl.stderr);
+      assert.equal(createHash('sha256').update(await readFile(to)).digest('hex'), b.sha256);
+      await writeFile(yaml, `name: cli-vm\nbase: { path: ${rootfs} }\nhostname: -bad-\n`);
+      const before = (await sql.query('SELECT count(*)::int AS n FROM image_build')).rows[0].n;
+      const bad = await home.run(['images', 'build', '-f', yaml], { env });
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /hostname: must be a host name label/);
+      assert.equal((await sql.query('SELECT count(*)::int AS n FROM image_build')).rows[0].n, before);
+    } finally {
+      await home.remove();
+    }
   });
 
   it('a controller killed half way through a build: the next one retries it; on its last attempt it is failed, never stuck', async () => {
