@@ -8,7 +8,8 @@ import { generationsInventorySchema } from './generations-inventory.js';
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (the sha256 of the artifact)');
 /** An absolute path on the device (under the agent's --root), never with `..`. */
 export const generationsDevicePathSchema = z.string().min(2).max(4096).startsWith('/', 'must be an absolute path on the device').refine((p) => !p.split('/').includes('..'), 'must not contain ..');
-const httpUrl = z
+/** An http:// or https:// URL (image sources use it too). */
+export const httpUrlSchema = z
   .string()
   .max(4096)
   .refine((u) => {
@@ -41,7 +42,7 @@ export const generationImageSchema = z
   .object({
     kind: z.enum(['tarball', 'sendStream']),
     path: generationsDevicePathSchema.optional(),
-    url: httpUrl.optional(),
+    url: httpUrlSchema.optional(),
     sha256,
   })
   .strict()
@@ -74,7 +75,7 @@ export const generationsAdoptParamsSchema = z
 
 const imageFields = {
   path: generationsDevicePathSchema.optional(),
-  url: httpUrl.optional(),
+  url: httpUrlSchema.optional(),
   sha256: z.string({ error: (i) => (i.input === undefined ? 'required: the artifact is verified before it is used' : undefined) }).regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (the sha256 of the artifact)'),
 };
 

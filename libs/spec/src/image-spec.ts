@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
+import { httpUrlSchema } from './generations-jobs.js';
 import { networkSectionSchema } from './sections/network.js';
 
 /**
@@ -26,21 +27,6 @@ const hostPathSchema = z
   .max(4096)
   .refine((p) => p.startsWith('/'), 'must be an absolute path on the build host')
   .refine((p) => !p.split('/').includes('..'), 'must not contain ..');
-const httpUrl = z
-  .string()
-  .max(4096)
-  .refine((u) => {
-    try {
-      return ['http:', 'https:'].includes(new URL(u).protocol);
-    } catch {
-      return false;
-    }
-  }, 'must be an http:// or https:// URL');
-const octalMode = (dflt: string) =>
-  z
-    .string()
-    .regex(/^0?[0-7]{3,4}$/, 'must be an octal mode such as "0644"')
-    .default(dflt);
 const id = z.number().int().min(0, 'must be at least 0').max(65_535, 'must be at most 65535');
 
 /**
@@ -51,7 +37,7 @@ export const imageSourceSchema = z.union(
   [
     z.object({ artifact: z.string().min(1).max(300).regex(/^[A-Za-z0-9][A-Za-z0-9._@:/-]*$/, 'must be name@version or an artifact id') }).strict(),
     z.object({ path: hostPathSchema, sha256: sha256.optional() }).strict(),
-    z.object({ url: httpUrl, sha256 }).strict(),
+    z.object({ url: httpUrlSchema, sha256 }).strict(),
   ],
   { error: 'must be one of { artifact: "name@version" | id }, { path, sha256? } or { url, sha256 }' },
 );
