@@ -224,7 +224,7 @@ export async function assembleImage(spec: ImageSpec, resolver: ImageSourceResolv
 
   if (spec.kernel) {
     const k = spec.kernel;
-    const dir = resolver.hostPath(k.modulesDir ?? `/lib/modules/${k.release}`);
+    const dir = resolver.hostPath(k.modulesDir ?? `/lib/modules/${k.release}`, 'kernel.modulesDir');
     const sel = await selectModulesIn(dir, k.modules, k.release);
     const root = `/lib/modules/${k.release}`;
     for (const f of sel.files) {

@@ -121,6 +121,8 @@ describe('image build: the assembled tree, as GNU cpio lists and unpacks it', ()
     await assert.rejects(buildImageToFile(imageSpecSchema.parse({ ...spec, kernel: { release, modules: ['no_such_mod'] } }), new LocalImageSourceResolver(), out), /kernel.modules: no_such_mod is neither a module/);
     await assert.rejects(buildImageToFile(imageSpecSchema.parse({ ...spec, base: { artifact: 'alpine@3.21' } }), new LocalImageSourceResolver(), out), /base: the artifact alpine@3.21 cannot be fetched here/);
     await assert.rejects(buildImageToFile(imageSpecSchema.parse({ ...spec, init: '/sbin/openrc-init' }), new LocalImageSourceResolver(), out), /init: the image has no \/sbin\/openrc-init/);
+    // The controller without IBEX_IMAGE_SOURCE_DIR: no file of its host is read into an image.
+    await assert.rejects(buildImageToFile(imageSpecSchema.parse(spec), new LocalImageSourceResolver({ refusePaths: 'paths are not allowed here' }), out), /^ImageSourceError: base: paths are not allowed here/);
     assert.throws(() => lstatSync(out));
     assert.throws(() => lstatSync(out + '.partial'));
   });

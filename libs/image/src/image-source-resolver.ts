@@ -21,7 +21,7 @@ export interface ResolvedSource {
 export interface ImageSourceResolver {
   resolve(source: ImageSource, field: string): Promise<ResolvedSource>;
   /** The host path of a build-host path the spec names (kernel.modulesDir): under the agent's --root. */
-  hostPath(path: string): string;
+  hostPath(path: string, field?: string): string;
   /** Removes what resolving downloaded. */
   close(): Promise<void>;
 }
@@ -50,6 +50,8 @@ export interface LocalResolverOptions {
   fetchTimeoutMs?: number;
   /** Paths in the spec are under this directory (the agent's --root; default /). */
   root?: string;
+  /** Why `{ path }` sources (and kernel.modulesDir) are refused here, if they are (the controller without IBEX_IMAGE_SOURCE_DIR). */
+  refusePaths?: string;
 }
 
 export class LocalImageSourceResolver implements ImageSourceResolver {
@@ -64,7 +66,10 @@ export class LocalImageSourceResolver implements ImageSourceResolver {
       const a = await this.opts.artifacts(source.artifact);
       return this.checked({ path: a.path, ...(a.sha256 ? { sha256: a.sha256 } : {}) }, field);
     }
-    if ('path' in source) return this.checked({ ...source, path: this.hostPath(source.path) }, field, source.path);
+    if ('path' in source) {
+      if (this.opts.refusePaths) throw new ImageSourceError(field, this.opts.refusePaths);
+      return this.checked({ ...source, path: this.hostPath(source.path) }, field, source.path);
+    }
     this.tmp ??= await mkdtemp(join(tmpdir(), 'ibex-image-src-'));
     const dest = join(this.tmp, `download-${this.downloads++}`);
     let res: Response;
@@ -96,7 +101,8 @@ export class LocalImageSourceResolver implements ImageSourceResolver {
     return { path: src.path, directory: false };
   }
 
-  hostPath(path: string): string {
+  hostPath(path: string, field = 'path'): string {
+    if (this.opts.refusePaths) throw new ImageSourceError(field, this.opts.refusePaths);
     // The schema refuses ".." in build-host paths; a symlink inside the root may still point out
     // of it, which is the operator's own tree (the agent reads it, never writes it).
     return this.opts.root && this.opts.root !== '/' ? join(this.opts.root, path) : path;

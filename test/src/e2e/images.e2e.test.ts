@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { buildImage, LocalImageSourceResolver } from '@ibex/image';
@@ -24,9 +24,10 @@ describe('image builds (controller process)', () => {
   let ctl: ControllerProcess;
   let imageDir: string;
   const rootfs = makeBusyboxRootfs();
+  // The controller resolves paths under IBEX_IMAGE_SOURCE_DIR (the temporary directory here).
   const spec = (hostname: string) => ({
     name: `vm-${hostname}`,
-    base: { path: rootfs },
+    base: { path: `/${basename(rootfs)}` },
     hostname,
     network: { interfaces: [{ name: 'lo', method: 'loopback' }, { name: 'eth0', method: 'dhcp' }] },
   });
@@ -36,7 +37,7 @@ describe('image builds (controller process)', () => {
     sql = new pg.Client({ connectionString: db.url });
     await sql.connect();
     imageDir = await mkdtemp(join(tmpdir(), 'ibex-e2e-images-'));
-    ctl = new ControllerProcess({ databaseUrl: db.url, env: { IBEX_IMAGE_DIR: imageDir, IBEX_IMAGE_BUILD_STALE_MS: '2000', IBEX_LOG_LEVEL: 'warn' } });
+    ctl = new ControllerProcess({ databaseUrl: db.url, env: { IBEX_IMAGE_DIR: imageDir, IBEX_IMAGE_SOURCE_DIR: join(rootfs, '..'), IBEX_IMAGE_BUILD_STALE_MS: '2000', IBEX_LOG_LEVEL: 'warn' } });
     await ctl.start();
   });
   after(async () => {
@@ -76,7 +77,7 @@ describe('image builds (controller process)', () => {
     assert.equal(bytes.length, b.size);
     assert.equal(createHash('sha256').update(bytes).digest('hex'), b.sha256);
     // The same builder as the agent's and the library's: the same bytes from the same spec.
-    const local = await buildImage(imageSpecSchema.parse(spec('rest-1')), new LocalImageSourceResolver(), new PassThrough().resume());
+    const local = await buildImage(imageSpecSchema.parse({ ...spec('rest-1'), base: { path: rootfs } }), new LocalImageSourceResolver(), new PassThrough().resume());
     assert.equal(local.sha256, b.sha256);
     const audit = await sql.query(`SELECT data FROM audit_event WHERE action = 'image_build.create' AND "targetId" = $1`, [created.id]);
     assert.equal(audit.rows.length, 1);
@@ -87,7 +88,7 @@ describe('image builds (controller process)', () => {
     try {
       const env = { IBEX_SERVER: ctl.baseUrl, IBEX_TOKEN: ctl.adminToken };
       const yaml = join(imageDir, 'spec.yaml');
-      await writeFile(yaml, `name: cli-vm\nbase: { path: ${rootfs} }\nhostname: cli-1\nnetwork:\n  interfaces:\n    - { name: lo, method: loopback }\n    - { name: eth0, method: dhcp }\n`);
+      await writeFile(yaml, `name: cli-vm\nbase: { path: /${basename(rootfs)} }\nhostname: cli-1\nnetwork:\n  interfaces:\n    - { name: lo, method: loopback }\n    - { name: eth0, method: dhcp }\n`);
       const built = await home.run(['images', 'build', '-f', yaml, '--wait', '-o', 'json'], { env });
       assert.equal(built.code, 0, built.stderr);
       const b = JSON.parse(built.stdout);
@@ -117,7 +118,7 @@ describe('image builds (controller process)', () => {
     assert.equal(died.signal, 'SIGKILL');
     const row = (await sql.query('SELECT status, attempt FROM image_build WHERE id = $1', [retried.id])).rows[0];
     assert.deepEqual(row, { status: 'running', attempt: 1 }, 'the dead controller left it running');
-    // A build queued while no controller runs its queue is picked up too.
+    // The next controller's sweep finds the stale heartbeat and queues attempt 2.
     await ctl.start({ IBEX_CONTROLLER_FAILPOINTS: '' });
     const b = await finished(retried.id);
     assert.equal(b.status, 'succeeded', JSON.stringify(b));

@@ -49,6 +49,8 @@ export const envSchema = z
     IBEX_UI_DIR: z.string().min(1).optional(),
     /** Where built VM images are kept (the filesystem sink; docs/images.md). */
     IBEX_IMAGE_DIR: z.string().min(1).default('/var/lib/ibex-controller/images'),
+    /** The only directory `{ path }` sources of image specs may name (unset: none; paths are then refused). */
+    IBEX_IMAGE_SOURCE_DIR: z.string().min(1).optional(),
     /** Image builds one replica runs at once. */
     IBEX_IMAGE_BUILD_CONCURRENCY: z.coerce.number({ message: 'must be a number' }).int().min(1, 'must be at least 1').max(16, 'must be at most 16').default(1),
     /** A running build whose replica has not reported for this long is retried (or failed after its last attempt). */
@@ -78,7 +80,7 @@ export interface Config {
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** Directory of the built dashboard served at /ui. */
   uiDir: string;
-  images: { dir: string; concurrency: number; staleMs: number };
+  images: { dir: string; sourceDir?: string; concurrency: number; staleMs: number };
   version: string;
 }
 
@@ -117,7 +119,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     migrateOnStart: e.IBEX_MIGRATE_ON_START,
     logLevel: e.IBEX_LOG_LEVEL,
     uiDir: e.IBEX_UI_DIR ? resolve(e.IBEX_UI_DIR) : DEFAULT_UI_DIR,
-    images: { dir: resolve(e.IBEX_IMAGE_DIR), concurrency: e.IBEX_IMAGE_BUILD_CONCURRENCY, staleMs: e.IBEX_IMAGE_BUILD_STALE_MS },
+    images: { dir: resolve(e.IBEX_IMAGE_DIR), ...(e.IBEX_IMAGE_SOURCE_DIR ? { sourceDir: resolve(e.IBEX_IMAGE_SOURCE_DIR) } : {}), concurrency: e.IBEX_IMAGE_BUILD_CONCURRENCY, staleMs: e.IBEX_IMAGE_BUILD_STALE_MS },
     version: CONTROLLER_VERSION,
   };
 }

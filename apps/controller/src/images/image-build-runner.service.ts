@@ -98,7 +98,12 @@ export class ImageBuildRunner implements OnApplicationBootstrap, OnModuleDestroy
       await this.prisma.imageBuild.updateMany({ where: mine, data: { heartbeatAt: t, progressPercent: progress.percent, progressMessage: progress.message } });
     };
     const timer = setInterval(() => void beat().catch(() => {}), HEARTBEAT_MS);
-    const resolver = new LocalImageSourceResolver();
+    // An API caller must not read arbitrary files of the controller host into an image: `{ path }`
+    // sources resolve only under IBEX_IMAGE_SOURCE_DIR, and not at all without it.
+    const src = this.config.images.sourceDir;
+    const resolver = new LocalImageSourceResolver(
+      src ? { root: src } : { refusePaths: 'paths on the controller host are not allowed (IBEX_IMAGE_SOURCE_DIR is not set); give { url, sha256 } or { artifact }, or set IBEX_IMAGE_SOURCE_DIR to the directory that holds root filesystems and kernel modules' },
+    );
     try {
       const spec = imageSpecSchema.parse(row.spec);
       const pipe = new PassThrough();
