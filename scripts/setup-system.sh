@@ -23,6 +23,9 @@ packages=(
                       # because crun refuses a hybrid cgroup layout)
   chromium            # the dashboard tests drive /usr/bin/chromium with playwright-core (no browser download)
   fonts-dejavu-core   # text in the dashboard screenshots
+  cpio                # images: GNU cpio -itv lists and unpacks the built initramfs
+  qemu-system-x86     # images: boots the built initramfs (software emulation, no KVM here)
+  linux-image-cloud-amd64  # images: the kernel (and its modules) the initramfs is booted with
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@ import { CommonModule } from './common/common.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { Config } from './config/config.js';
 import { GatewayModule } from './gateway/gateway.module.js';
+import { ImagesModule } from './images/images.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { PrismaModule } from './prisma/prisma.module.js';
 import { RedisModule } from './redis/redis.module.js';
@@ -19,7 +20,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, MetricsModule, RedisModule, AuditModule, ArtifactsModule, GatewayModule, ApiModule],
+      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, MetricsModule, RedisModule, AuditModule, ArtifactsModule, GatewayModule, ImagesModule, ApiModule],
     };
   }
 }

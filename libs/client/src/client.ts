@@ -14,6 +14,7 @@ import type {
   DeviceState,
   EnrollmentToken,
   FieldIssue,
+  ImageBuild,
   FleetSummary,
   Job,
   JobDetail,
@@ -246,6 +247,30 @@ export class IbexClient {
   }
   rollback(ref: string, body: { to?: string; reason?: string } = {}) {
     return this.request<Job>('POST', `/api/v1/devices/${enc(ref)}/generations/rollback`, { body });
+  }
+
+  // VM image builds
+  createImageBuild(body: { spec: unknown; maxAttempts?: number }) {
+    return this.request<ImageBuild>('POST', '/api/v1/image-builds', { body });
+  }
+  getImageBuild(id: string) {
+    return this.request<ImageBuild>('GET', `/api/v1/image-builds/${enc(id)}`);
+  }
+  /** The built image as a stream (the response body); `sha256` from its ETag. */
+  async downloadImageBuild(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ body: ReadableStream<Uint8Array>; sha256: string | undefined; size: number | undefined }> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers['authorization'] = `Bearer ${this.token}`;
+    const path = `/api/v1/image-builds/${enc(id)}/image`;
+    let res: Response;
+    try {
+      res = await this.doFetch(`${this.baseUrl}${path}`, { headers, ...(opts.signal ? { signal: opts.signal } : {}) });
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } };
+      throw new ControllerUnreachable(this.baseUrl, e.cause?.code ?? e.message);
+    }
+    if (!res.ok || !res.body) throw errorFrom(res, await res.text());
+    const len = res.headers.get('content-length');
+    return { body: res.body, sha256: res.headers.get('etag')?.replace(/"/g, '') ?? undefined, size: len ? Number(len) : undefined };
   }
 
   // Enrollment tokens

@@ -273,3 +273,23 @@ export interface UploadArtifactMeta {
   architectures?: string[];
   contentType?: string;
 }
+
+/** A VM image build (docs/images.md). */
+export interface ImageBuild {
+  id: string;
+  name: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  attempt: number;
+  maxAttempts: number;
+  progress: { percent: number; message: string };
+  error: string | null;
+  warnings: string[];
+  sha256: string | null;
+  size: number | null;
+  entries: number | null;
+  downloadUrl: string | null;
+  createdBy: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}

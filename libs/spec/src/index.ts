@@ -14,3 +14,4 @@ export * from './sections/network-example.js';
 export * from './sections/openwrt.js';
 export * from './sections/openwrt-example.js';
 export * from './artifacts.js';
+export * from './image-spec.js';

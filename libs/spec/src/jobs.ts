@@ -12,6 +12,7 @@ import {
   generationsUpgradeOutputSchema,
   generationsUpgradeParamsSchema,
 } from './generations-jobs.js';
+import { imageBuildOutputSchema, imageBuildParamsSchema } from './image-spec.js';
 
 /**
  * A step as the agent shows it: `action`, one line of `text`, and capability details. Two
@@ -144,6 +145,17 @@ export const jobTypes = {
     }),
     defaultTimeoutMs: 120_000,
     defaultMaxAttempts: 3,
+    retrySafe: true,
+  },
+  'image.build': {
+    description:
+      'Build a VM initramfs image from an image spec on this host (a hypervisor host): the gzip\'d cpio newc archive is written to `out` ' +
+      '(FILE.partial, fsync, rename) with its sha256. Paths in the spec are on this host (under the agent\'s --root). docs/images.md.',
+    params: imageBuildParamsSchema,
+    output: imageBuildOutputSchema,
+    defaultTimeoutMs: 1_800_000,
+    defaultMaxAttempts: 2,
+    // The same spec and inputs give the same bytes, and the output appears only when complete.
     retrySafe: true,
   },
 } as const;

@@ -2,6 +2,7 @@ import type { AgentMessage, JobUpdate } from '@ibex/proto';
 import type { ArtifactEndpoint } from '../artifacts/artifact-endpoint.js';
 import { generationsRecovery } from '../capabilities/generations/generations-journal.js';
 import { generationsJobHandlers } from '../capabilities/generations/generations-jobs.js';
+import { imageJobHandlers } from '../capabilities/image/image-jobs.js';
 import type { GenerationsRoot } from '../capabilities/generations/generations-root.js';
 import { collectGenerationsInventory } from '../capabilities/generations/inventory.js';
 import { openGenerationsRoot } from '../capabilities/generations/records-migration.js';
@@ -99,6 +100,7 @@ export class DeviceServices {
     const handlers: JobHandlers = {
       ...stateJobHandlers(this.desired, () => this.facts.collect()),
       ...generationsJobHandlers(this.generations, this.trial, () => void this.reportFactsNow()),
+      ...imageJobHandlers(cfg.root),
     };
     this.runner = new JobRunner({
       store: this.jobs,

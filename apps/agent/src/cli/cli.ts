@@ -4,6 +4,7 @@ import { failpointsProblem } from '../common/failpoints.js';
 import { AGENT_VERSION } from '../version.js';
 import { type FlagSpec, flagHelp, parseFlags } from './args.js';
 import type { CliEnv } from './common-flags.js';
+import { buildImageCommand, buildImageFlags, buildImageHelp } from './build-image-command.js';
 import { enrollCommand, enrollFlags } from './enroll-command.js';
 import { runCommand, runFlags } from './run-command.js';
 import { generationsCommand, generationsHelp } from './generations-command.js';
@@ -42,6 +43,7 @@ const commands: Record<string, Command> = {
     details: generationsHelp,
     actions: true,
   },
+  'build-image': { summary: 'build a VM initramfs image from an image spec (docs/images.md)', flags: buildImageFlags, run: buildImageCommand, details: buildImageHelp },
   status: { summary: 'enrollment, connection, sections, generations, confirmations and pending work of this agent', flags: statusFlags, run: statusCommand },
   chroot: {
     summary: 'an Alpine chroot of the chroots section at the console: up, down, enter',

@@ -38,6 +38,9 @@ describe('job runner', () => {
       'generations.rollback': async () => {
         throw new Error('not used here');
       },
+      'image.build': async () => {
+        throw new Error('not used here');
+      },
       'generations.init': async () => {
         throw new Error('not used here');
       },

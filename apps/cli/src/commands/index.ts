@@ -4,6 +4,7 @@ import { auditCommands } from './audit.command.js';
 import { completionCommands } from './completion.command.js';
 import { deviceCommands } from './devices.command.js';
 import { generationCommands } from './generations.command.js';
+import { imageCommands } from './images.command.js';
 import { jobCommands } from './jobs.command.js';
 import { loginCommands } from './login.command.js';
 import { stateCommands } from './state.command.js';
@@ -21,6 +22,7 @@ export const commandGroups: CommandGroup[] = [
   generationCommands,
   artifactCommands,
   tokenCommands,
+  imageCommands,
   auditCommands,
   completionCommands,
 ];

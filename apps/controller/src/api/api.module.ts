@@ -19,6 +19,8 @@ import { FleetController } from './fleet/fleet.controller.js';
 import { FleetService } from './fleet/fleet.service.js';
 import { GenerationsController } from './generations/generations.controller.js';
 import { GenerationsService } from './generations/generations.service.js';
+import { ImageBuildsController } from './image-builds/image-builds.controller.js';
+import { ImageBuildsService } from './image-builds/image-builds.service.js';
 import { HealthController } from './health/health.controller.js';
 import { HealthService } from './health/health.service.js';
 import { JobsController } from './jobs/jobs.controller.js';
@@ -37,6 +39,7 @@ export const apiControllers = [
   JobsController,
   GenerationsController,
   PlanController,
+  ImageBuildsController,
   AuditLogController,
   ArtifactsController,
 ];
@@ -60,6 +63,7 @@ export const apiControllers = [
     JobsService,
     GenerationsService,
     PlanService,
+    ImageBuildsService,
     AuditLogService,
     HealthService,
   ],

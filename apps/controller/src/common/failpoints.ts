@@ -8,8 +8,9 @@
  *
  *   job-result-before-commit  a job result's transaction ran but has not committed
  *   job-result-before-ack     a job result is committed, the agent's Ack not yet sent
+ *   image-build-mid-archive   an image build is half way through writing its archive
  */
-export const controllerFailpoints = ['job-result-before-commit', 'job-result-before-ack'] as const;
+export const controllerFailpoints = ['job-result-before-commit', 'job-result-before-ack', 'image-build-mid-archive'] as const;
 export type ControllerFailpoint = (typeof controllerFailpoints)[number];
 
 let armed: ReadonlySet<string> | undefined;

@@ -78,6 +78,14 @@ export const envSchema = z
       .string()
       .regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL, e.g. https://ibex.example.com/api/v1/artifacts')
       .optional(),
+    /** Where built VM images are kept (the filesystem sink; docs/images.md). */
+    IBEX_IMAGE_DIR: z.string().min(1).default('/var/lib/ibex-controller/images'),
+    /** The only directory `{ path }` sources of image specs may name (unset: none; paths are then refused). */
+    IBEX_IMAGE_SOURCE_DIR: z.string().min(1).optional(),
+    /** Image builds one replica runs at once. */
+    IBEX_IMAGE_BUILD_CONCURRENCY: z.coerce.number({ message: 'must be a number' }).int().min(1, 'must be at least 1').max(16, 'must be at most 16').default(1),
+    /** A running build whose replica has not reported for this long is retried (or failed after its last attempt). */
+    IBEX_IMAGE_BUILD_STALE_MS: ms(30_000, 1000),
   })
   .superRefine((e, ctx) => {
     if (!!e.IBEX_GRPC_TLS_CERT !== !!e.IBEX_GRPC_TLS_KEY) {
@@ -117,6 +125,7 @@ export interface Config {
   /** Directory of the built dashboard served at /ui. */
   uiDir: string;
   artifacts: { dir: string; maxBytes: number; url: string };
+  images: { dir: string; sourceDir?: string; concurrency: number; staleMs: number };
   version: string;
 }
 
@@ -166,6 +175,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxBytes: e.IBEX_ARTIFACT_MAX_BYTES,
       url: (e.IBEX_ARTIFACTS_URL ?? `http://{host}:${e.IBEX_HTTP_PORT}/api/v1/artifacts`).replace(/\/+$/, ''),
     },
+    images: { dir: resolve(e.IBEX_IMAGE_DIR), ...(e.IBEX_IMAGE_SOURCE_DIR ? { sourceDir: resolve(e.IBEX_IMAGE_SOURCE_DIR) } : {}), concurrency: e.IBEX_IMAGE_BUILD_CONCURRENCY, staleMs: e.IBEX_IMAGE_BUILD_STALE_MS },
     version: CONTROLLER_VERSION,
   };
 }

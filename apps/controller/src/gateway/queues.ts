@@ -9,7 +9,16 @@ import type { RedisService } from '../redis/redis.service.js';
 export const QUEUES = {
   /** Time-driven steps of the job lifecycle (protocol.md "Jobs", "Time"). */
   jobTimers: 'job-timers',
+  /** VM image builds (docs/images.md): `{ buildId }`, one BullMQ job per attempt. */
+  imageBuilds: 'image-builds',
 } as const;
+
+export interface ImageBuildData {
+  buildId: string;
+}
+
+/** One BullMQ job per build attempt: adding the same attempt twice adds it once. */
+export const imageBuildJobId = (buildId: string, attempt: number) => `build-${buildId}-${attempt}`;
 
 export type JobTimerData =
   /** A still-queued, never-delivered job becomes `expired` (at `expiresAt`). */

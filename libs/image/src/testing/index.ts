@@ -1,0 +1,2 @@
+export * from './busybox-rootfs.js';
+export * from './qemu-boot.js';
