@@ -8,6 +8,7 @@ import { GatewayModule } from './gateway/gateway.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { PrismaModule } from './prisma/prisma.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { RolloutsModule } from './rollouts/rollouts.module.js';
 
 /**
  * The controller: one service layer, two thin entry points. ApiModule is what operators call
@@ -18,7 +19,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, MetricsModule, RedisModule, AuditModule, GatewayModule, ApiModule],
+      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, MetricsModule, RedisModule, AuditModule, GatewayModule, ApiModule, RolloutsModule],
     };
   }
 }

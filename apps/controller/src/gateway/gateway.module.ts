@@ -46,6 +46,6 @@ import { StateReports } from './state/state-reports.service.js';
     { provide: AGENT_DELIVERY, useExisting: RoutedAgentDelivery },
     { provide: JOB_SCHEDULER, useExisting: BullmqJobScheduler },
   ],
-  exports: [AGENT_DELIVERY, JOB_SCHEDULER],
+  exports: [AGENT_DELIVERY, JOB_SCHEDULER, JobTimerQueue],
 })
 export class GatewayModule {}

@@ -296,3 +296,24 @@ describe('rollout engine', () => {
     assert.equal(w.tick().status, 'succeeded');
   });
 });
+
+describe('maintenance windows from cron', () => {
+  it('Sunday 02:00 Europe/Berlin for 60 minutes: closed before, open at and inside, closed after', async () => {
+    const { windowState, cronProblems } = await import('./rollout-window.js');
+    // 2026-12-06 is a Sunday; Berlin is UTC+1 in winter, so 02:00 there is 01:00Z.
+    const at = (s: string) => windowState('0 2 * * 0', 'Europe/Berlin', 60, new Date(s));
+    const before = at('2026-12-06T00:59:00Z');
+    assert.equal(before.open, false);
+    assert.equal(before.nextOpen?.toISOString(), '2026-12-06T01:00:00.000Z');
+    const opening = at('2026-12-06T01:00:00Z');
+    assert.equal(opening.open, true);
+    assert.equal(opening.closesAt?.toISOString(), '2026-12-06T02:00:00.000Z');
+    assert.equal(at('2026-12-06T01:59:59Z').open, true);
+    const after = at('2026-12-06T02:00:00Z');
+    assert.equal(after.open, false);
+    assert.equal(after.nextOpen?.toISOString(), '2026-12-13T01:00:00.000Z');
+    assert.deepEqual(cronProblems('0 2 * * 0', 'Mars/Olympus').map((p) => p.field), ['timeZone']);
+    assert.deepEqual(cronProblems('every sunday', 'UTC').map((p) => p.field), ['cron']);
+    assert.deepEqual(cronProblems('0 2 * * 0', 'Europe/Berlin'), []);
+  });
+});

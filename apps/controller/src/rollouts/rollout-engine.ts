@@ -90,6 +90,9 @@ const pct = (n: number) => `${Math.round(n * 10) / 10}%`;
 const earliest = (...ds: (Date | null | undefined)[]): Date | null =>
   ds.reduce<Date | null>((min, d) => (d && (!min || d < min) ? d : min), null);
 
+/** Changed and not rolled back yet (a rollback the driver could not even start says so in its reason). */
+const needsRollback = (t: EngineTarget) => t.state === 'succeeded' && !t.rollback && !t.reason?.startsWith('rollback failed');
+
 export function decide(input: EngineInput): EngineDecision {
   const { now } = input;
   const targets = new Map(input.targets.map((t) => [t.deviceId, { ...t }]));
@@ -137,7 +140,7 @@ export function decide(input: EngineInput): EngineDecision {
   if (out.status === 'aborted' || out.status === 'rolling_back') {
     for (const t of all()) if (t.state === 'pending') set(t.deviceId, 'skipped', 'the rollout was aborted before this device got its job');
     if (out.status === 'rolling_back') {
-      for (const t of all()) if (t.state === 'succeeded' && !t.rollback) out.rollback.push(t.deviceId);
+      for (const t of all()) if (needsRollback(t)) out.rollback.push(t.deviceId);
       const busy = all().some((t) => t.state === 'in_progress' || (t.rollback?.status === 'active') || out.rollback.includes(t.deviceId));
       if (!busy) out.status = 'aborted';
     }
@@ -208,7 +211,7 @@ export function decide(input: EngineInput): EngineDecision {
       abort(`wave ${w.name} finished with ${succeeded} of ${counted.length} devices succeeded (${pct(ratio)}), below the success threshold of ${input.strategy.successThresholdPercent}%`);
       out.status = input.autoRollback ? 'rolling_back' : 'failed';
       for (const t of all()) if (t.state === 'pending') set(t.deviceId, 'skipped', `not started: wave ${w.name} missed its success threshold`);
-      if (out.status === 'rolling_back') for (const t of all()) if (t.state === 'succeeded' && !t.rollback) out.rollback.push(t.deviceId);
+      if (out.status === 'rolling_back') for (const t of all()) if (needsRollback(t)) out.rollback.push(t.deviceId);
       return finish();
     }
     if (!underWay) gate = `wave ${w.name} waits for ${waitingOffline} offline device(s)`;
