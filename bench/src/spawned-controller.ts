@@ -28,6 +28,8 @@ export interface SpawnOptions {
   /** Extra node arguments (profiling, heap limits); none by default, as deploy/ runs it. */
   nodeArgs?: string[];
   logFile?: string;
+  /** Extra controller environment (IBEX_*). */
+  env?: Record<string, string>;
 }
 
 /** Output lines kept for the report (the tail is shown when the run fails). */
@@ -77,6 +79,7 @@ export class SpawnedController {
       IBEX_ADMIN_TOKEN: this.adminToken,
       IBEX_MIGRATE_ON_START: 'false', // createTestDatabase migrated it
       IBEX_HEARTBEAT_INTERVAL_MS: String(this.opts.heartbeatMs),
+      ...this.opts.env,
     };
     const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), controllerMain], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;

@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { type JobType, jobTypes } from '@ibex/spec';
 import { AuditService, systemActor } from '../audit/audit.service.js';
 import { Clock } from '../common/clock.js';
+import { failpoint } from '../common/failpoints.js';
 import { CONFIG, type Config } from '../config/config.js';
 import { AGENT_DELIVERY, type AgentDelivery } from '../delivery/agent-delivery.port.js';
 import { Prisma, type Rollout } from '../generated/prisma/client.js';
@@ -171,11 +172,13 @@ export class RolloutDriver {
           ),
         });
         const jobs = await this.write(tx, rollout, rows, d, now);
+        if (jobs.length) failpoint('rollout-dispatch-before-commit');
         return { rollout, d, jobs };
       },
       { timeout: 120_000, maxWait: 30_000 },
     );
     if (!r) return;
+    if (r.jobs.length) failpoint('rollout-dispatch-after-commit');
     await this.announce(r.jobs);
     if (r.d.wakeAt) await this.queue.wakeAt(id, r.d.wakeAt, now).catch((err: Error) => this.log.warn(`rollout ${id}: could not schedule its wake-up: ${err.message}; the sweep looks at it anyway`));
   }
