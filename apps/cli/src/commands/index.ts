@@ -5,6 +5,7 @@ import { deviceCommands } from './devices.command.js';
 import { generationCommands } from './generations.command.js';
 import { jobCommands } from './jobs.command.js';
 import { loginCommands } from './login.command.js';
+import { rolloutCommands } from './rollouts.command.js';
 import { stateCommands } from './state.command.js';
 import { tokenCommands } from './tokens.command.js';
 
@@ -18,6 +19,7 @@ export const commandGroups: CommandGroup[] = [
   stateCommands,
   jobCommands,
   generationCommands,
+  rolloutCommands,
   tokenCommands,
   auditCommands,
   completionCommands,

@@ -105,7 +105,8 @@ export function decide(input: EngineInput): EngineDecision {
   };
   const out: EngineDecision = { status: input.status, reason: input.reason, changes: [], dispatch: [], rollback: [], wavesStarted: [], wavesFinished: [], wakeAt: null };
   const finish = (): EngineDecision => {
-    out.changes = [...changed.values()].filter((c) => !out.dispatch.includes(c.deviceId));
+    const dispatched = new Set(out.dispatch);
+    out.changes = [...changed.values()].filter((c) => !dispatched.has(c.deviceId));
     return out;
   };
   const all = () => [...targets.values()];
@@ -141,7 +142,7 @@ export function decide(input: EngineInput): EngineDecision {
     for (const t of all()) if (t.state === 'pending') set(t.deviceId, 'skipped', 'the rollout was aborted before this device got its job');
     if (out.status === 'rolling_back') {
       for (const t of all()) if (needsRollback(t)) out.rollback.push(t.deviceId);
-      const busy = all().some((t) => t.state === 'in_progress' || (t.rollback?.status === 'active') || out.rollback.includes(t.deviceId));
+      const busy = out.rollback.length > 0 || all().some((t) => t.state === 'in_progress' || t.rollback?.status === 'active');
       if (!busy) out.status = 'aborted';
     }
     return finish();
