@@ -233,6 +233,49 @@ describe('rollouts (real Postgres, Redis, gRPC streams)', () => {
     assert.equal(await c.prisma.rollout.count(), before);
   });
 
+  it('a schedule starts rollouts from BullMQ\'s job scheduler; an occurrence handed out twice starts one; pause and delete stop it', async () => {
+    await fleet('sched', 2);
+    const body = {
+      name: 'every-second',
+      cron: '* * * * * *', // seconds field: an occurrence every second, so the test sees BullMQ fire
+      timeZone: 'Europe/Berlin',
+      rollout: { name: 'sched', target: { kind: 'selector', selector: 'group=sched' }, payload: { kind: 'desired_state', spec: filesSpec('sched\n') } },
+    };
+    const res = await c.api('/api/v1/schedules', { method: 'POST', json: body });
+    assert.equal(res.status, 201, await res.clone().text());
+    const s = (await res.json()) as { id: string; nextRunAt: string };
+    assert.ok(s.nextRunAt);
+    const started = await waitFor('a rollout started by the schedule', async () => {
+      const n = await c.prisma.rollout.findMany({ where: { scheduleId: s.id } });
+      return n.length ? n : undefined;
+    }, { timeoutMs: 15_000, intervalMs: 100 });
+    assert.match(started[0]!.name, /^sched 20\d\d-/);
+    assert.equal((await c.api(`/api/v1/schedules/${s.id}/pause`, { method: 'POST' })).status, 200);
+    await new Promise((r) => setTimeout(r, 1500)); // an occurrence already in a worker may still finish
+    const count = await c.prisma.rollout.count({ where: { scheduleId: s.id } });
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(await c.prisma.rollout.count({ where: { scheduleId: s.id } }), count, 'paused: no new rollout');
+
+    // The same occurrence twice (BullMQ's at-least-once after a crash): one rollout.
+    const { SchedulesService } = await import('./schedules.service.js');
+    const svc = c.app.get(SchedulesService);
+    await c.api(`/api/v1/schedules/${s.id}/resume`, { method: 'POST' });
+    await c.api(`/api/v1/schedules/${s.id}/pause`, { method: 'POST' });
+    await c.prisma.rolloutSchedule.update({ where: { id: s.id }, data: { paused: false } });
+    const first = await svc.fire(s.id, 'repeat:test:1');
+    const again = await svc.fire(s.id, 'repeat:test:1');
+    assert.ok(first);
+    assert.equal(again, null);
+    await c.prisma.rolloutSchedule.update({ where: { id: s.id }, data: { paused: true } });
+
+    const bad = await c.api('/api/v1/schedules', { method: 'POST', json: { ...body, name: 'bad', cron: 'sundays' } });
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /"path":"cron"/);
+    assert.equal((await c.api(`/api/v1/schedules/${s.id}`, { method: 'DELETE' })).status, 204);
+    assert.equal((await c.api(`/api/v1/schedules/${s.id}`)).status, 404);
+    assert.ok(await c.prisma.rollout.count({ where: { scheduleId: null, name: { startsWith: 'sched ' } } }) >= 1, 'its rollouts stay');
+  });
+
   it('a maintenance window (controllable clock): no jobs before it opens, jobs inside it, none after it closed', async () => {
     await fleet('win', 3, (a) => ({ ...ok(a), delayMs: 50 }) as Reaction);
     const clock = c.app.get(Clock);
