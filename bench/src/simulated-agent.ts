@@ -57,6 +57,9 @@ export class SimulatedAgent {
    */
   readonly executed = new Map<string, number>();
   private readonly reactions = new Map<string, JobReaction>();
+  /** Job updates not acknowledged yet, re-sent until they are (as the real agent's journal does). */
+  private readonly unacked = new Map<string, AgentMessage>();
+  private resendTimer?: NodeJS.Timeout;
   private client?: AgentServiceClient;
   private call?: ClientDuplexStream<AgentMessage, ControllerMessage>;
   private timer?: NodeJS.Timeout;
@@ -104,10 +107,15 @@ export class SimulatedAgent {
       };
       call.on('data', (m: ControllerMessage) => {
         if (m.msg?.$case === 'assign') return this.onAssign(m.msg.value);
+        if (m.msg?.$case === 'ack') {
+          for (const id of m.msg.value.ids) this.unacked.delete(id);
+          return;
+        }
         if (m.msg?.$case !== 'welcome' || settled) return;
         settled = true;
         clearTimeout(timeout);
         this.state = 'connected';
+        for (const msg of this.unacked.values()) call.write(msg);
         resolve(m.msg.value);
       });
       call.on('error', (err: Error & { code?: number; details?: string }) => ended(err.code ?? grpcStatus.UNKNOWN, err.details ?? err.message));
@@ -154,15 +162,30 @@ export class SimulatedAgent {
       const call = this.call;
       if (!call || this.state !== 'connected') return; // offline now: the job is re-sent on reconnect
       const base = { jobId: job.jobId, attempt: job.attempt };
-      call.write({ msg: { $case: 'jobUpdate', value: { ...base, updateId: `${job.jobId}:${job.attempt}:started:0`, update: { $case: 'started', value: { startedAtMs: Date.now() } } } } });
+      this.sendUpdate({ msg: { $case: 'jobUpdate', value: { ...base, updateId: `${job.jobId}:${job.attempt}:started:0`, update: { $case: 'started', value: { startedAtMs: Date.now() } } } } });
       const result =
         reaction.outcome === 'succeed'
           ? { outcome: JobOutcome.JOB_OUTCOME_SUCCEEDED, outputJson: reaction.output === undefined ? '' : JSON.stringify(reaction.output), error: '', retryable: false, finishedAtMs: Date.now() }
           : { outcome: JobOutcome.JOB_OUTCOME_FAILED, outputJson: '', error: reaction.error, retryable: false, finishedAtMs: Date.now() };
-      call.write({ msg: { $case: 'jobUpdate', value: { ...base, updateId: `${job.jobId}:${job.attempt}:result:0`, update: { $case: 'result', value: result } } } });
+      this.sendUpdate({ msg: { $case: 'jobUpdate', value: { ...base, updateId: `${job.jobId}:${job.attempt}:result:0`, update: { $case: 'result', value: result } } } });
     };
     if (reaction.delayMs) setTimeout(answer, reaction.delayMs).unref();
     else answer();
+  }
+
+  /** Writes a job update and keeps it until acknowledged; unacknowledged ones go again every 5 s and after a reconnect. */
+  private sendUpdate(m: AgentMessage): void {
+    if (m.msg?.$case === 'jobUpdate') this.unacked.set(m.msg.value.updateId, m);
+    this.call?.write(m);
+    this.resendTimer ??= setInterval(() => {
+      if (this.state !== 'connected') return;
+      for (const msg of this.unacked.values()) this.call?.write(msg);
+      if (!this.unacked.size) {
+        clearInterval(this.resendTimer);
+        this.resendTimer = undefined;
+      }
+    }, 5000);
+    this.resendTimer.unref();
   }
 
   /** Half-closes the stream and closes the channel. */

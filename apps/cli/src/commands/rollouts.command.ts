@@ -1,31 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
-import { parseDocument } from 'yaml';
 import { finishedRolloutStatuses, type IbexClient, type Rollout, type RolloutPreview, type RolloutWave, type Schedule } from '@ibex/client';
 import { CliError, EXIT } from '../exit-codes.js';
 import { ago, type Column, type Io, printList, printObject, table } from '../output.js';
 import { positiveInt } from '../parsers.js';
 import { type CommandGroup, formatOf, withOutput } from '../program.js';
+import { readObjectFile } from '../spec-file.js';
 
 const POLL_MS = 1000;
-
-/** Reads a rollout or schedule file (YAML or JSON; `-` is stdin). The controller validates it and names any bad field. */
-async function readObjectFile(io: Io, file: string, what: string): Promise<Record<string, unknown>> {
-  const name = file === '-' ? 'standard input' : file;
-  let text: string;
-  try {
-    text = file === '-' ? await io.stdin() : await readFile(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read ${name}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, EXIT.usage);
-  }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) throw new CliError(`${name} is not valid YAML or JSON`, EXIT.usage, doc.errors.map((e) => e.message.split('\n')[0] ?? e.message));
-  const value: unknown = doc.toJS();
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new CliError(`${name} must hold a ${what} object (name:, target:, payload: ...; see docs/rollouts.md)`, EXIT.usage);
-  return value as Record<string, unknown>;
-}
 
 const done = (w: Pick<RolloutWave, 'counts'>) => w.counts.succeeded + w.counts.failed + w.counts.rolled_back + w.counts.skipped;
 
@@ -159,7 +141,7 @@ export const rolloutCommands: CommandGroup = (program, ctx) => {
       .option('--wait <seconds>', 'dry run: how long the devices may take to answer their plan', positiveInt('--wait', 0, 120), 30)
       .option('-w, --watch', 'follow it until it finishes; exit 1 unless it succeeds'),
   ).action(async (opts: { file: string; dryRun?: boolean; wait: number; watch?: boolean }, cmd: Command) => {
-    const body = await readObjectFile(io, opts.file, 'rollout');
+    const body = await readObjectFile(io, opts.file, 'a rollout object (name:, target:, payload: ...; see docs/rollouts.md)');
     const api = ctx.client(cmd);
     const r = await api.createRollout(body, { dryRun: opts.dryRun, wait: opts.wait });
     if ('dryRun' in r) return printPreview(io, cmd, r);
@@ -224,7 +206,7 @@ export const rolloutCommands: CommandGroup = (program, ctx) => {
   const schedules = program.command('schedules').description('Schedules: recurring rollouts (cron + time zone)');
   withOutput(schedules.command('create').description('Create a schedule from a YAML/JSON file (name, cron, timeZone, rollout)').requiredOption('-f, --file <file>', 'the schedule (`-` reads stdin)')).action(
     async (opts: { file: string }, cmd: Command) => {
-      const s = await ctx.client(cmd).createSchedule(await readObjectFile(io, opts.file, 'schedule'));
+      const s = await ctx.client(cmd).createSchedule(await readObjectFile(io, opts.file, 'a schedule object (name:, cron:, timeZone:, rollout:)'));
       if (formatOf(cmd) !== 'table') return printObject(io, formatOf(cmd), s, []);
       io.out(`schedule ${s.name} created: ${s.cron} (${s.timeZone}), next ${s.nextRunAt ?? 'never'}\n`);
     },
