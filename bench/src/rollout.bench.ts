@@ -131,6 +131,7 @@ async function main(): Promise<number> {
       });
       if (res.status !== 201) throw new Error(`POST /api/v1/rollouts: ${res.status} ${await res.text()}`);
       const r = (await res.json()) as { id: string };
+      say(`  ${mode.mode}: POST /api/v1/rollouts answered after ${((Date.now() - started) / 1000).toFixed(1)} s`);
       let status = 'running';
       let doneAt: number | undefined;
       const deadline = Date.now() + 5 * 60_000;

@@ -204,8 +204,8 @@ describe('dashboard in chromium against a real controller and agents', () => {
     await shot('06b-rollout-waiting');
     await page.getByRole('button', { name: 'Approve next wave' }).click();
     await page.locator('.page-head .badge', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
-    await page.getByTestId('rollout-devices').getByText('lab-router-1').waitFor();
-    assert.equal(await page.getByTestId('rollout-devices').locator('tbody tr', { hasText: 'succeeded' }).count(), 2);
+    // The devices table refreshes on its own poll, a moment after the status.
+    await waitFor('both devices shown succeeded', async () => (await page.getByTestId('rollout-devices').locator('tbody tr', { hasText: 'succeeded' }).count()) === 2, 10_000);
     await shot('06c-rollout-done');
     const actions = (await ctl.json('/api/v1/audit?targetType=rollout')).items.map((e: { action: string }) => e.action);
     assert.ok(actions.includes('rollout.approve'), actions.join(', '));

@@ -139,6 +139,9 @@ export class RolloutDriver {
 
   private async tickOnce(id: string): Promise<void> {
     const now = this.clock.now();
+    const t0 = performance.now();
+    const phase: Record<string, number> = {};
+    const mark = (name: string) => (phase[name] = Math.round(performance.now() - t0));
     const r = await this.prisma.$transaction(
       async (tx) => {
         const locked = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM rollout WHERE id = ${id}::uuid FOR UPDATE SKIP LOCKED`;
@@ -146,6 +149,7 @@ export class RolloutDriver {
         const rollout = await tx.rollout.findUniqueOrThrow({ where: { id }, include: { waves: { orderBy: { index: 'asc' } } } });
         if (rollout.includeNewDevices && ACTIVE_ROLLOUT.includes(rollout.status) && rollout.status !== 'rolling_back') await this.addNewDevices(tx, rollout, rollout.waves.length - 1);
         const rows = await this.targets(tx, id, new Date(now.getTime() - this.config.offlineAfterMs));
+        mark('read');
         const start = rollout.start as RolloutStart;
         const strategy = rollout.strategy as RolloutStrategyBody;
         const d = decide({
@@ -171,15 +175,21 @@ export class RolloutDriver {
             }),
           ),
         });
+        mark('decide');
         const jobs = await this.write(tx, rollout, rows, d, now);
+        mark('write');
         if (jobs.length) failpoint('rollout-dispatch-before-commit');
         return { rollout, d, jobs };
       },
       { timeout: 120_000, maxWait: 30_000 },
     );
     if (!r) return;
+    mark('commit');
     if (r.jobs.length) failpoint('rollout-dispatch-after-commit');
     await this.announce(r.jobs);
+    mark('announce');
+    // Slow ticks say where the time went (the benchmark's profile; bench/README.md).
+    if (phase['announce']! > 1000) this.log.warn(`rollout ${id}: tick took ${phase['announce']} ms (${Object.entries(phase).map(([k, v]) => `${k} ${v}`).join(', ')}; ${r.jobs.length} job(s))`);
     if (r.d.wakeAt) await this.queue.wakeAt(id, r.d.wakeAt, now).catch((err: Error) => this.log.warn(`rollout ${id}: could not schedule its wake-up: ${err.message}; the sweep looks at it anyway`));
   }
 
@@ -195,7 +205,8 @@ export class RolloutDriver {
     return tx.$queryRaw<TargetRow[]>`
       SELECT t."deviceId", t."deviceName", t.wave, t.state::text AS state, t.reason, t.previous,
              (d.id IS NOT NULL AND d."revokedAt" IS NULL AND d."connectedAt" IS NOT NULL AND d."lastSeenAt" > ${onlineSince.toISOString()}::timestamp) AS online,
-             d.facts, d."desiredRevision",
+             -- Only the generations inventory: a tick reads every target, facts are large.
+             jsonb_build_object('generations', d.facts -> 'generations') AS facts, d."desiredRevision",
              j.type AS "jobType", j.status::text AS "jobStatus", j.error AS "jobError", CASE WHEN j.type = 'state.apply' THEN j.result END AS "jobResult",
              rj.status::text AS "rbStatus", rj.error AS "rbError"
         FROM rollout_target t

@@ -191,7 +191,7 @@ export function decide(input: EngineInput): EngineDecision {
     if (!w.startedAt) {
       if (w.requiresApproval && input.approvedThrough < w.index) {
         waitingApproval = true;
-        gate = `wave ${w.name} waits for approval (POST .../approve)`;
+        gate = `wave ${w.name} waits for approval (ibexctl rollouts approve, or Approve in the dashboard)`;
         break;
       }
       out.wavesStarted.push(w.index);
