@@ -136,7 +136,14 @@ async function main(): Promise<number> {
       let doneAt: number | undefined;
       const deadline = Date.now() + 5 * 60_000;
       while (Date.now() < deadline) {
-        const x = (await (await fetch(`${t.api}/api/v1/rollouts/${r.id}`, { headers: { authorization: `Bearer ${t.token}` } })).json()) as { status: string; counts: Record<string, number> };
+        // A loaded controller may drop a poll: try again rather than end the run.
+        const x = (await fetch(`${t.api}/api/v1/rollouts/${r.id}`, { headers: { authorization: `Bearer ${t.token}` }, signal: AbortSignal.timeout(30_000) })
+          .then((res) => res.json())
+          .catch(() => undefined)) as { status: string; counts: Record<string, number> } | undefined;
+        if (!x) {
+          await sleep(1000);
+          continue;
+        }
         status = x.status;
         if (['succeeded', 'failed', 'aborted'].includes(status)) {
           doneAt = Date.now();

@@ -169,7 +169,9 @@ export class RolloutsService {
       return r;
     };
     const r = tx ? await run(tx) : await this.prisma.$transaction(run, { timeout: 60_000 });
-    if (!tx) await this.driver.tick(r.id);
+    // The first tick runs on its own (also the sweep's): a request for 10,000 devices must not
+    // wait for their jobs to be written.
+    if (!tx) void this.driver.tick(r.id);
     return tx ? toView({ ...r, waves: [] }, new Map()) : this.get(r.id);
   }
 
