@@ -91,9 +91,17 @@ async function main(): Promise<number> {
     });
     // Each mode counts the devices that received their job for the current rollout.
     let current: { prefix: string; received: Set<string>; firstAt?: number; allAt?: number } | undefined;
+    // Like real agents, a device whose stream the controller closed (it failed to store one of
+    // its messages) connects again and re-sends what was not acknowledged.
+    const reconnect = async (a: SimulatedAgent) => {
+      for (let i = 0; i < 30 && a.state !== 'connected'; i++) {
+        await sleep(500 + Math.random() * 1000);
+        await a.connect(10_000).catch(() => undefined);
+      }
+    };
     const events = {
       heartbeat: () => {},
-      ended: () => {},
+      ended: (a: SimulatedAgent) => void reconnect(a),
       assigned: (a: SimulatedAgent, job: { jobId: string; type: string }, first: boolean) => {
         if (!current || !first || job.type !== 'generations.upgrade') return;
         current.received.add(a.deviceId);
