@@ -1,5 +1,14 @@
 import { type ClientDuplexStream, type ClientOptions, credentials, Metadata, status as grpcStatus } from '@grpc/grpc-js';
-import { type AgentMessage, AgentServiceClient, type ControllerMessage, type Facts, type Welcome } from '@ibex/proto';
+import { type AgentMessage, AgentServiceClient, type ControllerMessage, type Facts, type JobAssignment, JobOutcome, type Welcome } from '@ibex/proto';
+
+/**
+ * What a simulated device does with a job it is assigned (programmable per device, for rollout
+ * tests and the rollout benchmark): succeed with an output, fail with an error, either after
+ * `delayMs` (a slow device), or never answer. An offline device is one the harness does not
+ * connect (or stops).
+ */
+export type JobReaction = { outcome: 'succeed'; output?: unknown; delayMs?: number } | { outcome: 'fail'; error: string; delayMs?: number } | { outcome: 'ignore' };
+export type JobBehaviour = (job: JobAssignment, agent: SimulatedAgent) => JobReaction;
 
 export interface AgentIdentity {
   index: number;
@@ -13,6 +22,8 @@ export interface AgentEvents {
   heartbeat(agent: SimulatedAgent, sentAtMs: number): void;
   /** A welcomed stream ended (the controller closed it, or the connection broke). */
   ended(agent: SimulatedAgent, code: number, details: string): void;
+  /** A job assignment arrived (also one sent again after a reconnect). */
+  assigned?(agent: SimulatedAgent, job: JobAssignment, firstTime: boolean): void;
 }
 
 /**
@@ -37,6 +48,18 @@ export class SimulatedAgent {
   state: AgentState = 'idle';
   heartbeatsSent = 0;
   endedWith?: { code: number; details: string };
+  /** What this device does with its jobs; by default it answers none. */
+  behaviour?: JobBehaviour;
+  /**
+   * jobId -> times this device executed it. As the real agent's journal does, a job id is
+   * executed once; an assignment sent again (after a reconnect) is answered with the same result.
+   * Kept across reconnects, so a harness can prove "exactly once".
+   */
+  readonly executed = new Map<string, number>();
+  private readonly reactions = new Map<string, JobReaction>();
+  /** Job updates not acknowledged yet, re-sent until they are (as the real agent's journal does). */
+  private readonly unacked = new Map<string, AgentMessage>();
+  private resendTimer?: NodeJS.Timeout;
   private client?: AgentServiceClient;
   private call?: ClientDuplexStream<AgentMessage, ControllerMessage>;
   private timer?: NodeJS.Timeout;
@@ -53,6 +76,7 @@ export class SimulatedAgent {
 
   /** Opens the stream and sends Hello; resolves with the Welcome, rejects if the stream ends first or `timeoutMs` passes. */
   connect(timeoutMs: number): Promise<Welcome> {
+    if (this.state === 'ended') this.state = 'idle'; // reconnecting after the stream ended
     if (this.state !== 'idle') throw new Error(`agent ${this.identity.deviceName} is ${this.state}`);
     this.state = 'connecting';
     const client = new AgentServiceClient(this.target, credentials.createInsecure(), AGENT_CHANNEL_OPTIONS);
@@ -82,10 +106,16 @@ export class SimulatedAgent {
         this.events.ended(this, code, details);
       };
       call.on('data', (m: ControllerMessage) => {
+        if (m.msg?.$case === 'assign') return this.onAssign(m.msg.value);
+        if (m.msg?.$case === 'ack') {
+          for (const id of m.msg.value.ids) this.unacked.delete(id);
+          return;
+        }
         if (m.msg?.$case !== 'welcome' || settled) return;
         settled = true;
         clearTimeout(timeout);
         this.state = 'connected';
+        for (const msg of this.unacked.values()) call.write(msg);
         resolve(m.msg.value);
       });
       call.on('error', (err: Error & { code?: number; details?: string }) => ended(err.code ?? grpcStatus.UNKNOWN, err.details ?? err.message));
@@ -115,6 +145,47 @@ export class SimulatedAgent {
     clearTimeout(this.timer);
     clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  private onAssign(job: JobAssignment): void {
+    let r = this.reactions.get(job.jobId);
+    const first = !r;
+    if (!r) {
+      r = this.behaviour ? this.behaviour(job, this) : { outcome: 'ignore' };
+      this.reactions.set(job.jobId, r);
+      if (r.outcome !== 'ignore') this.executed.set(job.jobId, (this.executed.get(job.jobId) ?? 0) + 1);
+    }
+    this.events.assigned?.(this, job, first);
+    const reaction = r;
+    if (reaction.outcome === 'ignore') return;
+    const answer = () => {
+      const call = this.call;
+      if (!call || this.state !== 'connected') return; // offline now: the job is re-sent on reconnect
+      const base = { jobId: job.jobId, attempt: job.attempt };
+      this.sendUpdate({ msg: { $case: 'jobUpdate', value: { ...base, updateId: `${job.jobId}:${job.attempt}:started:0`, update: { $case: 'started', value: { startedAtMs: Date.now() } } } } });
+      const result =
+        reaction.outcome === 'succeed'
+          ? { outcome: JobOutcome.JOB_OUTCOME_SUCCEEDED, outputJson: reaction.output === undefined ? '' : JSON.stringify(reaction.output), error: '', retryable: false, finishedAtMs: Date.now() }
+          : { outcome: JobOutcome.JOB_OUTCOME_FAILED, outputJson: '', error: reaction.error, retryable: false, finishedAtMs: Date.now() };
+      this.sendUpdate({ msg: { $case: 'jobUpdate', value: { ...base, updateId: `${job.jobId}:${job.attempt}:result:0`, update: { $case: 'result', value: result } } } });
+    };
+    if (reaction.delayMs) setTimeout(answer, reaction.delayMs).unref();
+    else answer();
+  }
+
+  /** Writes a job update and keeps it until acknowledged; unacknowledged ones go again every 5 s and after a reconnect. */
+  private sendUpdate(m: AgentMessage): void {
+    if (m.msg?.$case === 'jobUpdate') this.unacked.set(m.msg.value.updateId, m);
+    this.call?.write(m);
+    this.resendTimer ??= setInterval(() => {
+      if (this.state !== 'connected') return;
+      for (const msg of this.unacked.values()) this.call?.write(msg);
+      if (!this.unacked.size) {
+        clearInterval(this.resendTimer);
+        this.resendTimer = undefined;
+      }
+    }, 5000);
+    this.resendTimer.unref();
   }
 
   /** Half-closes the stream and closes the channel. */
@@ -172,4 +243,34 @@ export function benchFacts(hostname: string): Facts {
     collectedAtMs: Date.now(),
     generationsJson: '',
   };
+}
+
+/** A generations inventory after switching to `current` (valid for the job outputs that carry one). */
+function inventory(current: string, previous: string) {
+  const gen = (id: string, slot: number, extra: Record<string, unknown>) => ({ id, createdAtMs: Date.now() - slot * 86_400_000, status: 'good', booted: false, current: false, slot, readOnly: true, complete: true, ...extra });
+  return {
+    volume: '/vol/root',
+    current,
+    booted: previous,
+    lastGood: previous,
+    trial: null,
+    generations: [gen(current, 0, { current: true }), gen(previous, 1, { booted: true })],
+    collectedAtMs: Date.now(),
+  };
+}
+
+/** An output the controller accepts for the job's type (each type's output schema), so a simulated success counts as one. */
+export function simulatedOutput(job: JobAssignment): unknown {
+  switch (job.type) {
+    case 'state.apply':
+      return { revision: 1, sections: [] };
+    case 'generations.upgrade':
+      return { id: `g-${job.jobId.slice(0, 8)}`, from: 'g1', inventory: inventory(`g-${job.jobId.slice(0, 8)}`, 'g1') };
+    case 'generations.rollback': {
+      const to = (JSON.parse(job.paramsJson || '{}') as { to?: string }).to ?? 'g0';
+      return inventory(to, 'g1');
+    }
+    default:
+      return undefined;
+  }
 }

@@ -28,7 +28,7 @@ export interface SpawnOptions {
   /** Extra node arguments (profiling, heap limits); none by default, as deploy/ runs it. */
   nodeArgs?: string[];
   logFile?: string;
-  /** More controller settings (e.g. IBEX_ARTIFACTS_DIR). */
+  /** Extra controller environment (IBEX_*). */
   env?: Record<string, string>;
 }
 

@@ -9,18 +9,11 @@ import type { Io } from './output.js';
  * parser reads both) and validates it with the schemas the controller and the agent use, so a
  * bad spec is refused here, naming the file and the field, before anything is sent.
  */
-export async function readSpecFile(io: Io, file: string): Promise<Record<string, unknown>> {
-  const { name, value } = await readYamlOrJson(io, file);
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new CliError(`${name} must hold a desired-state object (one key per section, e.g. "files:")`, EXIT.usage);
-  }
-  parseOrThrow(desiredStateSchema, value, `spec in ${name}`);
-  // Sent as written: the controller fills in the defaults itself, as for any other client.
-  return value as Record<string, unknown>;
-}
-
-/** A YAML or JSON file (`-` for stdin) as a value; unreadable or unparsable is a usage error naming the file. */
-export async function readYamlOrJson(io: Io, file: string): Promise<{ name: string; value: unknown }> {
+/**
+ * Reads a YAML or JSON file (`-` for stdin) holding one object; `what` names it in the errors
+ * ("a desired-state object (one key per section, e.g. \"files:\")").
+ */
+export async function readObjectFile(io: Io, file: string, what: string): Promise<Record<string, unknown>> {
   const name = file === '-' ? 'standard input' : file;
   let text: string;
   try {
@@ -33,5 +26,19 @@ export async function readYamlOrJson(io: Io, file: string): Promise<{ name: stri
   if (doc.errors.length) {
     throw new CliError(`${name} is not valid YAML or JSON`, EXIT.usage, doc.errors.map((e) => e.message.split('\n')[0] ?? e.message));
   }
-  return { name, value: doc.toJS() as unknown };
+  const value: unknown = doc.toJS();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new CliError(`${name} must hold ${what}`, EXIT.usage);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Reads a desired-state spec from a YAML or JSON file (`-` for stdin; JSON is YAML, so one
+ * parser reads both) and validates it with the schemas the controller and the agent use, so a
+ * bad spec is refused here, naming the file and the field, before anything is sent.
+ */
+export async function readSpecFile(io: Io, file: string): Promise<Record<string, unknown>> {
+  const value = await readObjectFile(io, file, 'a desired-state object (one key per section, e.g. "files:")');
+  parseOrThrow(desiredStateSchema, value, `spec in ${file === '-' ? 'standard input' : file}`);
+  // Sent as written: the controller fills in the defaults itself, as for any other client.
+  return value;
 }

@@ -10,6 +10,7 @@ import { ImagesModule } from './images/images.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { PrismaModule } from './prisma/prisma.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { RolloutsModule } from './rollouts/rollouts.module.js';
 
 /**
  * The controller: one service layer, two thin entry points. ApiModule is what operators call
@@ -20,7 +21,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, MetricsModule, RedisModule, AuditModule, ArtifactsModule, GatewayModule, ImagesModule, ApiModule],
+      imports: [ConfigModule.forRoot(config), CommonModule, PrismaModule, MetricsModule, RedisModule, AuditModule, ArtifactsModule, GatewayModule, ImagesModule, ApiModule, RolloutsModule],
     };
   }
 }

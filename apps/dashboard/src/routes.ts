@@ -4,6 +4,8 @@ import { DevicePage } from './pages/DevicePage';
 import { FleetPage } from './pages/FleetPage';
 import { JobPage } from './pages/JobPage';
 import { JobsPage } from './pages/JobsPage';
+import { RolloutPage } from './pages/RolloutPage';
+import { RolloutsPage } from './pages/RolloutsPage';
 
 export interface Route {
   /** `/devices/:name`; params are passed to the page as props. */
@@ -19,5 +21,7 @@ export const routes: Route[] = [
   { path: '/devices/:name', page: DevicePage },
   { path: '/jobs', page: JobsPage, nav: 'Jobs' },
   { path: '/jobs/:id', page: JobPage },
+  { path: '/rollouts', page: RolloutsPage, nav: 'Rollouts' },
+  { path: '/rollouts/:id', page: RolloutPage },
   { path: '/audit', page: AuditPage, nav: 'Audit log' },
 ];

@@ -22,6 +22,10 @@ import type {
   JobType,
   Page,
   PlanResult,
+  Rollout,
+  RolloutDevice,
+  RolloutPreview,
+  Schedule,
   TokenRole,
 } from './types.js';
 
@@ -293,6 +297,42 @@ export class IbexClient {
   }
   revokeApiToken(id: string) {
     return this.request<void>('DELETE', `/api/v1/api-tokens/${enc(id)}`);
+  }
+
+  // Rollouts and schedules
+  createRollout(body: Record<string, unknown>, q: { dryRun?: boolean; wait?: number } = {}) {
+    return this.request<Rollout | RolloutPreview>('POST', '/api/v1/rollouts', { body, query: { dryRun: q.dryRun ? 'true' : undefined, wait: q.wait } });
+  }
+  listRollouts(q: { limit?: number; cursor?: string } = {}) {
+    return this.request<Page<Rollout>>('GET', '/api/v1/rollouts', { query: q });
+  }
+  getRollout(ref: string) {
+    return this.request<Rollout>('GET', `/api/v1/rollouts/${enc(ref)}`);
+  }
+  rolloutDevices(ref: string, q: { state?: string; wave?: number; limit?: number; cursor?: string } = {}) {
+    return this.request<Page<RolloutDevice>>('GET', `/api/v1/rollouts/${enc(ref)}/devices`, { query: q });
+  }
+  previewRollout(ref: string, q: { wait?: number } = {}) {
+    return this.request<RolloutPreview>('POST', `/api/v1/rollouts/${enc(ref)}/preview`, { query: q });
+  }
+  /** pause | resume | approve | abort | retry */
+  rolloutAction(ref: string, action: 'pause' | 'resume' | 'approve' | 'abort' | 'retry', body: Record<string, unknown> = {}) {
+    return this.request<Rollout>('POST', `/api/v1/rollouts/${enc(ref)}/${action}`, { body });
+  }
+  createSchedule(body: Record<string, unknown>) {
+    return this.request<Schedule>('POST', '/api/v1/schedules', { body });
+  }
+  listSchedules() {
+    return this.request<{ items: Schedule[] }>('GET', '/api/v1/schedules');
+  }
+  getSchedule(ref: string) {
+    return this.request<Schedule>('GET', `/api/v1/schedules/${enc(ref)}`);
+  }
+  scheduleAction(ref: string, action: 'pause' | 'resume') {
+    return this.request<Schedule>('POST', `/api/v1/schedules/${enc(ref)}/${action}`);
+  }
+  deleteSchedule(ref: string) {
+    return this.request<void>('DELETE', `/api/v1/schedules/${enc(ref)}`);
   }
 
   // Audit log

@@ -293,3 +293,79 @@ export interface ImageBuild {
   startedAt: string | null;
   finishedAt: string | null;
 }
+
+export type RolloutStatus = 'scheduled' | 'running' | 'paused' | 'waiting_approval' | 'rolling_back' | 'succeeded' | 'failed' | 'aborted';
+export const finishedRolloutStatuses: readonly RolloutStatus[] = ['succeeded', 'failed', 'aborted'];
+export type RolloutDeviceState = 'pending' | 'in_progress' | 'succeeded' | 'failed' | 'rolled_back' | 'skipped';
+export type RolloutCounts = Record<RolloutDeviceState, number>;
+
+export interface RolloutWave {
+  index: number;
+  name: string;
+  requiresApproval: boolean;
+  startedAt: string | null;
+  finishedAt: string | null;
+  total: number;
+  counts: RolloutCounts;
+}
+
+export interface Rollout {
+  id: string;
+  name: string;
+  status: RolloutStatus;
+  reason: string | null;
+  target: { kind: 'selector'; selector: string } | { kind: 'devices'; devices: string[] } | { kind: 'all' };
+  payload: { kind: string; [key: string]: unknown };
+  strategy: Record<string, unknown>;
+  start: { kind: string; [key: string]: unknown };
+  deadline: string | null;
+  autoRollback: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  total: number;
+  counts: RolloutCounts;
+  waves: RolloutWave[];
+}
+
+export interface RolloutDevice {
+  deviceId: string;
+  deviceName: string;
+  wave: number;
+  state: RolloutDeviceState;
+  reason: string | null;
+  attempts: number;
+  jobId: string | null;
+  rollbackJobId: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface RolloutDevicePlan {
+  deviceId: string;
+  deviceName: string;
+  online: boolean;
+  outcome: 'planned' | 'skipped' | 'refused' | 'no_answer' | 'offline';
+  reason: string | null;
+  changes: Array<{ section: string; state: string; steps: string[]; error: string | null }>;
+  planJobId: string | null;
+}
+
+export interface RolloutPreview {
+  dryRun: true;
+  total: number;
+  skipped: number;
+  waves: Array<{ index: number; name: string; requiresApproval: boolean; devices: RolloutDevicePlan[] }>;
+}
+
+export interface Schedule {
+  id: string;
+  name: string;
+  cron: string;
+  timeZone: string;
+  paused: boolean;
+  rollout: Record<string, unknown>;
+  lastRunAt: string | null;
+  nextRunAt: string | null;
+  createdAt: string;
+}

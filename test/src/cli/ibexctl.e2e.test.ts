@@ -294,6 +294,58 @@ describe('ibexctl against a real controller and agent', () => {
     await fails(['completion', 'fish'], 2, /only bash/);
   });
 
+  it('rollouts: --dry-run shows the real agent\'s plan and changes nothing; create --watch rolls it out; list, get; schedules', async () => {
+    const file = join(work, 'rollout.yaml');
+    await writeFile(
+      file,
+      [
+        'name: motd-v2',
+        'target: { kind: all }',
+        'payload:',
+        '  kind: desired_state',
+        '  spec:',
+        '    files:',
+        '      entries:',
+        '        - { path: /etc/motd, content: "Rolled out by Ibex\\n", mode: "0644" }',
+        'strategy: { canary: { count: 1 }, successThresholdPercent: 100 }',
+        '',
+      ].join('\n'),
+    );
+    const revision = (await ctl.json(`/api/v1/devices/${DEVICE}`)).desiredRevision as number;
+    const dry = await ok(['rollouts', 'create', '-f', file, '--dry-run', '--wait', '30']);
+    assert.match(dry, /dry run: 1 device\(s\) in 1 wave\(s\), 0 skipped; nothing was changed/);
+    assert.match(dry, /canary\s+cli-edge-1\s+planned\s+files: pending \(write \/etc\/motd/);
+    assert.equal(await readFile(join(root, 'etc/motd'), 'utf8'), 'Managed by Ibex\n', 'the dry run changed nothing on the device');
+    assert.equal((await ctl.json(`/api/v1/devices/${DEVICE}`)).desiredRevision, revision, 'nor in the desired state');
+    assert.equal((await json(['rollouts', 'list'])).length, 0, 'nor stored a rollout');
+
+    const created = await ok(['rollouts', 'create', '-f', file, '--watch']);
+    assert.match(created, /rollout motd-v2 created \(.+\): 1 device\(s\) in 1 wave\(s\)/);
+    assert.match(created, /rollout motd-v2 succeeded: 1 device\(s\)/);
+    assert.equal(await readFile(join(root, 'etc/motd'), 'utf8'), 'Rolled out by Ibex\n', 'the real agent applied it');
+    const list = await ok(['rollouts', 'list']);
+    assert.match(list.split('\n')[0]!, /^ID\s+NAME\s+STATUS\s+DONE\s+FAILED\s+WAVE\s+PAYLOAD\s+CREATED$/);
+    assert.match(list, /motd-v2\s+succeeded\s+1\/1\s+0\s+canary\s+desired_state/);
+    const got = await ok(['rollouts', 'get', 'motd-v2', '--devices']);
+    assert.match(got, /^canary\s+1\s+0\s+0\s+1\s+0\s+0\s+0\s+passed$/m);
+    assert.match(got, /^cli-edge-1\s+canary\s+succeeded\s+-$/m);
+    await fails(['rollouts', 'pause', 'motd-v2'], 5, /rollout "motd-v2" is succeeded; pause needs it/);
+    await fails(['rollouts', 'watch', 'no-such-rollout'], 4, /rollout no-such-rollout not found/);
+
+    await writeFile(join(work, 'bad-rollout.yaml'), 'name: bad\ntarget: { kind: all }\npayload: { kind: generation_rollback }\nstart: { kind: window, cron: "0 2 * * 0", timeZone: Mars/Olympus, durationMinutes: 60 }\n');
+    const err = await fails(['rollouts', 'create', '-f', join(work, 'bad-rollout.yaml')], 2, /invalid/);
+    assert.match(err, /payload\.toDate/);
+
+    await writeFile(join(work, 'schedule.yaml'), 'name: sunday-motd\ncron: "0 2 * * 0"\ntimeZone: Europe/Berlin\nrollout:\n  name: weekly motd\n  target: { kind: all }\n  payload: { kind: generation_rollback, toGeneration: g1 }\n');
+    assert.match(await ok(['schedules', 'create', '-f', join(work, 'schedule.yaml')]), /schedule sunday-motd created: 0 2 \* \* 0 \(Europe\/Berlin\), next 20\d\d-\d\d-\d\dT01:00:00.000Z/);
+    assert.match(await ok(['schedules', 'list']), /sunday-motd\s+0 2 \* \* 0\s+Europe\/Berlin\s+active/);
+    assert.match(await ok(['schedules', 'pause', 'sunday-motd']), /schedule sunday-motd: paused/);
+    assert.match(await ok(['schedules', 'list']), /sunday-motd\s+.*paused/);
+    assert.match(await ok(['schedules', 'resume', 'sunday-motd']), /active, next/);
+    assert.match(await ok(['schedules', 'delete', 'sunday-motd']), /deleted/);
+    await fails(['schedules', 'get', 'sunday-motd'], 4, /not found/);
+  });
+
   it('devices summary; an unreachable controller exits 6; a damaged config file is named; revoke', async () => {
     const s = await json(['devices', 'summary']);
     assert.equal(s.devices.online, 1);

@@ -186,6 +186,31 @@ describe('dashboard in chromium against a real controller and agents', () => {
     await shot('06-audit');
   });
 
+  it('the rollouts page lists a rollout; its page shows a bar per wave, asks for approval and finishes after Approve', async () => {
+    const spec = { files: { entries: [{ path: '/etc/motd', content: 'Rolled out\n', mode: '0644' }] } };
+    const r = await ctl.json('/api/v1/rollouts', {
+      method: 'POST',
+      json: { name: 'lab motd', target: { kind: 'selector', selector: 'site=lab' }, payload: { kind: 'desired_state', spec }, strategy: { canary: { count: 1 }, approval: 'after_canary' } },
+    });
+    await waitFor('the canary done, approval asked', async () => (await ctl.json(`/api/v1/rollouts/${r.id}`)).status === 'waiting_approval', 60_000);
+    await page.getByRole('link', { name: 'Rollouts' }).click();
+    const row = page.getByTestId('rollouts-table').locator('tr', { hasText: 'lab motd' });
+    await row.getByText('waiting approval').waitFor();
+    await shot('06a-rollouts');
+    await row.getByRole('link', { name: 'lab motd' }).click();
+    await page.getByRole('heading', { name: 'lab motd' }).waitFor();
+    await page.getByTestId('waves').getByText('needs approval').waitFor();
+    await page.getByTestId('rollout-reason').getByText(/waits for approval/).waitFor();
+    await shot('06b-rollout-waiting');
+    await page.getByRole('button', { name: 'Approve next wave' }).click();
+    await page.locator('.page-head .badge', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
+    // The devices table refreshes on its own poll, a moment after the status.
+    await waitFor('both devices shown succeeded', async () => (await page.getByTestId('rollout-devices').locator('tbody tr', { hasText: 'succeeded' }).count()) === 2, 10_000);
+    await shot('06c-rollout-done');
+    const actions = (await ctl.json('/api/v1/audit?targetType=rollout')).items.map((e: { action: string }) => e.action);
+    assert.ok(actions.includes('rollout.approve'), actions.join(', '));
+  });
+
   it('fits a phone-sized screen: no sideways scrolling on the fleet and device pages', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const [path, name, ready] of [

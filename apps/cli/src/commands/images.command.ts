@@ -10,12 +10,12 @@ import { CliError, EXIT } from '../exit-codes.js';
 import type { Io } from '../output.js';
 import { printObject } from '../output.js';
 import { type CommandGroup, formatOf, withOutput } from '../program.js';
-import { readYamlOrJson } from '../spec-file.js';
+import { readObjectFile } from '../spec-file.js';
 
 /** Reads an image spec (YAML or JSON; `-` for stdin) and refuses a bad one here, naming the field. */
 async function readImageSpec(io: Io, file: string): Promise<unknown> {
-  const { name, value } = await readYamlOrJson(io, file);
-  parseOrThrow(imageSpecSchema, value, `image spec in ${name}`);
+  const value = await readObjectFile(io, file, 'an image spec object (name:, base:, ...; see docs/images.md)');
+  parseOrThrow(imageSpecSchema, value, `image spec in ${file === '-' ? 'standard input' : file}`);
   return value;
 }
 

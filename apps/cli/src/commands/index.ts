@@ -7,6 +7,7 @@ import { generationCommands } from './generations.command.js';
 import { imageCommands } from './images.command.js';
 import { jobCommands } from './jobs.command.js';
 import { loginCommands } from './login.command.js';
+import { rolloutCommands } from './rollouts.command.js';
 import { stateCommands } from './state.command.js';
 import { tokenCommands } from './tokens.command.js';
 
@@ -21,6 +22,7 @@ export const commandGroups: CommandGroup[] = [
   jobCommands,
   generationCommands,
   artifactCommands,
+  rolloutCommands,
   tokenCommands,
   imageCommands,
   auditCommands,

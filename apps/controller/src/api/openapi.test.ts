@@ -6,6 +6,7 @@ import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum.js';
 import { expectStatus } from '../testing/api-fixtures.js';
 import { startTestController, type TestController } from '../testing/test-controller.js';
 import { apiControllers } from './api.module.js';
+import { rolloutControllers } from '../rollouts/rollouts.module.js';
 import { Public } from './auth/auth.decorators.js';
 import { MetricsController } from '../metrics/metrics.controller.js';
 
@@ -20,7 +21,7 @@ interface Route {
 /** Every route the controllers declare, read from Nest's own metadata (not from the document). */
 function declaredRoutes(): Route[] {
   const routes: Route[] = [];
-  for (const ctrl of [...apiControllers, MetricsController]) {
+  for (const ctrl of [...apiControllers, ...rolloutControllers, MetricsController]) {
     const base = String(Reflect.getMetadata(PATH_METADATA, ctrl) ?? '');
     const args: Record<string, Record<string, { schema?: { shape?: Record<string, unknown> } }>> = {};
     for (const name of Object.getOwnPropertyNames(ctrl.prototype)) {

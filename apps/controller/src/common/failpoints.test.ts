@@ -14,6 +14,6 @@ describe('controller failpoints', () => {
       ),
     );
     assert.equal(r.code, 1);
-    assert.equal(r.stderr.trim(), 'ibex-controller: IBEX_CONTROLLER_FAILPOINTS: unknown failpoint(s) "before-comit"; known: job-result-before-commit, job-result-before-ack, image-build-mid-archive');
+    assert.equal(r.stderr.trim(), 'ibex-controller: IBEX_CONTROLLER_FAILPOINTS: unknown failpoint(s) "before-comit"; known: job-result-before-commit, job-result-before-ack, image-build-mid-archive, rollout-dispatch-before-commit, rollout-dispatch-after-commit');
   });
 });

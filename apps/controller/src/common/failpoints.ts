@@ -9,8 +9,10 @@
  *   job-result-before-commit  a job result's transaction ran but has not committed
  *   job-result-before-ack     a job result is committed, the agent's Ack not yet sent
  *   image-build-mid-archive   an image build is half way through writing its archive
+ *   rollout-dispatch-before-commit  a rollout tick inserted its devices' jobs, not yet committed
+ *   rollout-dispatch-after-commit   a rollout tick's jobs are committed, the devices not yet told
  */
-export const controllerFailpoints = ['job-result-before-commit', 'job-result-before-ack', 'image-build-mid-archive'] as const;
+export const controllerFailpoints = ['job-result-before-commit', 'job-result-before-ack', 'image-build-mid-archive', 'rollout-dispatch-before-commit', 'rollout-dispatch-after-commit'] as const;
 export type ControllerFailpoint = (typeof controllerFailpoints)[number];
 
 let armed: ReadonlySet<string> | undefined;

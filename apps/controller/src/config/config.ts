@@ -64,6 +64,8 @@ export const envSchema = z
     IBEX_HELLO_TIMEOUT_MS: ms(10_000, 100),
     /** First retry delay of a failed job; doubles per attempt, at most 5 minutes (protocol.md: 5 s). */
     IBEX_JOB_RETRY_BACKOFF_MS: ms(5_000, 10),
+    /** How often each replica looks at its running rollouts (results in, next wave, offline devices back). */
+    IBEX_ROLLOUT_TICK_MS: ms(500, 10),
     IBEX_REPLICA_ID: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/).optional(),
     IBEX_MIGRATE_ON_START: bool(true),
     IBEX_LOG_LEVEL: z.enum(['error', 'warn', 'log', 'debug', 'verbose']).default('log'),
@@ -119,6 +121,7 @@ export interface Config {
   jobDefaultExpiryMs: number;
   helloTimeoutMs: number;
   jobRetryBackoffMs: number;
+  rolloutTickMs: number;
   replicaId: string;
   migrateOnStart: boolean;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
@@ -166,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jobDefaultExpiryMs: e.IBEX_JOB_DEFAULT_EXPIRY_MS,
     helloTimeoutMs: e.IBEX_HELLO_TIMEOUT_MS,
     jobRetryBackoffMs: e.IBEX_JOB_RETRY_BACKOFF_MS,
+    rolloutTickMs: e.IBEX_ROLLOUT_TICK_MS,
     replicaId: e.IBEX_REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     migrateOnStart: e.IBEX_MIGRATE_ON_START,
     logLevel: e.IBEX_LOG_LEVEL,

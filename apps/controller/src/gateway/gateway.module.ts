@@ -54,6 +54,6 @@ import { StateReports } from './state/state-reports.service.js';
     { provide: AGENT_DELIVERY, useExisting: RoutedAgentDelivery },
     { provide: JOB_SCHEDULER, useExisting: BullmqJobScheduler },
   ],
-  exports: [AGENT_DELIVERY, JOB_SCHEDULER, AuthFailureLimiter, DeviceAuth],
+  exports: [AGENT_DELIVERY, JOB_SCHEDULER, AuthFailureLimiter, DeviceAuth, JobTimerQueue],
 })
 export class GatewayModule {}

@@ -1,4 +1,4 @@
-import type { DeviceStatus, DeviceSync, JobStatus } from '@ibex/client';
+import type { DeviceStatus, DeviceSync, JobStatus, RolloutCounts, RolloutDeviceState, RolloutStatus } from '@ibex/client';
 import type { ReactNode } from 'react';
 import { errorText } from '../api';
 
@@ -100,6 +100,30 @@ export function Progress({ percent }: { percent: number | null }) {
   return (
     <div className="progress" role="progressbar" aria-valuenow={percent ?? 0} aria-valuemin={0} aria-valuemax={100}>
       <div className="progress-bar" style={{ width: `${percent ?? 0}%` }} />
+    </div>
+  );
+}
+
+const ROLLOUT_TONE: Record<RolloutStatus, Tone> = { scheduled: 'muted', running: 'info', paused: 'warn', waiting_approval: 'warn', rolling_back: 'bad', succeeded: 'ok', failed: 'bad', aborted: 'bad' };
+export const RolloutBadge = ({ status }: { status: RolloutStatus }) => <Badge tone={ROLLOUT_TONE[status]}>{status.replace('_', ' ')}</Badge>;
+export const TARGET_TONE: Record<RolloutDeviceState, Tone> = { pending: 'muted', in_progress: 'info', succeeded: 'ok', failed: 'bad', rolled_back: 'drift', skipped: 'warn' };
+const SEGMENTS: RolloutDeviceState[] = ['succeeded', 'failed', 'rolled_back', 'skipped', 'in_progress'];
+
+/** A stacked bar of a wave's (or a rollout's) devices by outcome, with the counts beside it. */
+export function WaveBar({ counts, total }: { counts: RolloutCounts; total: number }) {
+  const done = counts.succeeded + counts.failed + counts.rolled_back + counts.skipped;
+  return (
+    <div className="wavebar">
+      <div className="stack" role="progressbar" aria-valuenow={done} aria-valuemin={0} aria-valuemax={total}>
+        {SEGMENTS.map((s) => (counts[s] ? <div key={s} className={`seg seg-${s}`} style={{ width: `${(counts[s] * 100) / Math.max(1, total)}%` }} title={`${counts[s]} ${s.replace('_', ' ')}`} /> : null))}
+      </div>
+      <span className="mono muted wavebar-text">
+        {done}/{total}
+        {counts.failed ? ` · ${counts.failed} failed` : ''}
+        {counts.in_progress ? ` · ${counts.in_progress} running` : ''}
+        {counts.skipped ? ` · ${counts.skipped} skipped` : ''}
+        {counts.rolled_back ? ` · ${counts.rolled_back} rolled back` : ''}
+      </span>
     </div>
   );
 }

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { GenerationsInventory } from '@ibex/spec';
 import { Clock } from '../../common/clock.js';
+import { Limiter } from '../../common/limiter.js';
 import { failpoint } from '../../common/failpoints.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import type { Prisma } from '../../generated/prisma/client.js';
@@ -17,6 +18,8 @@ export type JobUpdateOutcome = 'applied' | 'duplicate' | 'stale' | 'unknown_job'
 @Injectable()
 export class JobUpdates {
   private readonly log = new Logger('JobUpdates');
+  /** Leaves connections of the pool (10) for everything else, however many agents report at once. */
+  private readonly limiter = new Limiter(6);
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -33,7 +36,7 @@ export class JobUpdates {
    */
   async apply(deviceId: string, u: JobUpdateInput): Promise<JobUpdateOutcome> {
     const now = this.clock.now();
-    const { outcome, retryAt, finished } = await this.prisma.$transaction(async (tx) => {
+    const { outcome, retryAt, finished } = await this.limiter.run(() => this.prisma.$transaction(async (tx) => {
       // Scoped to the device: an agent cannot touch another device's jobs.
       const job = await tx.job.findFirst({ where: { id: u.jobId, deviceId } });
       if (!job) return { outcome: 'unknown_job' as const };
@@ -52,7 +55,7 @@ export class JobUpdates {
       if (u.update.$case === 'result') failpoint('job-result-before-commit');
       const finished = change.data.finishedAt ? { type: job.type, status: String(change.data.status), createdAt: job.createdAt } : undefined;
       return { outcome: 'applied' as const, retryAt: change.retryAt, finished };
-    });
+    }));
     if (finished) this.metrics.jobFinished(finished.type, finished.status, finished.createdAt, now);
     if (outcome === 'applied' && u.update.$case === 'result') failpoint('job-result-before-ack');
     if (outcome === 'unknown_job') this.log.warn(`device ${deviceId} sent update ${u.updateId} for job ${u.jobId}, which it does not have; acknowledged and dropped`);
