@@ -153,6 +153,15 @@ export class IbexClient {
       labels: meta.labels && Object.keys(meta.labels).length ? Object.entries(meta.labels).map(([k, v]) => `${k}=${v}`).join(',') : undefined,
       architectures: meta.architectures?.length ? meta.architectures.join(',') : undefined,
     };
+    // Asked first, so a taken name@version is refused before any byte is sent: the controller
+    // refuses it too, but answers as soon as it knows and closes, and a client still writing the
+    // body may then see only the closed connection (EPIPE) instead of the answer.
+    const existing = await this.raw('GET', `/api/v1/artifacts/${enc(`${meta.name}@${meta.version}`)}`, undefined, {}, undefined, signal);
+    const known = await existing.text();
+    if (existing.ok) {
+      const a = JSON.parse(known) as Artifact;
+      throw new ApiError(409, 'conflict', `artifact ${a.ref} already exists (id ${a.id}, sha256 ${a.sha256}); upload it under a new version`);
+    }
     const res = await this.raw('POST', '/api/v1/artifacts', query, { 'content-type': meta.contentType ?? 'application/octet-stream', 'content-length': String(size) }, body, signal);
     const text = await res.text();
     if (!res.ok) throw errorFrom(res, text);

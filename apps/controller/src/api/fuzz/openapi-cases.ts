@@ -41,6 +41,8 @@ export interface Operation {
   template: string;
   params: Parameter[];
   body?: Schema;
+  /** The body is not JSON (an octet stream): not fuzzed as JSON. */
+  rawBody?: boolean;
   secured: boolean;
   mutating: boolean;
 }
@@ -79,7 +81,9 @@ export function operations(doc: OpenApiDoc): Operation[] {
       method: method.toUpperCase(),
       template,
       params: op.parameters ?? [],
-      ...(op.requestBody ? { body: resolve(doc, op.requestBody.content['application/json']!.schema) } : {}),
+      // A JSON body is fuzzed by its schema; a raw one (an artifact upload's octet stream) only by its path, query and headers.
+      ...(op.requestBody?.content['application/json'] ? { body: resolve(doc, op.requestBody.content['application/json'].schema) } : {}),
+      ...(op.requestBody && !op.requestBody.content['application/json'] ? { rawBody: true } : {}),
       secured: !!op.security?.length,
       mutating: MUTATING.has(method),
     })),
