@@ -34,7 +34,30 @@ const VALID_BODIES: Record<string, unknown> = {
   },
   JobsController_create: { type: 'facts.collect', timeoutSeconds: 60, params: {} },
   EnrollmentTokensController_create: { description: 'fuzz', labels: { site: 'lab' }, maxUses: 2 },
+  RolloutsController_create: {
+    name: 'fuzz-rollout',
+    target: { kind: 'selector', selector: 'site=lab' },
+    payload: { kind: 'generation_rollback', toGeneration: 'g1' },
+    strategy: { canary: { count: 1 }, maxInProgress: 5 },
+    // Far ahead: an accepted rollout waits, so no driver tick changes the database behind the fuzzer's back.
+    start: { kind: 'at', at: '2099-01-01T00:00:00.000Z' },
+  },
+  RolloutsController_abort: { rollback: false },
+  SchedulesController_create: {
+    name: 'fuzz-schedule',
+    cron: '0 2 * * 0',
+    timeZone: 'Europe/Berlin',
+    rollout: { name: 'weekly', target: { kind: 'selector', selector: 'site=lab' }, payload: { kind: 'generation_rollback', toGeneration: 'g1' } },
+  },
+  ImageBuildsController_create: { spec: { name: 'fuzz-image', hostname: 'vm1', base: { url: 'https://images.example/rootfs.tar.gz', sha256: 'a'.repeat(64) } } },
 };
+
+/**
+ * Tables whose rows an accepted request's background work goes on updating (an image build runs,
+ * and fails, after its 201): there a refused request is judged by the row count alone.
+ */
+const BACKGROUND_ROWS = new Set(['image_build']);
+const rowsOf = (fingerprint: string | undefined) => fingerprint?.split(':')[0];
 
 /** Would destroy what the other operations need (the device, the tokens): only ever sent ids that name nothing. */
 const DESTRUCTIVE = new Set(['DevicesController_remove', 'DevicesController_revoke', 'ApiTokensController_revoke', 'EnrollmentTokensController_revoke', 'JobsController_cancel']);
@@ -98,6 +121,8 @@ describe('REST API fuzzing (generated from docs/openapi.json)', () => {
     } catch (err) {
       // A header value fetch will not put on the wire (not a ByteString): nothing was sent.
       if (err instanceof TypeError && !(err as { cause?: unknown }).cause) return undefined;
+      // Nor one undici checks itself before sending (`invalid content-length header`, `invalid range header`).
+      if (err instanceof TypeError && (err as { cause?: { code?: string } }).cause?.code === 'UND_ERR_INVALID_ARG') return undefined;
       throw err;
     }
   }
@@ -140,7 +165,8 @@ describe('REST API fuzzing (generated from docs/openapi.json)', () => {
             );
           }
         }
-        const changed = changedTables(fp, await dbFingerprint(c.prisma));
+        const after = await dbFingerprint(c.prisma);
+        const changed = changedTables(fp, after).filter((t) => !(BACKGROUND_ROWS.has(t) && rowsOf(fp[t]) === rowsOf(after[t])));
         if (changed.length && trace) console.log(await c.prisma.$queryRawUnsafe(`SELECT action, "requestId", at FROM audit_event ORDER BY id DESC LIMIT 3`));
         assert.deepEqual(changed, [], `refused, but the database changed: ${ctx}`);
       }
