@@ -202,7 +202,7 @@ export class RolloutsService {
    * for desired state the agent's own plan (a state.plan job per device, the same as POST
    * /devices/{d}/plan; it changes nothing), for generations what the inventory says.
    */
-  private async preview(caller: Caller, payload: RolloutPayload, plan: Layout, waitSeconds: number, signal?: AbortSignal): Promise<RolloutPreview> {
+  private async preview(caller: Caller, payload: RolloutPayload, plan: Layout, waitSeconds: number, signal?: AbortSignal, stored?: Rollout): Promise<RolloutPreview> {
     const now = this.clock.now();
     const onlineSince = new Date(now.getTime() - this.config.offlineAfterMs);
     const all = [...plan.waves.flatMap((w) => w.devices), ...plan.skipped.map((s) => s.device)];
@@ -227,7 +227,14 @@ export class RolloutsService {
             createdBy: caller.actor.id,
           })),
         });
-        if (jobs.length) await this.audit.record({ actor: caller.actor, action: 'rollout.dry_run', data: { planJobs: jobs.length, jobType: 'state.plan', defaultTimeoutMs: def.defaultTimeoutMs }, requestId: caller.requestId }, tx);
+        // The plan jobs are what a dry run writes; the entry names the stored rollout planned again
+        // (a dry run before create has no rollout yet, and names none).
+        if (jobs.length) {
+          await this.audit.record(
+            { actor: caller.actor, action: 'rollout.dry_run', ...(stored ? { target: { type: 'rollout', id: stored.id } } : {}), data: { ...(stored ? { name: stored.name } : {}), planJobs: jobs.length, jobType: 'state.plan', defaultTimeoutMs: def.defaultTimeoutMs }, requestId: caller.requestId },
+            tx,
+          );
+        }
       });
       for (const j of jobs) {
         planJobs.set(j.deviceId, j.id);
@@ -300,7 +307,7 @@ export class RolloutsService {
   async previewStored(caller: Caller, id: string, waitSeconds: number, signal?: AbortSignal): Promise<RolloutPreview> {
     const r = await this.find(id);
     const devices = await resolveTargets(this.prisma, { kind: 'devices', devices: (await this.prisma.rolloutTarget.findMany({ where: { rolloutId: r.id }, select: { deviceId: true } })).map((t) => t.deviceId) }).catch(() => []);
-    return this.preview(caller, r.payload as RolloutPayload, layoutOf(devices, { payload: r.payload as RolloutPayload, strategy: r.strategy as CreateRolloutBody['strategy'] }), waitSeconds, signal);
+    return this.preview(caller, r.payload as RolloutPayload, layoutOf(devices, { payload: r.payload as RolloutPayload, strategy: r.strategy as CreateRolloutBody['strategy'] }), waitSeconds, signal, r);
   }
 
   private async find(id: string, tx: Prisma.TransactionClient = this.prisma): Promise<Rollout> {

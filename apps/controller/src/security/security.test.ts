@@ -8,18 +8,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { AgentServiceClient } from '@ibex/proto';
-import * as x509 from '@peculiar/x509';
-import { createEnrollmentToken } from '../gateway/testing/fixtures.js';
+import { createEnrollmentToken, keyAndCsr } from '../gateway/testing/fixtures.js';
 import { FakeAgent, enrollAgent } from '../testing/fake-agent.js';
 import { startTestController, type TestController } from '../testing/test-controller.js';
-
-/** A key pair and its CSR, made the way any PKCS#10 client makes them. */
-async function keyAndCsr(cn: string): Promise<{ keys: webcrypto.CryptoKeyPair; csrPem: string }> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${cn}`, keys: keys as never, signingAlgorithm: alg }, webcrypto as never);
-  return { keys, csrPem: csr.toString('pem') };
-}
 
 const unknownEnrollmentToken = () => `ibxe_${'A'.repeat(20)}${Math.random().toString(36).slice(2, 12).padEnd(20, 'x')}`.slice(0, 45);
 const enrollError = (c: TestController, token: string) => enrollAgent(c.grpcAddress, { enrollmentToken: token }).then(

@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { Prisma } from '../../generated/prisma/client.js';
-import { sampleFacts, sampleGenerations } from '../../testing/fake-agent.js';
+import { enrollDevice, filesSpec, keyAndCsr, createEnrollmentToken } from '../../gateway/testing/fixtures.js';
+import type { RolloutView } from '../../rollouts/rollouts.dto.js';
+import { enrollAgent, FakeAgent, sampleFacts, sampleGenerations } from '../../testing/fake-agent.js';
+import { appliedOutput, JobResponder, type Reaction } from '../../testing/job-responder.js';
+import { waitFor } from '../../testing/wait-for.js';
 import { createApiToken, createDevice, expectStatus } from '../../testing/api-fixtures.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { type OpenApiDoc, operations } from '../fuzz/openapi-cases.js';
@@ -16,6 +22,8 @@ const doc = JSON.parse(readFileSync(join(repo, 'docs', 'openapi.json'), 'utf8'))
 interface Call {
   path: string;
   json?: unknown;
+  /** A raw body (an artifact upload) instead of JSON. */
+  raw?: { body: Buffer; contentType: string };
   /** The caller (admin for API tokens, an operator otherwise). */
   as: 'admin' | 'operator';
   /** What the audit entry must name as its target. */
@@ -35,7 +43,103 @@ const createdJobOn = async (c: TestController, name: string) => (await createDev
 
 const deviceTarget = async (c: TestController, name: string, extra: Parameters<typeof createDevice>[2] = {}) => ({ type: 'device', id: (await createDevice(c, name, extra)).id });
 
+/** Agents and responders the recipes connect; closed after the suite. */
+const agents: { agent: FakeAgent; responder: JobResponder }[] = [];
+
+/** An enrolled, connected device answering every job with `outcome`. */
+async function answeringDevice(c: TestController, name: string, outcome: 'succeed' | 'fail'): Promise<void> {
+  const d = await enrollDevice(c, name);
+  const agent = await FakeAgent.connect(c.grpcAddress, d.credential, { facts: sampleFacts(name) });
+  const responder = new JobResponder(agent, (a): Reaction => (outcome === 'fail' ? { outcome: 'fail', error: 'refused by the test' } : { outcome: 'succeed', output: a.type === 'state.apply' ? appliedOutput(1) : undefined }));
+  agents.push({ agent, responder });
+}
+
+/** A stored desired-state rollout of the named (existing) devices. */
+async function createRollout(c: TestController, name: string, devices: string[], strategy: Record<string, unknown> = {}): Promise<RolloutView> {
+  return expectStatus<RolloutView>(await c.api('/api/v1/rollouts', { method: 'POST', json: { name, target: { kind: 'devices', devices }, payload: { kind: 'desired_state', spec: filesSpec(`${name}\n`) }, strategy } }), 201);
+}
+
+/** A running rollout of a device that never answers (offline: it waits for it). */
+async function waitingRollout(c: TestController, name: string): Promise<RolloutView> {
+  await createDevice(c, name);
+  return createRollout(c, name, [name]);
+}
+
+const untilRollout = (c: TestController, id: string, what: string, pred: (r: RolloutView) => boolean) =>
+  waitFor(`rollout ${what}`, async () => {
+    const r = await expectStatus<RolloutView>(await c.api(`/api/v1/rollouts/${id}`), 200);
+    return pred(r) ? r : undefined;
+  }, { timeoutMs: 20_000, intervalMs: 50 });
+
+const rolloutCall = (r: RolloutView, action: string, json: unknown = {}): Call => ({ path: `/api/v1/rollouts/${r.id}/${action}`, json, as: 'operator', target: { type: 'rollout', id: r.id } });
+
+const scheduleBody = (name: string) => ({ name, cron: '0 3 1 1 *' /* once a year: it does not fire during the test */, rollout: { name, target: { kind: 'devices', devices: [name] }, payload: { kind: 'desired_state', spec: filesSpec(`${name}\n`) } } });
+
+async function createSchedule(c: TestController, name: string): Promise<{ id: string }> {
+  await createDevice(c, name);
+  return expectStatus(await c.api('/api/v1/schedules', { method: 'POST', json: scheduleBody(name) }), 201);
+}
+
+const uploadQuery = (name: string) => `name=${name}&version=1&kind=file`;
+
 const RECIPES: Record<string, Recipe> = {
+  ArtifactsController_upload: async (_c, n) => ({ path: `/api/v1/artifacts?${uploadQuery(n)}`, raw: { body: Buffer.from(`bytes of ${n}\n`), contentType: 'application/octet-stream' }, as: 'operator', target: { type: 'artifact', id: '(created)' } }),
+  ArtifactsController_delete: async (c, n) => {
+    const a = await expectStatus(await c.api(`/api/v1/artifacts?${uploadQuery(n)}`, { method: 'POST', body: Buffer.from('to delete'), headers: { 'content-type': 'application/octet-stream' } }), 201);
+    return { path: `/api/v1/artifacts/${a.id}`, as: 'operator', target: { type: 'artifact', id: a.id } };
+  },
+  DeviceIdentityController_revokeCredential: async (c, n) => {
+    const d = await enrollDevice(c, n);
+    const cred = await c.prisma.deviceCredential.findFirstOrThrow({ where: { deviceId: d.deviceId } });
+    return { path: `/api/v1/devices/${n}/credentials/${cred.id}/revoke`, as: 'operator', target: { type: 'device', id: d.deviceId } };
+  },
+  DeviceIdentityController_revokeCertificate: async (c, n) => {
+    const d = await enrollAgent(c.grpcAddress, { enrollmentToken: await createEnrollmentToken(c), name: n, csrPem: (await keyAndCsr(n)).csrPem });
+    const cert = await c.prisma.deviceCertificate.findFirstOrThrow({ where: { deviceId: d.deviceId } });
+    return { path: `/api/v1/devices/${n}/certificates/${cert.id}/revoke`, as: 'operator', target: { type: 'device', id: d.deviceId } };
+  },
+  // A `{ path }` base is refused by the runner (IBEX_IMAGE_SOURCE_DIR unset): the build fails at once, in the background.
+  ImageBuildsController_create: async (_c, n) => ({ path: '/api/v1/image-builds', json: { spec: { name: n, base: { path: '/rootfs' }, hostname: 'audited' } }, as: 'operator', target: { type: 'image_build', id: '(created)' } }),
+  RolloutsController_create: async (c, n) => (await createDevice(c, n), { path: '/api/v1/rollouts', json: { name: n, target: { kind: 'devices', devices: [n] }, payload: { kind: 'desired_state', spec: filesSpec('x\n') } }, as: 'operator', target: { type: 'rollout', id: '(created)' } }),
+  RolloutsController_pause: async (c, n) => rolloutCall(await waitingRollout(c, n), 'pause'),
+  RolloutsController_abort: async (c, n) => rolloutCall(await waitingRollout(c, n), 'abort', { rollback: false }),
+  RolloutsController_resume: async (c, n) => {
+    const r = await waitingRollout(c, n);
+    await expectStatus(await c.api(`/api/v1/rollouts/${r.id}/pause`, { method: 'POST', json: {} }), 200);
+    return rolloutCall(r, 'resume');
+  },
+  RolloutsController_approve: async (c, n) => {
+    await answeringDevice(c, `${n}-a`, 'succeed');
+    await answeringDevice(c, `${n}-b`, 'succeed');
+    const r = await createRollout(c, n, [`${n}-a`, `${n}-b`], { canary: { count: 1 }, approval: 'after_canary' });
+    return rolloutCall(await untilRollout(c, r.id, 'waiting for approval', (x) => x.status === 'waiting_approval'), 'approve');
+  },
+  RolloutsController_retry: async (c, n) => {
+    await answeringDevice(c, n, 'fail');
+    const r = await createRollout(c, n, [n]);
+    return rolloutCall(await untilRollout(c, r.id, 'a failed device', (x) => x.counts.failed === 1 && x.counts.in_progress === 0), 'retry');
+  },
+  // The dry run of a stored rollout sends each online device a state.plan job (that is what it
+  // changes, and what it audits); wait=0 returns without waiting for the plans.
+  RolloutsController_preview: async (c, n) => {
+    await createDevice(c, n, { online: true });
+    const r = await createRollout(c, n, [n]);
+    return { ...rolloutCall(r, 'preview?wait=0'), json: undefined };
+  },
+  SchedulesController_create: async (c, n) => (await createDevice(c, n), { path: '/api/v1/schedules', json: scheduleBody(n), as: 'operator', target: { type: 'rollout_schedule', id: '(created)' } }),
+  SchedulesController_pause: async (c, n) => {
+    const s = await createSchedule(c, n);
+    return { path: `/api/v1/schedules/${s.id}/pause`, as: 'operator', target: { type: 'rollout_schedule', id: s.id } };
+  },
+  SchedulesController_resume: async (c, n) => {
+    const s = await createSchedule(c, n);
+    await expectStatus(await c.api(`/api/v1/schedules/${s.id}/pause`, { method: 'POST' }), 200);
+    return { path: `/api/v1/schedules/${s.id}/resume`, as: 'operator', target: { type: 'rollout_schedule', id: s.id } };
+  },
+  SchedulesController_delete: async (c, n) => {
+    const s = await createSchedule(c, n);
+    return { path: `/api/v1/schedules/${s.id}`, as: 'operator', target: { type: 'rollout_schedule', id: s.id } };
+  },
   ApiTokensController_create: async () => ({ path: '/api/v1/api-tokens', json: { name: 'audited', role: 'viewer' }, as: 'admin', target: { type: 'api_token', id: '(created)' } }),
   ApiTokensController_revoke: async (c) => {
     const t = await createApiToken(c, 'viewer');
@@ -73,15 +177,19 @@ describe('audit log coverage of every mutating operation in docs/openapi.json', 
   let c: TestController;
   let operator: { id: string; token: string };
   let adminId: string;
+  let imageDir: string;
   const mutating = operations(doc).filter((o) => o.mutating);
 
   before(async () => {
-    c = await startTestController();
+    imageDir = await mkdtemp(join(tmpdir(), 'ibex-audit-images-'));
+    c = await startTestController({ env: { IBEX_IMAGE_DIR: imageDir, IBEX_ROLLOUT_TICK_MS: '100' } });
     operator = await createApiToken(c, 'operator');
     adminId = (await c.prisma.apiToken.findFirstOrThrow({ where: { name: { startsWith: 'admin' } }, orderBy: { createdAt: 'asc' } })).id;
   });
   after(async () => {
+    for (const a of agents) (a.responder.stop(), a.agent.close());
     await c?.close();
+    if (imageDir) await rm(imageDir, { recursive: true, force: true });
   });
 
   it('has a recipe for every mutating operation (a new one must be added here)', () => {
@@ -95,7 +203,9 @@ describe('audit log coverage of every mutating operation in docs/openapi.json', 
       assert.ok(recipe, `no recipe for ${op.id}`);
       const call = await recipe(c, `audit-${op.id.toLowerCase().replace(/[^a-z]/g, '')}`.slice(0, 60));
       const requestId = `cover-${op.id}`;
-      const res = await c.api(call.path, { method: op.method, ...(call.json !== undefined ? { json: call.json } : {}), token: call.as === 'admin' ? c.adminToken : operator.token, headers: { 'x-request-id': requestId } });
+      const body = call.raw ? { body: call.raw.body } : call.json !== undefined ? { json: call.json } : {};
+      const headers = { 'x-request-id': requestId, ...(call.raw ? { 'content-type': call.raw.contentType } : {}) };
+      const res = await c.api(call.path, { method: op.method, ...body, token: call.as === 'admin' ? c.adminToken : operator.token, headers });
       const text = await res.text();
       assert.ok(res.status >= 200 && res.status < 300, `${op.method} ${call.path} must succeed for this test: ${res.status} ${text}`);
       const created = text ? (JSON.parse(text) as { id?: string }) : {};

@@ -1,3 +1,7 @@
+// tsyringe (used by @peculiar/x509) needs the Reflect metadata polyfill before it loads.
+import 'reflect-metadata';
+import { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 import type { EnrollResponse } from '@ibex/proto';
 import { displayPrefix, hashSecret, newSecret } from '../../common/secrets.js';
 import { AGENT_DELIVERY, JOB_SCHEDULER, type AgentDelivery, type JobScheduler } from '../../delivery/agent-delivery.port.js';
@@ -77,3 +81,11 @@ export async function setDesiredState(c: TestController, deviceId: string, spec:
 }
 
 export const filesSpec = (content: string) => ({ files: { entries: [{ path: '/etc/motd', content }] } });
+
+/** A key pair and its CSR, made the way any PKCS#10 client makes them. */
+export async function keyAndCsr(cn: string): Promise<{ keys: webcrypto.CryptoKeyPair; csrPem: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${cn}`, keys: keys as never, signingAlgorithm: alg }, webcrypto as never);
+  return { keys, csrPem: csr.toString('pem') };
+}
