@@ -44,8 +44,11 @@ export async function sha256OfFile(path: string): Promise<string> {
 }
 
 export interface LocalResolverOptions {
-  /** Resolves `{ artifact }` to a host path (the controller's artifact store); absent: refused. */
-  artifacts?: (ref: string) => Promise<{ path: string; sha256?: string }>;
+  /**
+   * Resolves `{ artifact }` (the controller's artifact store) to its sha256 and a way to read its
+   * bytes; they are copied aside and verified like a download. Absent: refused.
+   */
+  artifacts?: (ref: string) => Promise<{ sha256: string; open: () => Promise<Readable> }>;
   /** How long a download may take (default 10 min). */
   fetchTimeoutMs?: number;
   /** Paths in the spec are under this directory (the agent's --root; default /). */
@@ -63,15 +66,21 @@ export class LocalImageSourceResolver implements ImageSourceResolver {
   async resolve(source: ImageSource, field: string): Promise<ResolvedSource> {
     if ('artifact' in source) {
       if (!this.opts.artifacts) throw new ImageSourceError(field, `the artifact ${source.artifact} cannot be fetched here (only the controller resolves artifacts); give { path } or { url, sha256 } instead`);
-      const a = await this.opts.artifacts(source.artifact);
-      return this.checked({ path: a.path, ...(a.sha256 ? { sha256: a.sha256 } : {}) }, field);
+      let a: { sha256: string; open: () => Promise<Readable> };
+      try {
+        a = await this.opts.artifacts(source.artifact);
+      } catch (err) {
+        throw new ImageSourceError(field, (err as Error).message);
+      }
+      const dest = await this.downloadPath();
+      await pipeline(await a.open(), createWriteStream(dest, { mode: 0o600 }));
+      return this.checked({ path: dest, sha256: a.sha256 }, field, `artifact ${source.artifact}`);
     }
     if ('path' in source) {
       if (this.opts.refusePaths) throw new ImageSourceError(field, this.opts.refusePaths);
       return this.checked({ ...source, path: this.hostPath(source.path) }, field, source.path);
     }
-    this.tmp ??= await mkdtemp(join(tmpdir(), 'ibex-image-src-'));
-    const dest = join(this.tmp, `download-${this.downloads++}`);
+    const dest = await this.downloadPath();
     let res: Response;
     try {
       res = await fetch(source.url, { signal: AbortSignal.timeout(this.opts.fetchTimeoutMs ?? 600_000) });
@@ -99,6 +108,12 @@ export class LocalImageSourceResolver implements ImageSourceResolver {
       if (got !== src.sha256) throw new ImageSourceError(field, `${shown} has sha256 ${got}, not the ${src.sha256} the spec names; fix the spec or the file`);
     }
     return { path: src.path, directory: false };
+  }
+
+  /** A fresh file in this build's scratch directory (removed by close()). */
+  private async downloadPath(): Promise<string> {
+    this.tmp ??= await mkdtemp(join(tmpdir(), 'ibex-image-src-'));
+    return join(this.tmp, `download-${this.downloads++}`);
   }
 
   hostPath(path: string, field = 'path'): string {

@@ -15,6 +15,7 @@ import { deleteRedisPrefix, testRedisUrl } from '@ibex/test-support';
 import { AgentProcess } from './helpers/agent-process.js';
 import { ControllerProcess } from './helpers/controller-process.js';
 import { execOk, waitFor } from './helpers/exec.js';
+import { FaultProxy } from './helpers/fault-proxy.js';
 import { createNetns, type TestNetns } from './helpers/netns.js';
 
 const DEVICE = 'e2e-chroot-device';
@@ -37,6 +38,7 @@ describe('chroots end to end: an Alpine chroot installed, run and torn down thro
   let root: string;
   let work: string;
   let rootfs: Rootfs;
+  let proxy: FaultProxy;
 
   before(async () => {
     db = await createTestDatabase();
@@ -48,8 +50,12 @@ describe('chroots end to end: an Alpine chroot installed, run and torn down thro
     await mkdir(join(root, 'etc'), { recursive: true });
     await copyFile(rootfs.tarball, join(root, 'srv/rootfs.tar.gz'));
     await writeFile(join(root, 'etc/resolv.conf'), 'nameserver 192.0.2.1\n');
-    ctl = new ControllerProcess({ databaseUrl: db.url, env: { IBEX_HEARTBEAT_INTERVAL_MS: '1000', IBEX_PRESENCE_FLUSH_MS: '200', IBEX_LOG_LEVEL: 'warn' } });
+    ctl = new ControllerProcess({ databaseUrl: db.url, env: { IBEX_HEARTBEAT_INTERVAL_MS: '1000', IBEX_PRESENCE_FLUSH_MS: '200', IBEX_LOG_LEVEL: 'warn', IBEX_ARTIFACTS_DIR: join(work, 'artifacts') } });
     await ctl.start();
+    // The REST port listens on loopback; the agent downloads artifacts through a plain forwarder on the host side of its veth.
+    proxy = new FaultProxy({ host: '127.0.0.1', port: ctl.httpPort }, ns.hostIp);
+    await proxy.start();
+    await ctl.restart({ IBEX_ARTIFACTS_URL: `http://{host}:${proxy.port}/api/v1/artifacts` });
     // unshare execs the agent: the pid stays the agent's, and its mounts stay in its namespace.
     agent = new AgentProcess([...ns.prefix(), 'unshare', '--mount', '--propagation', 'private', '--'], root);
   });
@@ -59,6 +65,7 @@ describe('chroots end to end: an Alpine chroot installed, run and torn down thro
     // The chroot's service lives in the agent's mount namespace: kill it so the namespace (and its mounts) go.
     if (root) for (const p of await processesIn(join(root, 'srv/alpine')).catch(() => [])) process.kill(p, 'SIGKILL');
     await ctl?.stop('SIGKILL').catch(() => {});
+    await proxy?.stop().catch(() => {});
     await ns?.destroy();
     if (ctl) await deleteRedisPrefix(testRedisUrl, ctl.redisPrefix);
     await db?.drop();
@@ -115,6 +122,33 @@ describe('chroots end to end: an Alpine chroot installed, run and torn down thro
     assert.ok(mounts.includes(` ${host}/run `) && mounts.includes(` ${host}/proc `), 'its mounts are in the agent\'s namespace');
     assert.ok(!(await readFile('/proc/self/mountinfo', 'utf8')).includes(host), 'and not on the host');
     assert.match(await readFile(join(root, 'etc/local.d/ibex-chroot-alpine.start'), 'utf8'), /'chroot' 'up' '\/srv\/alpine' '--root'/);
+  });
+
+  it('installs from an artifact named by name@version: the agent downloads it from the controller and verifies it; deleting that artifact is refused while it is named', async () => {
+    const up = await fetch(`${ctl.baseUrl}/api/v1/artifacts?name=busybox-root&version=1&kind=chroot-tarball`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ctl.adminToken}`, 'content-type': 'application/gzip' },
+      body: await readFile(rootfs.tarball),
+    });
+    const artifact = (await up.json()) as { id: string; sha256: string; size: number };
+    assert.equal(up.status, 201, JSON.stringify(artifact));
+    assert.equal(artifact.sha256, rootfs.sha256);
+    const put = await putSpec({ 'alpine-art': { path: '/srv/alpine-art', arch: 'x86_64', source: { artifact: 'busybox-root@1' }, hostname: 'e2e-art', boot: { kind: 'none' } } }, 'Alpine from the artifact store');
+    // The controller stored the resolved artifact: the agent gets the id and sha256, not the name.
+    const stored = await ctl.json(`/api/v1/devices/${DEVICE}/desired-state`);
+    assert.deepEqual(stored.spec.chroots['alpine-art'].source, { artifact: { id: artifact.id, name: 'busybox-root', version: '1', sha256: rootfs.sha256, size: artifact.size } });
+    const s = await settled(put.revision);
+    assert.equal(s.state, 'in_sync', `${JSON.stringify(s)}\nagent log:\n${agent.logs.slice(-3000)}`);
+    assert.equal(await readFile(join(root, 'srv/alpine-art/etc/hostname'), 'utf8'), 'e2e-art\n');
+    const del = await ctl.api(`/api/v1/artifacts/${artifact.id}`, { method: 'DELETE' });
+    assert.equal(del.status, 409);
+    assert.match(((await del.json()) as { error: { message: string } }).error.message, /referenced by the desired state of device "e2e-chroot-device" \(revision \d+\)/);
+    assert.equal((await ctl.api(`/api/v1/artifacts/${artifact.id}`)).status, 200, 'still there');
+    // Not named any more (the chroot goes): now it can be deleted.
+    const gone = await putSpec({ 'alpine-art': { path: '/srv/alpine-art', ensure: 'absent' } }, 'remove the artifact chroot');
+    assert.equal((await settled(gone.revision)).state, 'in_sync');
+    assert.ok(!existsSync(join(root, 'srv/alpine-art')));
+    assert.equal((await ctl.api(`/api/v1/artifacts/${artifact.id}`, { method: 'DELETE' })).status, 204);
   });
 
   it('tears it down: the service stops, the mounts go, the directory and the hook are deleted', async () => {

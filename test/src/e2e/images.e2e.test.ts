@@ -3,7 +3,8 @@
 // build is retried by the next controller, or failed after its last attempt; never stuck).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -37,7 +38,7 @@ describe('image builds (controller process)', () => {
     sql = new pg.Client({ connectionString: db.url });
     await sql.connect();
     imageDir = await mkdtemp(join(tmpdir(), 'ibex-e2e-images-'));
-    ctl = new ControllerProcess({ databaseUrl: db.url, env: { IBEX_IMAGE_DIR: imageDir, IBEX_IMAGE_SOURCE_DIR: join(rootfs, '..'), IBEX_IMAGE_BUILD_STALE_MS: '2000', IBEX_LOG_LEVEL: 'warn' } });
+    ctl = new ControllerProcess({ databaseUrl: db.url, env: { IBEX_IMAGE_DIR: imageDir, IBEX_ARTIFACTS_DIR: join(imageDir, 'artifacts'), IBEX_IMAGE_SOURCE_DIR: join(rootfs, '..'), IBEX_IMAGE_BUILD_STALE_MS: '2000', IBEX_LOG_LEVEL: 'warn' } });
     await ctl.start();
   });
   after(async () => {
@@ -81,6 +82,47 @@ describe('image builds (controller process)', () => {
     assert.equal(local.sha256, b.sha256);
     const audit = await sql.query(`SELECT data FROM audit_event WHERE action = 'image_build.create' AND "targetId" = $1`, [created.id]);
     assert.equal(audit.rows.length, 1);
+    // The image is an artifact of the store (kind vm-image, version = the build id), downloadable there too.
+    assert.equal(b.artifact, `vm-rest-1@${created.id}`);
+    const art = await ctl.json(`/api/v1/artifacts/${b.artifact}`);
+    assert.deepEqual({ kind: art.kind, sha256: art.sha256, size: art.size }, { kind: 'vm-image', sha256: b.sha256, size: b.size });
+    const viaStore = Buffer.from(await (await ctl.api(`/api/v1/artifacts/${art.id}/download`)).arrayBuffer());
+    assert.ok(viaStore.equals(bytes));
+    assert.deepEqual((await readdir(imageDir)).filter((f) => f.endsWith('.cpio.gz')), [], 'nothing written beside the artifact store');
+  });
+
+  it('a base named as an artifact is read from the artifact store and its sha256 verified; an unknown one is refused naming the field', async () => {
+    const tarball = join(imageDir, 'base.tar');
+    execFileSync('tar', ['-C', rootfs, '-cf', tarball, '.']);
+    const body = await readFile(tarball);
+    const up = await fetch(`${ctl.baseUrl}/api/v1/artifacts?name=busybox-base&version=1&kind=file`, { method: 'POST', headers: { authorization: `Bearer ${ctl.adminToken}`, 'content-type': 'application/x-tar' }, body });
+    const base = (await up.json()) as { id: string; sha256: string };
+    assert.equal(up.status, 201, JSON.stringify(base));
+
+    const unknown = await ctl.api('/api/v1/image-builds', { method: 'POST', json: { spec: { ...spec('art-0'), base: { artifact: 'busybox-base@9' } } } });
+    assert.equal(unknown.status, 400);
+    const issues = ((await unknown.json()) as { error: { issues: Array<{ path: string; message: string }> } }).error.issues;
+    assert.equal(issues[0]?.path, 'spec.base.artifact');
+    assert.match(issues[0]!.message, /does not exist; upload it first/);
+
+    const created = await ctl.json('/api/v1/image-builds', { method: 'POST', json: { spec: { ...spec('art-1'), base: { artifact: 'busybox-base@1' } } } });
+    const b = await finished(created.id);
+    assert.equal(b.status, 'succeeded', JSON.stringify(b));
+    // The same tree as the path-based build: the same bytes from a base that came out of the store.
+    const local = await buildImage(imageSpecSchema.parse({ ...spec('art-1'), base: { path: tarball } }), new LocalImageSourceResolver(), new PassThrough().resume());
+    assert.equal(b.sha256, local.sha256);
+
+    // A byte of the stored blob flipped: the build refuses the base, naming the field and both hashes.
+    const blob = join(imageDir, 'artifacts', 'sha256', base.sha256.slice(0, 2), base.sha256);
+    const bad = Buffer.from(body);
+    bad[100] = bad[100]! ^ 0xff;
+    await chmod(blob, 0o600);
+    await writeFile(blob, bad);
+    const spoiled = await ctl.json('/api/v1/image-builds', { method: 'POST', json: { spec: { ...spec('art-2'), base: { artifact: base.id } } } });
+    const f = await finished(spoiled.id);
+    assert.equal(f.status, 'failed');
+    assert.match(f.error, new RegExp(`base.*artifact ${base.id} has sha256 [0-9a-f]{64}, not the ${base.sha256}`));
+    await writeFile(blob, body); // (the next test uploads the same bytes again: the store keeps one blob per sha256)
   });
 
   it('ibexctl images build -f spec.yaml --wait, get, download (sha256 checked); a bad spec is refused before anything is sent', async () => {
@@ -109,6 +151,23 @@ describe('image builds (controller process)', () => {
     } finally {
       await home.remove();
     }
+  });
+
+  it('an artifact a running build names cannot be deleted until the build is done', async () => {
+    const body = await readFile(join(imageDir, 'base.tar'));
+    const up = await fetch(`${ctl.baseUrl}/api/v1/artifacts?name=busybox-base&version=2&kind=file`, { method: 'POST', headers: { authorization: `Bearer ${ctl.adminToken}`, 'content-type': 'application/x-tar' }, body });
+    assert.equal(up.status, 201);
+    // Killed mid-build, then a controller that does not consider it stale yet: the build stays running.
+    await ctl.restart({ IBEX_CONTROLLER_FAILPOINTS: 'image-build-mid-archive' });
+    const held = await ctl.json('/api/v1/image-builds', { method: 'POST', json: { spec: { ...spec('held-1'), base: { artifact: 'busybox-base@2' } }, maxAttempts: 2 } });
+    await ctl.exited(60_000);
+    await ctl.start({ IBEX_CONTROLLER_FAILPOINTS: '', IBEX_IMAGE_BUILD_STALE_MS: '600000' });
+    const refused = await ctl.api('/api/v1/artifacts/busybox-base@2', { method: 'DELETE' });
+    assert.equal(refused.status, 409);
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, new RegExp(`image build ${held.id} \\(vm-held-1, running\\)`));
+    await ctl.restart({ IBEX_CONTROLLER_FAILPOINTS: '' });
+    assert.equal((await finished(held.id)).status, 'succeeded');
+    assert.equal((await ctl.api('/api/v1/artifacts/busybox-base@2', { method: 'DELETE' })).status, 204);
   });
 
   it('a controller killed half way through a build: the next one retries it; on its last attempt it is failed, never stuck', async () => {

@@ -84,7 +84,7 @@ export class DeviceServices {
       send: (facts) => o.send({ $case: 'facts', value: { facts } }),
       log,
     });
-    this.engine = new Engine({ registry: agentRegistry({ generations: this.generations }), sys, log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
+    this.engine = new Engine({ registry: agentRegistry({ generations: this.generations, artifacts: o.artifacts }), sys, log, root: cfg.root, dataDir: this.dataDir, agentVersion: AGENT_VERSION });
     this.recoverables = [this.engine, generationsRecovery(this.generations)];
     this.desired = new DesiredStateManager({
       engine: this.engine,

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { Readable, Writable } from 'node:stream';
 import { type ArtifactKind, parseArtifactRef } from '@ibex/spec';
-import { AuditService } from '../audit/audit.service.js';
+import { type Actor, AuditService } from '../audit/audit.service.js';
 import { Conflict, LengthRequired, NotFound, PayloadTooLarge, ValidationFailed } from '../common/errors.js';
 import { CONFIG, type Config } from '../config/config.js';
 import { type Artifact, Prisma } from '../generated/prisma/client.js';
@@ -70,6 +70,19 @@ export class ArtifactsService implements OnModuleInit {
   }
 
   async upload(caller: Caller, meta: UploadMeta, body: Readable, size: number, signal?: AbortSignal): Promise<Artifact> {
+    return this.stageAndCommit({ actor: caller.actor, createdBy: caller.actor.id, requestId: caller.requestId }, meta, body, size, signal);
+  }
+
+  /**
+   * An artifact the controller itself produces (a built VM image): the same staging, lock,
+   * transaction and audit as an upload, for a stream of unknown length bounded by
+   * IBEX_ARTIFACT_MAX_BYTES. `createdBy` is the API token on whose behalf it was made.
+   */
+  async store(by: { actor: Actor; createdBy: string | null }, meta: UploadMeta, body: Readable, signal?: AbortSignal): Promise<Artifact> {
+    return this.stageAndCommit(by, meta, body, { max: this.config.artifacts.maxBytes }, signal);
+  }
+
+  private async stageAndCommit(by: { actor: Actor; createdBy: string | null; requestId?: string }, meta: UploadMeta, body: Readable, size: number | { max: number }, signal?: AbortSignal): Promise<Artifact> {
     const staged = await this.blobs.stage(body, { size, ...(meta.sha256 ? { sha256: meta.sha256 } : {}), ...(signal ? { signal } : {}) }).catch((err: unknown) => {
       if (err instanceof BlobRejected) throw new ValidationFailed(`upload refused: ${err.message}`, [{ path: err.field, message: err.message }]);
       throw err;
@@ -89,11 +102,11 @@ export class ArtifactsService implements OnModuleInit {
               contentType: meta.contentType,
               labels: meta.labels,
               architectures: meta.architectures,
-              createdBy: caller.actor.id,
+              createdBy: by.createdBy,
             },
           });
           await this.audit.record(
-            { actor: caller.actor, action: 'artifact.upload', target: { type: 'artifact', id: row.id }, data: { name: row.name, version: row.version, kind: row.kind, sha256: row.sha256, size: staged.size }, requestId: caller.requestId },
+            { actor: by.actor, action: 'artifact.upload', target: { type: 'artifact', id: row.id }, data: { name: row.name, version: row.version, kind: row.kind, sha256: row.sha256, size: staged.size }, ...(by.requestId ? { requestId: by.requestId } : {}) },
             tx,
           );
           return row;

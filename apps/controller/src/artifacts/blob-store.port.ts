@@ -25,8 +25,11 @@ export interface BlobStore {
 }
 
 export interface StageLimits {
-  /** The body must be exactly this long (the request's Content-Length). */
-  size: number;
+  /**
+   * The body must be exactly this long (an upload's Content-Length); a number alone (`{ max }`)
+   * bounds a body of unknown length that the controller itself produces (a built VM image).
+   */
+  size: number | { max: number };
   /** When given, a body whose sha256 differs is refused and never becomes visible. */
   sha256?: string;
   signal?: AbortSignal;

@@ -40,7 +40,8 @@ export class FsBlobStore implements BlobStore {
       highWaterMark: 1 << 20,
       transform(chunk: Buffer, _enc, done) {
         size += chunk.length;
-        if (size > limits.size) return done(new BlobRejected(`the body is longer than its Content-Length (${limits.size} bytes)`, 'Content-Length'));
+        if (typeof limits.size === 'number' ? size > limits.size : size > limits.size.max)
+          return done(new BlobRejected(typeof limits.size === 'number' ? `the body is longer than its Content-Length (${limits.size} bytes)` : `the body is longer than the limit of ${limits.size.max} bytes`, 'Content-Length'));
         hash.update(chunk);
         done(null, chunk);
       },
@@ -48,7 +49,7 @@ export class FsBlobStore implements BlobStore {
     try {
       const out = createWriteStream(tmp, { mode: 0o600, flags: 'wx', highWaterMark: 1 << 20 });
       await pipeline(body, count, out, limits.signal ? { signal: limits.signal } : {});
-      if (size !== limits.size) throw new BlobRejected(`the body ended after ${size} of the ${limits.size} bytes its Content-Length announced`, 'Content-Length');
+      if (typeof limits.size === 'number' && size !== limits.size) throw new BlobRejected(`the body ended after ${size} of the ${limits.size} bytes its Content-Length announced`, 'Content-Length');
       const sha256 = hash.digest('hex');
       if (limits.sha256 !== undefined && limits.sha256 !== sha256) {
         throw new BlobRejected(`the body has sha256 ${sha256}, not the expected ${limits.sha256}; nothing was stored`, 'sha256');

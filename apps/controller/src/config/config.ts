@@ -80,7 +80,7 @@ export const envSchema = z
       .string()
       .regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL, e.g. https://ibex.example.com/api/v1/artifacts')
       .optional(),
-    /** Where built VM images are kept (the filesystem sink; docs/images.md). */
+    /** Where VM images built before the artifact store are served from (new builds are artifacts; docs/images.md). */
     IBEX_IMAGE_DIR: z.string().min(1).default('/var/lib/ibex-controller/images'),
     /** The only directory `{ path }` sources of image specs may name (unset: none; paths are then refused). */
     IBEX_IMAGE_SOURCE_DIR: z.string().min(1).optional(),

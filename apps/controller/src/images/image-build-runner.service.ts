@@ -3,7 +3,9 @@ import { PassThrough } from 'node:stream';
 import { Queue, Worker } from 'bullmq';
 import { imageSpecSchema } from '@ibex/spec';
 import { LocalImageSourceResolver, buildImage } from '@ibex/image';
+import { ArtifactsService } from '../artifacts/artifacts.service.js';
 import { within } from '../common/bounded.js';
+import { NotFound } from '../common/errors.js';
 import { Clock } from '../common/clock.js';
 import { failpoint } from '../common/failpoints.js';
 import { CONFIG, type Config } from '../config/config.js';
@@ -37,6 +39,7 @@ export class ImageBuildRunner implements OnApplicationBootstrap, OnModuleDestroy
     private readonly clock: Clock,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(IMAGE_SINK) private readonly sink: ControllerImageSink,
+    private readonly artifacts: ArtifactsService,
   ) {
     this.queue = new Queue<ImageBuildData>(QUEUES.imageBuilds, {
       connection: bullConnection(redis),
@@ -101,9 +104,16 @@ export class ImageBuildRunner implements OnApplicationBootstrap, OnModuleDestroy
     // An API caller must not read arbitrary files of the controller host into an image: `{ path }`
     // sources resolve only under IBEX_IMAGE_SOURCE_DIR, and not at all without it.
     const src = this.config.images.sourceDir;
-    const resolver = new LocalImageSourceResolver(
-      src ? { root: src } : { refusePaths: 'paths on the controller host are not allowed (IBEX_IMAGE_SOURCE_DIR is not set); give { url, sha256 } or { artifact }, or set IBEX_IMAGE_SOURCE_DIR to the directory that holds root filesystems and kernel modules' },
-    );
+    const resolver = new LocalImageSourceResolver({
+      ...(src ? { root: src } : { refusePaths: 'paths on the controller host are not allowed (IBEX_IMAGE_SOURCE_DIR is not set); give { url, sha256 } or { artifact }, or set IBEX_IMAGE_SOURCE_DIR to the directory that holds root filesystems and kernel modules' }),
+      // `{ artifact }` sources: the blob store's bytes, copied aside and checked against the artifact's sha256 before use.
+      artifacts: async (ref) => {
+        const blob = await this.artifacts.blob(ref).catch((err: unknown) => {
+          throw err instanceof NotFound ? new Error(`the artifact ${ref} does not exist; upload it first (list them with GET /api/v1/artifacts)`) : err;
+        });
+        return { sha256: blob.artifact.sha256, open: () => blob.open() };
+      },
+    });
     try {
       const spec = imageSpecSchema.parse(row.spec);
       const pipe = new PassThrough();
@@ -114,7 +124,7 @@ export class ImageBuildRunner implements OnApplicationBootstrap, OnModuleDestroy
             if (p.step === 'archive' && p.percent >= 50) failpoint('image-build-mid-archive');
           },
         }),
-        this.sink.put(pipe, { name: spec.name }),
+        this.sink.put(pipe, { name: spec.name, buildId, createdBy: row.createdBy }),
       ]);
       if (built.sha256 !== stored.sha256) throw new Error(`the stored image has sha256 ${stored.sha256}, the built one ${built.sha256}`);
       await this.prisma.imageBuild.updateMany({

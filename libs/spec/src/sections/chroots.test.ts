@@ -28,6 +28,18 @@ describe('chroots section schema', () => {
     assert.deepEqual(chrootRepositories(c), ['https://dl-cdn.alpinelinux.org/alpine/v3.20/main', 'https://dl-cdn.alpinelinux.org/alpine/v3.20/community']);
   });
 
+  it('accepts an artifact by reference (no sha256 needed) and in the form the controller resolves it to', () => {
+    const ref = chrootsSectionSchema.parse({ alpine: { ...base(), source: { artifact: 'alpine-minirootfs@3.20.3' } } });
+    assert.deepEqual(ref.alpine!.source, { artifact: 'alpine-minirootfs@3.20.3' });
+    const artifact = { id: '3f1c2b9e-0d4a-4c57-9a8e-5b6f7e8d9c0a', name: 'alpine-minirootfs', version: '3.20.3', sha256: SHA, size: 3_400_000 };
+    const resolved = chrootsSectionSchema.parse({ alpine: { ...base(), source: { artifact } } });
+    assert.deepEqual(resolved.alpine!.source, { artifact });
+    // A sha256 written next to the reference stays and must be the artifact's.
+    assert.ok(chrootsSectionSchema.safeParse({ alpine: { ...base(), source: { artifact, sha256: SHA.toUpperCase() } } }).success);
+    refused({ alpine: { ...base(), source: { artifact, sha256: 'b'.repeat(64) } } }, 'chroots.alpine.source.sha256', /is not the sha256 of artifact alpine-minirootfs@3\.20\.3/);
+    refused({ alpine: { ...base(), source: { artifact: 'no version' } } }, 'chroots.alpine.source.artifact', /artifact id or name@version/);
+  });
+
   it('accepts apk.static with keys, and merlin boot with its default JFFS', () => {
     const s = chrootsSectionSchema.parse({
       a: { path: '/tmp/mnt/sda1/alpine', source: { apkStatic: { url: 'https://example.org/apk.static', sha256: SHA }, keys: [{ name: 'alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub', pem: '-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n' }] }, boot: { kind: 'merlin' } },

@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
+import { artifactFieldSchema } from '../artifacts.js';
 import { httpUrlSchema } from '../generations-jobs.js';
 import { ipSchema } from './network.js';
 
@@ -31,13 +32,6 @@ const verifiedFileSchema = z.union([
   z.object({ path: chrootPathSchema, sha256: sha256Schema }).strict(),
 ]);
 
-/** An artifact of the controller's store: `name@version` or its id. */
-const artifactRefSchema = z
-  .string()
-  .min(1)
-  .max(256)
-  .regex(/^([A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9._+-]*|[A-Za-z0-9_-]{8,64})$/, 'must be "name@version" or an artifact id');
-
 const apkKeySchema = z
   .object({
     /** File name under /etc/apk/keys, e.g. alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub. */
@@ -47,7 +41,18 @@ const apkKeySchema = z
   .strict();
 
 export const chrootSourceSchema = z.union([
-  z.object({ artifact: artifactRefSchema, sha256: sha256Schema }).strict(),
+  /**
+   * An artifact of the controller's store, by `name@version` or id. The controller replaces the
+   * reference with the resolved artifact (id, sha256, size) when it stores the desired state, so
+   * the sha256 comes from the store; one given here must be the artifact's.
+   */
+  z
+    .object({ artifact: artifactFieldSchema, sha256: sha256Schema.optional() })
+    .strict()
+    .superRefine((v, ctx) => {
+      if (typeof v.artifact !== 'string' && v.sha256 !== undefined && v.sha256.toLowerCase() !== v.artifact.sha256)
+        ctx.addIssue({ code: 'custom', path: ['sha256'], message: `is not the sha256 of artifact ${v.artifact.name}@${v.artifact.version} (${v.artifact.sha256}); leave it out, the controller fills it in` });
+    }),
   z.object({ url: httpUrlSchema, sha256: sha256Schema }).strict(),
   z.object({ path: chrootPathSchema, sha256: sha256Schema }).strict(),
   z
@@ -58,7 +63,7 @@ export const chrootSourceSchema = z.union([
       keys: z.array(apkKeySchema).min(1, 'needs at least one key: apk refuses unsigned repositories'),
     })
     .strict(),
-], { error: 'must be one of {artifact, sha256}, {url, sha256}, {path, sha256} or {apkStatic: {url|path, sha256}, keys}' });
+], { error: 'must be one of {artifact}, {url, sha256}, {path, sha256} or {apkStatic: {url|path, sha256}, keys}' });
 export type ChrootSource = z.infer<typeof chrootSourceSchema>;
 
 /** Alpine package names (apk's), optionally with a version constraint. */

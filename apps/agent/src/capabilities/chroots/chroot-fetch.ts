@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { FatalError } from '../../common/errors.js';
+import type { ArtifactEndpoint } from '../../artifacts/artifact-endpoint.js';
 import type { CapabilityContext } from '../../engine/capability.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { fetchVerified } from '../generations/artifact.js';
@@ -18,16 +18,19 @@ export async function installInput(ctx: CapabilityContext, name: string, source:
   return join(ctx.backupDir, `chroot-${name}.input`);
 }
 
-export async function fetchInstallInput(ctx: CapabilityContext, name: string, source: InstallSource): Promise<string> {
-  const what = source.kind === 'apk-static' ? 'apk.static' : 'the root filesystem tarball';
-  if (source.kind === 'tarball' && source.artifact !== undefined)
-    throw new FatalError(`chroot ${name}: ${what} names the artifact ${source.artifact}, but this agent build cannot fetch from the controller's artifact store yet; give its url or path with the sha256 instead`);
+/**
+ * `artifacts` is where a controller artifact is downloaded from (the connected agent's endpoint;
+ * console commands have none, and an artifact source then fails naming what to do).
+ */
+export async function fetchInstallInput(ctx: CapabilityContext, name: string, source: InstallSource, artifacts: ArtifactEndpoint | undefined): Promise<string> {
   const file = await installInput(ctx, name, source);
   if (source.path !== undefined) {
     await fetchVerified({ hostPath: file }, source.sha256, ctx.backupDir, noProgress, ctx.signal);
     return file;
   }
-  const got = await fetchVerified({ url: source.url! }, source.sha256, ctx.backupDir, noProgress, ctx.signal);
+  // A controller artifact goes through the same resumable, sha256-verified fetcher as a URL.
+  const from = source.kind === 'tarball' && source.artifact !== undefined ? { artifact: source.artifact, endpoint: artifacts } : { url: source.url! };
+  const got = await fetchVerified(from, source.sha256, ctx.backupDir, noProgress, ctx.signal);
   if (got.file !== file) await ctx.sys.rename(got.file, file);
   return file;
 }

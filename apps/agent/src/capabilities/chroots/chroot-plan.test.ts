@@ -47,6 +47,15 @@ describe('chroots planner', () => {
     assert.deepEqual([...new Set(steps.map((s) => s.action))], ['install', 'write-file', 'mount', 'packages', 'services', 'hook']);
   });
 
+  it('installs from a resolved artifact with its sha256; an unresolved reference (a console apply) is refused with what to do', () => {
+    const artifact = { id: '3f1c2b9e-0d4a-4c57-9a8e-5b6f7e8d9c0a', name: 'alpine-root', version: '3.21.0', sha256: SHA, size: 42 };
+    const steps = planChroots(section({ source: { artifact } }), { chroots: { alpine: absentActual() }, agentCommand: agent });
+    assert.deepEqual(steps[0], { ...steps[0], action: 'install', source: { kind: 'tarball', artifact, sha256: SHA } });
+    const ref = planChroots(section({ source: { artifact: 'alpine-root@3.21.0' } }), { chroots: { alpine: absentActual() }, agentCommand: agent });
+    assert.deepEqual(ref.map((s) => s.action), ['refuse']);
+    assert.match((ref[0] as { reason: string }).reason, /artifact alpine-root@3\.21\.0, which only the controller resolves .* apply it through the controller/);
+  });
+
   it('an already absent chroot plans nothing', () => {
     assert.deepEqual(planChroots(section({ ensure: 'absent' }), { chroots: { alpine: absentActual() }, agentCommand: agent }), []);
   });

@@ -1,4 +1,4 @@
-import { type ChrootBoot, type ChrootSpec, type ChrootsSection, chrootRepositories } from '@ibex/spec';
+import { type ChrootBoot, type ChrootSpec, type ChrootsSection, type ResolvedArtifact, chrootRepositories } from '@ibex/spec';
 import type { StepSummary } from '../../engine/section-result.js';
 
 /**
@@ -77,7 +77,7 @@ export interface ChrootsActual {
 }
 
 export type InstallSource =
-  | { kind: 'tarball'; artifact?: string; url?: string; path?: string; sha256: string }
+  | { kind: 'tarball'; artifact?: ResolvedArtifact; url?: string; path?: string; sha256: string }
   | { kind: 'apk-static'; url?: string; path?: string; sha256: string; keys: { name: string; pem: string }[] };
 
 export type ChrootStep =
@@ -245,9 +245,15 @@ export function mergeAccounts(passwd: string, group: string, users: ChrootSpec['
 /** An apk name without its version constraint. */
 export const packageName = (p: string) => p.split(/[<>=~]/)[0]!;
 
-function sourceOf(spec: ChrootSpec): InstallSource {
+/** What to install from, or why it cannot be: an artifact reference only a controller can resolve. */
+function sourceOf(spec: ChrootSpec): InstallSource | string {
   const s = spec.source!;
   if ('apkStatic' in s) return { kind: 'apk-static', ...s.apkStatic, keys: s.keys };
+  if ('artifact' in s) {
+    if (typeof s.artifact === 'string')
+      return `the source names artifact ${s.artifact}, which only the controller resolves (to its id and sha256) when it stores the desired state; apply it through the controller, or give a url or path with the sha256`;
+    return { kind: 'tarball', artifact: s.artifact, sha256: s.artifact.sha256 };
+  }
   return { kind: 'tarball', ...s };
 }
 
@@ -304,7 +310,11 @@ function planPresent(name: string, spec: ChrootSpec, a: ChrootActual, agent: Age
   if (a.stagingLeft) steps.push({ action: 'remove-staging', name, hostPath });
   const fresh = a.state !== 'ours';
   const record = recordOf(name, spec, a.bindSources);
-  if (fresh) steps.push({ action: 'install', name, hostPath, source: sourceOf(spec), arch: spec.arch, repositories: chrootRepositories(spec), record });
+  if (fresh) {
+    const source = sourceOf(spec);
+    if (typeof source === 'string') return [{ action: 'refuse', name, reason: `chroot ${name}: ${source}` }];
+    steps.push({ action: 'install', name, hostPath, source, arch: spec.arch, repositories: chrootRepositories(spec), record });
+  }
   const file = (inside: string, content: string | null, mode = 0o644) => {
     if (content !== null && (fresh || a.files[inside] !== content)) steps.push({ action: 'write-file', name, hostPath, inside, content, mode });
   };
@@ -360,7 +370,7 @@ export function planChroots(spec: ChrootsSection, actual: ChrootsActual): Chroot
   return steps;
 }
 
-const describeSource = (s: InstallSource) => (s.kind === 'apk-static' ? `apk.static (${s.url ?? s.path})` : (s.artifact ? `artifact ${s.artifact}` : (s.url ?? s.path)!));
+const describeSource = (s: InstallSource) => (s.kind === 'apk-static' ? `apk.static (${s.url ?? s.path})` : (s.artifact ? `artifact ${s.artifact.name}@${s.artifact.version}` : (s.url ?? s.path)!));
 
 export function summarizeChrootStep(step: ChrootStep): StepSummary {
   const text = ((): string => {

@@ -1,4 +1,5 @@
 import { dirname, join } from 'node:path';
+import type { ArtifactEndpoint } from '../../artifacts/artifact-endpoint.js';
 import { type ChrootSpec, type ChrootsSection, chrootsSectionSchema } from '@ibex/spec';
 import { FatalError, errorMessage } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
@@ -300,7 +301,8 @@ export function agentCommandFor(root: string): AgentCommand {
   return { self: defaultSelfCommand(), flags: root === '/' ? [] : ['--root', root] };
 }
 
-export const chrootsCapability: Capability<ChrootsSection, ChrootsActual, ChrootStep, ChrootsBackup> = {
+/** `artifacts`: where controller artifacts named as a source are downloaded from (absent at the console). */
+export const chrootsCapability = (artifacts?: ArtifactEndpoint): Capability<ChrootsSection, ChrootsActual, ChrootStep, ChrootsBackup> => ({
   section: 'chroots',
   schema: chrootsSectionSchema,
 
@@ -317,7 +319,7 @@ export const chrootsCapability: Capability<ChrootsSection, ChrootsActual, Chroot
 
   async backup(ctx, steps) {
     // Downloads and checksums come first: a wrong hash fails the apply before anything is journaled or written.
-    for (const s of steps) if (s.action === 'install') await fetchInstallInput(ctx, s.name, s.source);
+    for (const s of steps) if (s.action === 'install') await fetchInstallInput(ctx, s.name, s.source, artifacts);
     writeJsonAtomicSync(undoPath(ctx), []);
     return { undoLog: 'undo.json' };
   },
@@ -334,4 +336,4 @@ export const chrootsCapability: Capability<ChrootsSection, ChrootsActual, Chroot
     }
     if (errors.length) throw new Error(errors.join('; '));
   },
-};
+});

@@ -25,6 +25,7 @@ export const imageBuildView = z
     size: z.number().int().nullable(),
     entries: z.number().int().nullable(),
     downloadUrl: z.string().nullable().describe('GET it for the image (application/gzip), once succeeded.'),
+    artifact: z.string().nullable().describe('Once succeeded: the artifact holding the image (kind vm-image), as name@version (the version is the build id); also downloadable through /api/v1/artifacts.'),
     createdBy: z.string().nullable(),
     createdAt: timestamp,
     startedAt: timestamp.nullable(),
