@@ -58,6 +58,8 @@ export async function startTestController(opts: TestControllerOptions = {}): Pro
     IBEX_MIGRATE_ON_START: 'false',
     IBEX_LOG_LEVEL: process.env['IBEX_TEST_LOG_LEVEL'] ?? 'error',
     IBEX_ARTIFACTS_DIR: artifactsDir,
+    // Never the host's /var/lib: removed with the artifacts at close().
+    IBEX_IMAGE_DIR: join(artifactsDir, 'images'),
     ...opts.env,
   });
   let app: INestApplication | undefined;

@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from '@ibex/migrate';
 import { waitFor } from './exec.js';
 import { controllerMain } from './repo.js';
@@ -23,8 +26,12 @@ export class ControllerProcess {
   private child?: ChildProcess;
   logs = '';
 
+  /** Artifact blobs and built images of this controller (never the host's /var/lib): removed when the test process exits. */
+  readonly dataDir = mkdtempSync(join(tmpdir(), 'ibex-e2e-data-'));
+
   constructor(private readonly opts: ControllerProcessOptions) {
     this.redisPrefix = opts.redisPrefix ?? `ibex-e2e-${randomBytes(5).toString('hex')}`;
+    process.once('exit', () => rmSync(this.dataDir, { recursive: true, force: true }));
   }
 
   get baseUrl(): string {
@@ -45,6 +52,8 @@ export class ControllerProcess {
         IBEX_GRPC_HOST: '0.0.0.0',
         IBEX_GRPC_PORT: String(this.grpcPort),
         IBEX_ADMIN_TOKEN: this.adminToken,
+        IBEX_ARTIFACTS_DIR: join(this.dataDir, 'artifacts'),
+        IBEX_IMAGE_DIR: join(this.dataDir, 'images'),
         ...this.opts.env,
         ...env,
       },
