@@ -1,4 +1,5 @@
 // Pure parsers for the files facts come from; tested on fixture text.
+import { parseMountinfo as parseMountinfoLines } from '../system/mountinfo.js';
 
 export interface OsReleaseFacts {
   id: string;
@@ -37,26 +38,16 @@ const PSEUDO_FS = new Set([
   'nfsd', 'fuse.gvfsd-fuse', 'fuse.portal', 'overlay-lower',
 ]);
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo. */
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-
 /**
- * /proc/self/mountinfo, one mount per line:
- * `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`.
+ * /proc/self/mountinfo (system/mountinfo.ts parses the lines, escapes decoded) as facts.
  * Pseudo filesystems are left out; a mountpoint mounted over keeps only its top mount.
  */
 export function parseMountinfo(text: string): MountEntry[] {
   const byMount = new Map<string, MountEntry>();
-  for (const line of text.split('\n')) {
-    const fields = line.trim().split(' ');
-    const sep = fields.indexOf('-');
-    if (sep < 6 || fields.length < sep + 3) continue;
-    const fstype = fields[sep + 1]!;
-    if (PSEUDO_FS.has(fstype)) continue;
-    const mountpoint = unescape(fields[4]!);
-    const opts = fields[5]!.split(',');
-    byMount.delete(mountpoint);
-    byMount.set(mountpoint, { device: unescape(fields[sep + 2]!), mountpoint, fstype, readOnly: opts.includes('ro') });
+  for (const m of parseMountinfoLines(text)) {
+    if (PSEUDO_FS.has(m.fsType)) continue;
+    byMount.delete(m.mountPoint);
+    byMount.set(m.mountPoint, { device: m.source, mountpoint: m.mountPoint, fstype: m.fsType, readOnly: m.mountOptions.split(',').includes('ro') });
   }
   return [...byMount.values()];
 }

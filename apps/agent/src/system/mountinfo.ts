@@ -6,6 +6,8 @@ export interface MountEntry {
   mountPoint: string;
   fsType: string;
   source: string;
+  /** Per-mount options (field 6: `rw,noatime`). */
+  mountOptions: string;
   superOptions: string;
 }
 
@@ -21,6 +23,7 @@ export function parseMountinfo(text: string): MountEntry[] {
       mountId: Number(f[0]),
       root: unescape(f[3]!),
       mountPoint: unescape(f[4]!),
+      mountOptions: f[5]!,
       fsType: f[sep + 1]!,
       source: unescape(f[sep + 2]!),
       superOptions: f[sep + 3] ?? '',

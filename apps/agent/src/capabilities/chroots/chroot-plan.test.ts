@@ -4,7 +4,7 @@ import { chrootsSectionSchema } from '@ibex/spec';
 import { apkStaticArgv, tarArgv } from './chroot-install.js';
 import { type ChrootActual, bootHooks, isAtOrBelow, mergeAccounts, planChroots, withBlock } from './chroot-plan.js';
 import { mountsBelow } from './chroot-runtime.js';
-import { parseMountinfo } from '../generations/mountinfo.js';
+import { parseMountinfo } from '../../system/mountinfo.js';
 
 const SHA = 'c'.repeat(64);
 const agent = { self: ['/opt/bin/ibex-agent'], flags: [] };

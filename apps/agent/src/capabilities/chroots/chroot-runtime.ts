@@ -5,7 +5,7 @@ import type { Logger } from '../../common/log.js';
 import { readJsonSync } from '../../journal/atomic-file.js';
 import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
 import type { SystemAdapter } from '../../system/system-adapter.js';
-import { type MountEntry, parseMountinfo } from '../generations/mountinfo.js';
+import { type MountEntry, parseMountinfo } from '../../system/mountinfo.js';
 import { type ChrootMount, type ChrootRecord, RECORD_FILE, isAtOrBelow, mountPointOf } from './chroot-plan.js';
 import { writeDeviceFile } from '../../system/device-file-writer.js';
 

@@ -7,7 +7,7 @@ import type { Capability, CapabilityContext, ExecutorMap } from '../../engine/ca
 import { readJsonSync, writeJsonAtomicSync } from '../../journal/atomic-file.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
 import { defaultSelfCommand } from '../generations/chroot-exec.js';
-import type { MountEntry } from '../generations/mountinfo.js';
+import type { MountEntry } from '../../system/mountinfo.js';
 import { fetchInstallInput, installInput } from './chroot-fetch.js';
 import { extractRootfs, installWithApkStatic } from './chroot-install.js';
 import {
