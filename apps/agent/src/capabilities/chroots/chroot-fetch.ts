@@ -2,8 +2,7 @@ import { join } from 'node:path';
 import type { ArtifactEndpoint } from '../../artifacts/artifact-endpoint.js';
 import type { CapabilityContext } from '../../engine/capability.js';
 import { resolveUnderRoot } from '../../system/root-path.js';
-import { fetchVerified } from '../generations/artifact.js';
-import { noProgress } from '../generations/generations-root.js';
+import { fetchVerified } from '../../artifacts/verified-source.js';
 import type { InstallSource } from './chroot-plan.js';
 
 /**
@@ -25,12 +24,12 @@ export async function installInput(ctx: CapabilityContext, name: string, source:
 export async function fetchInstallInput(ctx: CapabilityContext, name: string, source: InstallSource, artifacts: ArtifactEndpoint | undefined): Promise<string> {
   const file = await installInput(ctx, name, source);
   if (source.path !== undefined) {
-    await fetchVerified({ hostPath: file }, source.sha256, ctx.backupDir, noProgress, ctx.signal);
+    await fetchVerified({ hostPath: file }, source.sha256, ctx.backupDir, () => {}, ctx.signal);
     return file;
   }
   // A controller artifact goes through the same resumable, sha256-verified fetcher as a URL.
   const from = source.kind === 'tarball' && source.artifact !== undefined ? { artifact: source.artifact, endpoint: artifacts } : { url: source.url! };
-  const got = await fetchVerified(from, source.sha256, ctx.backupDir, noProgress, ctx.signal);
+  const got = await fetchVerified(from, source.sha256, ctx.backupDir, () => {}, ctx.signal);
   if (got.file !== file) await ctx.sys.rename(got.file, file);
   return file;
 }

@@ -4,7 +4,7 @@ import { FatalError } from '../../common/errors.js';
 import { failpoint } from '../../common/failpoints.js';
 import { writeDeviceFile } from '../../system/device-file-writer.js';
 import { RootEscapeError, resolveUnderRoot } from '../../system/root-path.js';
-import { fetchVerified } from './artifact.js';
+import { fetchVerified } from '../../artifacts/verified-source.js';
 import { run } from './btrfs.js';
 import { chrootArgv } from './chroot-exec.js';
 import type { GenerationsRoot, Progress } from './generations-root.js';

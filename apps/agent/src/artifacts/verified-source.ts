@@ -3,10 +3,12 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ResolvedArtifact } from '@ibex/spec';
-import type { ArtifactEndpoint } from '../../artifacts/artifact-endpoint.js';
-import { fetchArtifact } from '../../artifacts/artifact-fetcher.js';
-import { FatalError } from '../../common/errors.js';
-import type { Progress } from './generations-root.js';
+import type { ArtifactEndpoint } from './artifact-endpoint.js';
+import { fetchArtifact } from './artifact-fetcher.js';
+import { FatalError } from '../common/errors.js';
+
+/** Percent of the job and a message (the job runner's progress callback). */
+export type Progress = (percent: number, message: string) => void;
 
 export async function sha256OfFile(file: string, signal?: AbortSignal): Promise<string> {
   const h = createHash('sha256');
