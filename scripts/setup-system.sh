@@ -24,6 +24,7 @@ packages=(
   chromium            # the dashboard tests drive /usr/bin/chromium with playwright-core (no browser download)
   fonts-dejavu-core   # text in the dashboard screenshots
   cpio                # images: GNU cpio -itv lists and unpacks the built initramfs
+  openssl             # device identity tests: foreign-CA and expired certificates, CSR checks (openssl req/x509/verify)
   qemu-system-x86     # images: boots the built initramfs (software emulation, no KVM here)
   linux-image-cloud-amd64  # images: the kernel (and its modules) the initramfs is booted with
 )
