@@ -136,7 +136,7 @@ describe('desired state', () => {
     const crashing = fx.startAgent([], { IBEX_AGENT_FAILPOINTS: 'desired-written' });
     await fx.controller.waitForSession();
     fx.controller.send(desired(7, spec));
-    await crashing.exited;
+    await crashing.exitedWithin();
     assert.throws(() => statSync(join(fx!.root, 'etc/motd')), 'nothing was applied before the crash');
     const sessions = fx.controller.sessions.length;
     fx.startAgent();
@@ -152,7 +152,7 @@ describe('desired state', () => {
     const crashing = fx.startAgent([], { IBEX_AGENT_FAILPOINTS: 'files-before-rename' });
     await fx.controller.waitForSession();
     fx.controller.send(desired(2, spec));
-    await crashing.exited;
+    await crashing.exitedWithin();
     assert.deepEqual(readdirSync(join(fx.root, 'etc')).map((n) => n.replace(/ibex-\w+/, 'ibex-X')), ['.motd.ibex-X.tmp']);
     assert.ok(existsSync(join(fx.dataDir, 'intents/files.json')));
     // The intent is on disk: the next start reverts (removes the half-made tree), then applies.

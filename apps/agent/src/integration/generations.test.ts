@@ -123,7 +123,7 @@ describe('generations jobs through the agent', { concurrency: false }, () => {
     agent = start({ IBEX_AGENT_FAILPOINTS: 'gen-readonly' });
     await fx.controller.waitForSession(1);
     fx.controller.send(assign('up-2', 'generations.upgrade', { from: { kind: 'commands' }, commands: [['/bin/busybox', 'touch', '/etc/new']], trial: false }));
-    const exit = await agent.exited;
+    const exit = await agent.exitedWithin();
     assert.equal(exit.signal, 'SIGKILL');
     assert.ok(existsSync(join(v.root, 'var/lib/ibex-agent/generations/journal.json')), 'the upgrade was journaled');
 

@@ -70,7 +70,7 @@ describe('jobs', () => {
     const crashing = fx.startAgent([], { IBEX_AGENT_FAILPOINTS: 'job-result-journaled' });
     await fx.controller.waitForSession();
     fx.controller.send(assign('job-crash', 'facts.collect'));
-    const exit = await crashing.exited;
+    const exit = await crashing.exitedWithin();
     assert.equal(exit.signal, 'SIGKILL');
     assert.equal(crashing.count(/job running .*jobId=job-crash/), 1);
     assert.equal(resultOf(fx.controller.jobUpdates('job-crash')), undefined, 'the result was not sent before the crash');
@@ -98,7 +98,7 @@ describe('jobs', () => {
     const crashing = fx.startAgent([], { IBEX_AGENT_FAILPOINTS: 'job-accepted' });
     await fx.controller.waitForSession();
     fx.controller.send(assign('job-int', 'facts.collect'));
-    await crashing.exited;
+    await crashing.exitedWithin();
     const sessions = fx.controller.sessions.length;
     const restarted = fx.startAgent();
     await fx.controller.waitForSession(sessions);

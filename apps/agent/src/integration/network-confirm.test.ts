@@ -182,7 +182,7 @@ describe('network changes confirm themselves or revert', () => {
     const first = start({ IBEX_AGENT_FAILPOINTS: 'awaiting-confirmation' });
     await controller.waitForSession();
     controller.send(desired(1, ctlSpec(link.otherDeviceIp)));
-    const exit = await first.exited;
+    const exit = await first.exitedWithin();
     assert.equal(exit.signal, 'SIGKILL');
     assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')), 'the awaiting intent is on disk');
     assert.deepEqual(dev.ipv4Of('ctl0'), [`${link.otherDeviceIp}/30`], 'the device is cut off');
@@ -215,10 +215,10 @@ describe('network changes confirm themselves or revert', () => {
     const first = start({ IBEX_AGENT_FAILPOINTS: 'awaiting-confirmation' });
     await controller.waitForSession();
     controller.send(desired(1, ctlSpec(link.otherDeviceIp)));
-    assert.equal((await first.exited).signal, 'SIGKILL');
+    assert.equal((await first.exitedWithin()).signal, 'SIGKILL');
     // The second start reverts, then dies before journaling the report.
     const second = start({ IBEX_AGENT_FAILPOINTS: 'recovered-before-report' });
-    assert.equal((await second.exited).signal, 'SIGKILL');
+    assert.equal((await second.exitedWithin()).signal, 'SIGKILL');
     assert.deepEqual(dev.ipv4Of('ctl0'), [`${link.deviceIp}/30`], 'reverted');
     assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')), 'the revert is remembered until it is reported');
     const third = start();
@@ -236,7 +236,7 @@ describe('network changes confirm themselves or revert', () => {
     const first = start({ IBEX_AGENT_FAILPOINTS: 'network-before-ifup' });
     await controller.waitForSession();
     controller.send(desired(1, ctlSpec(link.deviceIp, { mtu: 1400 }, GENEROUS_SEC)));
-    assert.equal((await first.exited).signal, 'SIGKILL');
+    assert.equal((await first.exitedWithin()).signal, 'SIGKILL');
     assert.ok(existsSync(join(dev.dataDir, 'intents/network.json')));
     // Half applied: the new file is in place, ctl0 is down.
     assert.equal(dev.link('ctl0')?.flags.includes('UP'), false);

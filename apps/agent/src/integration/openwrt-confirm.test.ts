@@ -84,7 +84,7 @@ describe('openwrt changes confirm themselves or are undone', () => {
     const first = start({ IBEX_AGENT_FAILPOINTS: 'awaiting-confirmation' });
     await controller.waitForSession();
     controller.send(desired(1, w.spec({ confirmTimeoutSec: 60 })));
-    assert.equal((await first.exited).signal, 'SIGKILL');
+    assert.equal((await first.exitedWithin()).signal, 'SIGKILL');
     assert.ok(existsSync(intent(w.dev.root)), 'the awaiting intent is on disk');
     assert.ok(names(w.owrt.links()).includes('eth1'), 'the change was applied');
 

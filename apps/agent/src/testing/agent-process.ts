@@ -95,6 +95,14 @@ export class AgentProcess {
     return this.lines.filter((l) => re.test(l)).length;
   }
 
+  /** `exited`, bounded: a process that should have died (a failpoint's SIGKILL) but did not fails the test, naming its last log lines, instead of hanging it. */
+  async exitedWithin(timeoutMs = 60_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    await waitFor('the agent to exit', () => this.exitInfo, timeoutMs).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- agent stderr ---\n${this.lines.slice(-30).join('\n')}`);
+    });
+    return this.exitInfo!;
+  }
+
   waitForLine(re: RegExp, timeoutMs = 10_000): Promise<string> {
     return waitFor(`agent log line ${re}\n--- agent stderr ---\n${this.lines.slice(-30).join('\n')}`, () => this.lines.find((l) => re.test(l)), timeoutMs);
   }
