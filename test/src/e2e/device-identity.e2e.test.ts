@@ -166,7 +166,10 @@ describe('device certificates and mutual TLS (two controller replicas)', () => {
       'a second certificate',
       async () => {
         const identity = await b.json(`/api/v1/devices/${DEVICE}/identity`);
-        return identity.certificates.length >= 3 ? identity.certificates : undefined; // the expired one above, the first, the renewed
+        if (identity.certificates.length < 3) return undefined; // the expired one above, the first, the renewed
+        // The controller records the new certificate before the agent has written it to its data dir.
+        const onDisk = new X509Certificate((JSON.parse(await readFile(certificateFile(), 'utf8')) as { certificatePem: string }).certificatePem);
+        return onDisk.serialNumber !== firstCert.serialNumber ? identity.certificates : undefined;
       },
       VALIDITY_SEC * 1000,
       250,
