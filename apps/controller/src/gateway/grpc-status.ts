@@ -76,3 +76,43 @@ export function isUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+// Contention, not an outage: the pool had no connection free in time (P2024), an interactive
+// transaction could not start or ran out of time (P2028), a write conflict or deadlock (P2034,
+// 40001, 40P01), a lock not available (55P03). The same statement a moment later succeeds.
+const TRANSIENT_CODES = new Set(['P2024', 'P2028', 'P2034', '40001', '40P01', '55P03']);
+const TRANSIENT_TEXT = /Unable to start a transaction in the given time|Transaction already closed|deadlock detected|could not serialize access/i;
+
+/** True when the error (or one it wraps) is database contention that a retry gets past. */
+export function isTransient(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  let e: unknown = err;
+  while (e && typeof e === 'object' && !seen.has(e)) {
+    seen.add(e);
+    const rec = e as { code?: unknown; message?: unknown; cause?: unknown; originalCode?: unknown };
+    if (typeof rec.code === 'string' && TRANSIENT_CODES.has(rec.code)) return true;
+    if (typeof rec.originalCode === 'string' && TRANSIENT_CODES.has(rec.originalCode)) return true;
+    if (typeof rec.message === 'string' && TRANSIENT_TEXT.test(rec.message)) return true;
+    e = rec.cause;
+  }
+  return false;
+}
+
+/**
+ * Runs `fn`, and again after a short growing pause while it fails with contention (isTransient),
+ * at most `attempts` times in all; then the last error propagates. Only for work that commits
+ * in one transaction or is idempotent, so a failed try left nothing behind.
+ */
+export async function retryTransient<T>(fn: () => Promise<T>, opts: { attempts?: number; baseMs?: number; onRetry?: (err: unknown, attempt: number) => void } = {}): Promise<T> {
+  const attempts = opts.attempts ?? 4;
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts || !isTransient(err)) throw err;
+      opts.onRetry?.(err, i);
+      const base = (opts.baseMs ?? 100) * 2 ** (i - 1);
+      await new Promise((r) => setTimeout(r, base / 2 + Math.random() * base));
+    }
+  }
+}

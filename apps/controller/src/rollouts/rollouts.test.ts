@@ -13,6 +13,7 @@ const ok = (a: Assignment): Reaction => ({ outcome: 'succeed', output: a.type ==
 describe('rollouts (real Postgres, Redis, gRPC streams)', () => {
   let c: TestController;
   const agents: FakeAgent[] = [];
+  const agentOf = new Map<string, FakeAgent>();
   const responders: JobResponder[] = [];
   let seq = 0;
 
@@ -34,6 +35,7 @@ describe('rollouts (real Postgres, Redis, gRPC streams)', () => {
       await c.prisma.device.update({ where: { id: d.deviceId }, data: { labels: { group } } });
       const agent = await FakeAgent.connect(c.grpcAddress, d.credential, { facts: facts(name) });
       agents.push(agent);
+      agentOf.set(name, agent);
       const responder = new JobResponder(agent, (a) => react(a, name));
       responders.push(responder);
       out.push({ id: d.deviceId, name, responder, agent });
@@ -49,7 +51,26 @@ describe('rollouts (real Postgres, Redis, gRPC streams)', () => {
     waitFor(`rollout ${what}`, async () => {
       const r = await get(id);
       return pred(r) ? r : undefined;
-    }, { timeoutMs, intervalMs: 50 });
+    }, { timeoutMs, intervalMs: 50 }).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await explain(id)}`);
+    });
+  /** What a timed-out wait saw: the rollout, each target with its job, and whose stream ended. */
+  async function explain(id: string): Promise<string> {
+    const r = await c.prisma.rollout.findUnique({ where: { id } });
+    const targets = await c.prisma.rolloutTarget.findMany({ where: { rolloutId: id }, orderBy: { deviceName: 'asc' } });
+    const jobs = await c.prisma.job.findMany({ where: { id: { in: targets.flatMap((t) => (t.jobId ? [t.jobId] : [])) } }, include: { events: { orderBy: { id: 'asc' } } } });
+    const lines = [`rollout ${r?.status} (${r?.reason ?? 'no reason'})`];
+    for (const t of targets) {
+      const j = jobs.find((x) => x.id === t.jobId);
+      const ended = agentOf.get(t.deviceName)?.endStatus;
+      lines.push(
+        `  ${t.deviceName}: ${t.state}${t.reason ? ` (${t.reason})` : ''}` +
+          (j ? `; job ${j.status} attempt ${j.attempt}${j.error ? ` (${j.error})` : ''}, events ${j.events.map((e) => `${e.kind}@${e.attempt}`).join(' ') || 'none'}` : '; no job') +
+          (ended ? `; stream ended ${ended.code}: ${ended.details}` : ''),
+      );
+    }
+    return lines.join('\n');
+  }
   const post = async (id: string, action: string, json: unknown = {}) => c.api(`/api/v1/rollouts/${id}/${action}`, { method: 'POST', json });
 
   it('canary first, then the waves in order and sizes; each device executes its job once', async () => {

@@ -8,7 +8,7 @@ import type { Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import { factsReportSchema, heartbeatSchema, helloSchema, jobUpdateSchema, localChangeSchema, parseAgentInput, stateReportSchema, type HelloInput } from '../agent-messages.schema.js';
 import { UndecodableFrame } from '../agent-service-definition.js';
-import { grpcFailure, type GrpcFailure } from '../grpc-status.js';
+import { grpcFailure, type GrpcFailure, retryTransient } from '../grpc-status.js';
 import { JobUpdates } from '../jobs/job-updates.service.js';
 import { LocalChanges } from '../local/local-changes.service.js';
 import { PresenceService } from '../presence/presence.service.js';
@@ -115,7 +115,12 @@ export class AgentStreams {
         }
         return;
       }
-      await this.onMessage(session, m);
+      // Contention (a pool or a transaction that timed out under load) is retried here rather
+      // than ending the stream: the agent would reconnect and re-send, at a higher cost.
+      const s = session;
+      await retryTransient(() => this.onMessage(s, m), {
+        onRetry: (err, attempt) => this.log.warn(`${s.device.name}: ${m.msg?.$case ?? 'message'} hit database contention (try ${attempt}), retrying: ${(err as Error).message.split('\n')[0]}`),
+      });
     };
 
     const cleanup = (): void => {
