@@ -117,10 +117,19 @@ describe('rollouts across controller processes', () => {
     assert.equal(second.rows[0]!.n, 2, 'the rolled-back dispatch left no job behind');
 
     await ctl.start();
+    let last: unknown;
     const done = await waitFor('the rollout to succeed after the restarts', async () => {
       const x = await ctl.json<{ status: string; counts: Record<string, number> }>(`/api/v1/rollouts/${id}`);
+      last = x;
       return x.status === 'succeeded' ? x : undefined;
-    }, 90_000);
+    }, 90_000).catch(async (err: Error) => {
+      const targets = await sql.query(
+        `SELECT t."deviceName", t.state::text, t.reason, j.status::text AS job, j.attempt, j.error FROM rollout_target t LEFT JOIN job j ON j.id = t."jobId" WHERE t."rolloutId" = $1 AND t.state <> 'succeeded' ORDER BY 1`,
+        [id],
+      );
+      const agents = fleet.agents.map((a) => a.state).reduce<Record<string, number>>((m, s) => ({ ...m, [s]: (m[s] ?? 0) + 1 }), {});
+      throw new Error(`${err.message}; rollout: ${JSON.stringify(last)}; agents: ${JSON.stringify(agents)}; unfinished targets: ${JSON.stringify(targets.rows)}\n${ctl.logs.slice(-2500)}`);
+    });
     assert.equal(done.counts['succeeded'], 24);
     await assertExactlyOnce(id, fleet);
     // The next test shares the database: controllers on it must share one Redis prefix too.
