@@ -14,8 +14,8 @@ const SEND_BUFFERS = 4;
  * Blobs as files: `<dir>/sha256/<first two hex digits>/<sha256>`, staged in `<dir>/staging/`.
  * A blob is written to a staging file, fsynced, then renamed into place and the directory
  * fsynced, so a crash never leaves a visible half blob. Two uploads of the same bytes stage
- * separately and the second commit finds the blob there: stored once, and a rename over an
- * identical file would be harmless anyway (readers keep their open file).
+ * separately and each commit renames over the blob: stored once, and a damaged stored copy is
+ * replaced by the verified new one (readers keep their open file).
  */
 export class FsBlobStore implements BlobStore {
   private readonly staging: string;
@@ -70,10 +70,9 @@ export class FsBlobStore implements BlobStore {
   private async commit(tmp: string, sha256: string): Promise<void> {
     const final = this.pathOf(sha256);
     const dir = join(this.blobs, sha256.slice(0, 2));
-    if ((await this.size(sha256)) !== null) {
-      await rm(tmp, { force: true });
-      return;
-    }
+    // Always over whatever is there: the staged bytes were just hashed, a stored file may have
+    // rotted or been cut short since, and an upload of the same bytes is how it gets repaired.
+    // Readers of the old file keep their open descriptor.
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await rename(tmp, final);
     await fsync(dir);
