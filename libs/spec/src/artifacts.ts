@@ -14,6 +14,13 @@ export type ArtifactKind = (typeof artifactKinds)[number];
 
 export type ArtifactRef = { id: string } | { name: string; version: string };
 
+/**
+ * `name@latest`: the newest version of that name (the one uploaded last) at the moment the
+ * reference is resolved. A schedule keeps it as written and resolves it at every occurrence, so
+ * "upgrade to the newest image every Sunday" picks up each new upload. Not a version one can upload.
+ */
+export const LATEST_VERSION = 'latest';
+
 /** `3f1c...` (an id) or `alpine-root@3.21.0`; null when it is neither. */
 export function parseArtifactRef(ref: string): ArtifactRef | null {
   if (UUID.test(ref)) return { id: ref.toLowerCase() };
@@ -27,7 +34,7 @@ export function parseArtifactRef(ref: string): ArtifactRef | null {
 export const artifactRefSchema = z
   .string()
   .max(200)
-  .refine((s) => parseArtifactRef(s) !== null, 'must be an artifact id or name@version (list them with GET /api/v1/artifacts)');
+  .refine((s) => parseArtifactRef(s) !== null, 'must be an artifact id, name@version or name@latest (list them with GET /api/v1/artifacts)');
 
 /** What the controller writes in place of a reference: enough for the agent to fetch and verify. */
 export const resolvedArtifactSchema = z

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { FieldIssue, ResolvedArtifact } from '@ibex/spec';
+import { type FieldIssue, LATEST_VERSION, resolvedArtifactSchema, type ResolvedArtifact } from '@ibex/spec';
 import { NotFound, ValidationFailed } from '../common/errors.js';
 import { ArtifactsService } from './artifacts.service.js';
 
@@ -13,24 +13,33 @@ import { ArtifactsService } from './artifacts.service.js';
 export class ArtifactRefs {
   constructor(private readonly artifacts: ArtifactsService) {}
 
-  /** `value` with its references resolved; an unknown one is a 400 naming the field (`base.path.artifact`). */
-  async resolve<T>(value: T, base: string): Promise<T> {
+  /**
+   * `value` with its references resolved; an unknown one is a 400 naming the field (`base.path.artifact`).
+   * - keepLatest: a `name@latest` is checked (some version exists) but kept as written, for a
+   *   schedule that resolves it again at every occurrence;
+   * - resolvedToo: an already resolved artifact passes as it is (a stored template being resolved
+   *   again; never for a request body, where it would let a caller name any sha256).
+   */
+  async resolve<T>(value: T, base: string, opts: { keepLatest?: boolean; resolvedToo?: boolean } = {}): Promise<T> {
     const issues: FieldIssue[] = [];
-    const out = await this.walk(value, base, issues);
+    const out = await this.walk(value, base, issues, opts);
     if (issues.length > 0) throw new ValidationFailed(`invalid ${base}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
     return out as T;
   }
 
-  private async walk(v: unknown, path: string, issues: FieldIssue[]): Promise<unknown> {
-    if (Array.isArray(v)) return Promise.all(v.map((x, i) => this.walk(x, `${path}[${i}]`, issues)));
+  private async walk(v: unknown, path: string, issues: FieldIssue[], opts: { keepLatest?: boolean; resolvedToo?: boolean }): Promise<unknown> {
+    if (Array.isArray(v)) return Promise.all(v.map((x, i) => this.walk(x, `${path}[${i}]`, issues, opts)));
     if (v === null || typeof v !== 'object') return v;
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
       const at = `${path}.${k}`;
       if (k !== 'artifact') {
-        out[k] = await this.walk(x, at, issues);
+        out[k] = await this.walk(x, at, issues, opts);
       } else if (typeof x === 'string') {
-        out[k] = await this.one(x, at, issues);
+        const resolved = await this.one(x, at, issues);
+        out[k] = opts.keepLatest && x.endsWith(`@${LATEST_VERSION}`) ? x : resolved;
+      } else if (opts.resolvedToo && resolvedArtifactSchema.safeParse(x).success) {
+        out[k] = x;
       } else {
         issues.push({ path: at, message: "must be the artifact's id or name@version; the controller fills in its sha256 and size" });
       }
@@ -44,7 +53,12 @@ export class ArtifactRefs {
       return { id: a.id, name: a.name, version: a.version, sha256: a.sha256, size: Number(a.size) };
     } catch (err) {
       if (!(err instanceof NotFound)) throw err;
-      issues.push({ path, message: `names artifact ${ref}, which does not exist; upload it first or list them with GET /api/v1/artifacts` });
+      issues.push({
+        path,
+        message: ref.endsWith(`@${LATEST_VERSION}`)
+          ? `names ${ref}, but no version of that artifact is uploaded; upload one first or list them with GET /api/v1/artifacts`
+          : `names artifact ${ref}, which does not exist; upload it first or list them with GET /api/v1/artifacts`,
+      });
       return ref;
     }
   }

@@ -56,7 +56,8 @@ export class SchedulesService {
     if (issues.length) throw new ValidationFailed(`invalid schedule: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
     if (body.rollout.deadline) throw new ValidationFailed('invalid schedule: rollout.deadline is a fixed time; a schedule runs again and again, so it takes none', [{ path: 'rollout.deadline', message: 'not allowed in a schedule' }]);
     if (body.rollout.target.kind === 'selector') await resolveTargets(this.prisma, body.rollout.target);
-    body = { ...body, rollout: await this.rollouts.resolvePayload(body.rollout, 'rollout.payload') };
+    // Pinned references are resolved now; a name@latest stays as written and is resolved at each occurrence.
+    body = { ...body, rollout: await this.rollouts.resolvePayload(body.rollout, 'rollout.payload', { keepLatest: true }) };
     if (await this.prisma.rolloutSchedule.findUnique({ where: { name: body.name } })) throw new Conflict(`a schedule named "${body.name}" exists; choose another name or delete it first`);
     const s = await this.prisma.$transaction(async (tx) => {
       const row = await tx.rolloutSchedule.create({ data: { name: body.name, cron: body.cron, timeZone: body.timeZone, template: body.rollout as Prisma.InputJsonObject, createdBy: caller.actor.id } });
@@ -109,10 +110,21 @@ export class SchedulesService {
     const s = await this.prisma.rolloutSchedule.findUnique({ where: { id: scheduleId } });
     if (!s || s.paused) return null;
     const now = this.clock.now();
-    const template = createScheduleBody.shape.rollout.parse(s.template);
+    const actor = systemActor(`schedule ${s.name}`);
+    const stored = createScheduleBody.shape.rollout.parse(s.template);
+    let template: typeof stored;
+    try {
+      // name@latest: the newest version now (pinned in the rollout, so its devices all get the same bytes).
+      template = await this.rollouts.resolvePayload(stored, 'rollout.payload', { resolvedToo: true });
+    } catch (err) {
+      if (!(err instanceof ValidationFailed)) throw err;
+      // Not retried: nothing changes by itself. Said once per occurrence, where operators look.
+      const first = await this.audit.recordOnce({ actor, action: 'schedule.fire_failed', target: { type: 'rollout_schedule', id: s.id }, data: { name: s.name, occurrence, error: err.message } }, `rollout_schedule:${s.id}:${occurrence}`);
+      if (first) this.log.error(`schedule ${s.name}: occurrence ${occurrence} started no rollout: ${err.message}`);
+      return null;
+    }
     const body: CreateRolloutBody = { ...template, name: `${template.name} ${now.toISOString()}`, start: { kind: 'now' } };
     const devices = await resolveTargets(this.prisma, body.target);
-    const actor = systemActor(`schedule ${s.name}`);
     const id = await this.prisma.$transaction(
       async (tx) => {
         const first = await this.audit.recordOnce({ actor, action: 'schedule.fire', target: { type: 'rollout_schedule', id: s.id }, data: { name: s.name, occurrence } }, `rollout_schedule:${s.id}:${occurrence}`, tx);
