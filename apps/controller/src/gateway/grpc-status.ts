@@ -63,15 +63,20 @@ const UNAVAILABLE_TEXT = /ECONNREFUSED|ECONNRESET|Connection is closed|Connectio
 
 /** True when the error (or one it wraps) says Postgres or Redis could not be reached. */
 export function isUnavailable(err: unknown): boolean {
+  return someCause(err, UNAVAILABLE_CODES, UNAVAILABLE_TEXT, isUnavailable);
+}
+
+/** Whether the error or one it wraps (`cause`, an AggregateError's errors) has one of the codes or a message matching. */
+function someCause(err: unknown, codes: Set<string>, text: RegExp, self: (e: unknown) => boolean): boolean {
   const seen = new Set<unknown>();
   let e: unknown = err;
   while (e && typeof e === 'object' && !seen.has(e)) {
     seen.add(e);
     const rec = e as { code?: unknown; message?: unknown; cause?: unknown; originalCode?: unknown };
-    if (typeof rec.code === 'string' && UNAVAILABLE_CODES.has(rec.code)) return true;
-    if (typeof rec.originalCode === 'string' && UNAVAILABLE_CODES.has(rec.originalCode)) return true;
-    if (typeof rec.message === 'string' && UNAVAILABLE_TEXT.test(rec.message)) return true;
-    if (e instanceof AggregateError && e.errors.some(isUnavailable)) return true;
+    if (typeof rec.code === 'string' && codes.has(rec.code)) return true;
+    if (typeof rec.originalCode === 'string' && codes.has(rec.originalCode)) return true;
+    if (typeof rec.message === 'string' && text.test(rec.message)) return true;
+    if (e instanceof AggregateError && e.errors.some(self)) return true;
     e = rec.cause;
   }
   return false;
@@ -85,17 +90,7 @@ const TRANSIENT_TEXT = /Unable to start a transaction in the given time|Transact
 
 /** True when the error (or one it wraps) is database contention that a retry gets past. */
 export function isTransient(err: unknown): boolean {
-  const seen = new Set<unknown>();
-  let e: unknown = err;
-  while (e && typeof e === 'object' && !seen.has(e)) {
-    seen.add(e);
-    const rec = e as { code?: unknown; message?: unknown; cause?: unknown; originalCode?: unknown };
-    if (typeof rec.code === 'string' && TRANSIENT_CODES.has(rec.code)) return true;
-    if (typeof rec.originalCode === 'string' && TRANSIENT_CODES.has(rec.originalCode)) return true;
-    if (typeof rec.message === 'string' && TRANSIENT_TEXT.test(rec.message)) return true;
-    e = rec.cause;
-  }
-  return false;
+  return someCause(err, TRANSIENT_CODES, TRANSIENT_TEXT, isTransient);
 }
 
 /**
