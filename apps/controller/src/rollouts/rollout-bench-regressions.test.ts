@@ -89,8 +89,19 @@ describe('rollout benchmark regressions (real Postgres, Redis, gRPC streams)', (
       const duplicates = devices.length * RESENDS * 2;
       // Before: at least one per duplicate (2,000). Now: the rollout's ticks and a few batches.
       assert.ok(transactions < duplicates / 4, `${transactions} transactions while ${duplicates} duplicates were acknowledged and the second rollout ran`);
+      // The dispatch writes the revisions of a wave's devices together (writeRevisions).
+      const ids = (await c.prisma.rolloutTarget.findMany({ where: { rolloutId: second } })).map((t) => t.deviceId);
+      const rows = await c.prisma.device.findMany({ where: { id: { in: ids } }, include: { sections: true } });
+      for (const d of rows) {
+        assert.equal(d.desiredRevision, 2, `${d.name}: the rollouts wrote revisions 1 and 2`);
+        assert.deepEqual(d.sections.map((x) => [x.section, x.state, x.revision]), [['files', 'pending', 2]]);
+        const rev = await c.prisma.desiredRevision.findUniqueOrThrow({ where: { deviceId_revision: { deviceId: d.id, revision: 2 } } });
+        assert.equal((rev.spec as { files: { entries: { content: string }[] } }).files.entries[0]!.content, 'two\n');
+        assert.equal(rev.message, `rollout ${group} five waves`);
+      }
       for (const { agent, responder } of devices) {
         assert.deepEqual([...responder.executed.values()], [1, 1], 'each device executed each rollout\u2019s job once');
+        assert.deepEqual(agent.all('desired').map((x) => x.revision), [1, 2], 'each revision sent once');
         const resultId = `${responder.jobs[0]!.jobId}:${responder.jobs[0]!.attempt}:result:0`;
         await waitFor('every re-send acknowledged', () => agent.all('ack').flatMap((a) => a.ids).filter((id) => id === resultId).length === RESENDS + 1);
       }
