@@ -151,6 +151,7 @@ export class RolloutDriver {
     const mark = (name: string) => (phase[name] = Math.round(performance.now() - t0));
     const r = await this.prisma.$transaction(
       async (tx) => {
+        mark('begin'); // waiting for a connection of the pool shows here
         const locked = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM rollout WHERE id = ${id}::uuid FOR UPDATE SKIP LOCKED`;
         if (!locked.length) return null;
         const rollout = await tx.rollout.findUniqueOrThrow({ where: { id }, include: { waves: { orderBy: { index: 'asc' } } } });
