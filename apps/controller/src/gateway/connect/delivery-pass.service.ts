@@ -4,6 +4,7 @@ import { Clock } from '../../common/clock.js';
 import { type Job, Prisma } from '../../generated/prisma/client.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
+import { isUnavailable } from '../grpc-status.js';
 import { CLOCK_SLACK_MS, JobTimerHandlers, OPERATOR_CANCEL } from '../jobs/job-timer.handlers.js';
 import { JobTimerQueue } from '../jobs/job-timer.queue.js';
 import { jobTimerId } from '../queues.js';
@@ -62,17 +63,28 @@ export class DeliveryPass {
     while (this.running < MAX_BATCHES && this.queue.length) {
       const batch = this.queue.splice(0, DELIVERY_BATCH_MAX);
       this.running++;
-      const end = this.metrics.deliveryPassDuration.startTimer();
-      void this.deliver(batch.map((w) => w.session))
-        .then(
-          () => batch.forEach((w) => w.resolve()),
-          (err: unknown) => batch.forEach((w) => w.reject(err)),
-        )
-        .finally(() => {
-          end();
-          this.running--;
-          this.pump();
-        });
+      void this.serve(batch).finally(() => {
+        this.running--;
+        this.pump();
+      });
+    }
+  }
+
+  /**
+   * A batch that fails because Postgres or Redis is unreachable fails every pass in it (each
+   * session retries). Any other failure may be one device's: its sessions are served one by one,
+   * so the others do not wait for its retries.
+   */
+  private async serve(batch: Waiting[]): Promise<void> {
+    const end = this.metrics.deliveryPassDuration.startTimer();
+    try {
+      await this.deliver(batch.map((w) => w.session));
+      for (const w of batch) w.resolve();
+    } catch (err) {
+      if (batch.length === 1 || isUnavailable(err)) for (const w of batch) w.reject(err);
+      else for (const w of batch) await this.serve([w]);
+    } finally {
+      end();
     }
   }
 
