@@ -14,18 +14,7 @@ export type ArtifactKind = (typeof artifactKinds)[number];
 
 export type ArtifactRef = { id: string } | { name: string; version: string };
 
-/**
- * `name@newest`: the artifact of that name uploaded last. Resolved like any reference when it
- * is stored; a recurring schedule keeps it as written and resolves it at each occurrence, so
- * "upgrade to the newest image" follows new uploads. No artifact can have this version.
- */
-export const NEWEST_VERSION = 'newest';
-export const isNewestRef = (ref: string): boolean => {
-  const r = parseArtifactRef(ref);
-  return r !== null && 'version' in r && r.version === NEWEST_VERSION;
-};
-
-/** `3f1c...` (an id), `alpine-root@3.21.0` or `alpine-root@newest`; null when it is neither. */
+/** `3f1c...` (an id) or `alpine-root@3.21.0`; null when it is neither. */
 export function parseArtifactRef(ref: string): ArtifactRef | null {
   if (UUID.test(ref)) return { id: ref.toLowerCase() };
   const at = ref.lastIndexOf('@');
@@ -38,7 +27,7 @@ export function parseArtifactRef(ref: string): ArtifactRef | null {
 export const artifactRefSchema = z
   .string()
   .max(200)
-  .refine((s) => parseArtifactRef(s) !== null, 'must be an artifact id, name@version or name@newest (list them with GET /api/v1/artifacts)');
+  .refine((s) => parseArtifactRef(s) !== null, 'must be an artifact id or name@version (list them with GET /api/v1/artifacts)');
 
 /** What the controller writes in place of a reference: enough for the agent to fetch and verify. */
 export const resolvedArtifactSchema = z

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type FieldIssue, isNewestRef, type ResolvedArtifact } from '@ibex/spec';
+import type { FieldIssue, ResolvedArtifact } from '@ibex/spec';
 import { NotFound, ValidationFailed } from '../common/errors.js';
 import { ArtifactsService } from './artifacts.service.js';
 
@@ -13,32 +13,24 @@ import { ArtifactsService } from './artifacts.service.js';
 export class ArtifactRefs {
   constructor(private readonly artifacts: ArtifactsService) {}
 
-  /**
-   * `value` with its references resolved; an unknown one is a 400 naming the field
-   * (`base.path.artifact`). `newest`: `keep` checks that a `name@newest` reference names an
-   * artifact but leaves it as written (a schedule's template), `only` resolves those and leaves
-   * everything else as it is (the template at an occurrence, its other references resolved).
-   */
-  async resolve<T>(value: T, base: string, newest: 'resolve' | 'keep' | 'only' = 'resolve'): Promise<T> {
+  /** `value` with its references resolved; an unknown one is a 400 naming the field (`base.path.artifact`). */
+  async resolve<T>(value: T, base: string): Promise<T> {
     const issues: FieldIssue[] = [];
-    const out = await this.walk(value, base, issues, newest);
+    const out = await this.walk(value, base, issues);
     if (issues.length > 0) throw new ValidationFailed(`invalid ${base}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
     return out as T;
   }
 
-  private async walk(v: unknown, path: string, issues: FieldIssue[], newest: 'resolve' | 'keep' | 'only'): Promise<unknown> {
-    if (Array.isArray(v)) return Promise.all(v.map((x, i) => this.walk(x, `${path}[${i}]`, issues, newest)));
+  private async walk(v: unknown, path: string, issues: FieldIssue[]): Promise<unknown> {
+    if (Array.isArray(v)) return Promise.all(v.map((x, i) => this.walk(x, `${path}[${i}]`, issues)));
     if (v === null || typeof v !== 'object') return v;
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
       const at = `${path}.${k}`;
       if (k !== 'artifact') {
-        out[k] = await this.walk(x, at, issues, newest);
-      } else if (newest === 'only') {
-        out[k] = typeof x === 'string' && isNewestRef(x) ? await this.one(x, at, issues) : x;
+        out[k] = await this.walk(x, at, issues);
       } else if (typeof x === 'string') {
-        const resolved = await this.one(x, at, issues);
-        out[k] = newest === 'keep' && isNewestRef(x) ? x : resolved;
+        out[k] = await this.one(x, at, issues);
       } else {
         issues.push({ path: at, message: "must be the artifact's id or name@version; the controller fills in its sha256 and size" });
       }

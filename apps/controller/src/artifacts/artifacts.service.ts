@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { Readable, Writable } from 'node:stream';
-import { type ArtifactKind, NEWEST_VERSION, parseArtifactRef } from '@ibex/spec';
+import { type ArtifactKind, parseArtifactRef } from '@ibex/spec';
 import { type Actor, AuditService } from '../audit/audit.service.js';
 import { Conflict, LengthRequired, NotFound, PayloadTooLarge, ValidationFailed } from '../common/errors.js';
 import { CONFIG, type Config } from '../config/config.js';
@@ -128,17 +128,15 @@ export class ArtifactsService implements OnModuleInit {
     return this.prisma.artifact.findMany({ where, take, orderBy });
   }
 
-  /** By id, name@version, or name@newest (the one of that name uploaded last). */
+  /** By id or name@version. */
   async find(ref: string): Promise<Artifact> {
     const parsed = parseArtifactRef(ref);
     const row = !parsed
       ? null
       : 'id' in parsed
         ? await this.prisma.artifact.findUnique({ where: { id: parsed.id } })
-        : parsed.version === NEWEST_VERSION
-          ? await this.prisma.artifact.findFirst({ where: { name: parsed.name }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] })
-          : await this.prisma.artifact.findUnique({ where: { name_version: parsed } });
-    if (!row) throw new NotFound(`artifact ${ref} not found; give its id, name@version or name@${NEWEST_VERSION} (list them with GET /api/v1/artifacts)`);
+        : await this.prisma.artifact.findUnique({ where: { name_version: parsed } });
+    if (!row) throw new NotFound(`artifact ${ref} not found; give its id or name@version (list them with GET /api/v1/artifacts)`);
     return row;
   }
 

@@ -206,12 +206,7 @@ export const createScheduleBody = z
     name: z.string().min(1).max(200),
     cron: z.string().min(1).max(200).describe('When a rollout starts: `0 2 * * 0` = Sundays 02:00.'),
     timeZone: z.string().min(1).max(100).default('UTC'),
-    rollout: z
-      .object(rolloutFields)
-      .strict()
-      .describe(
-        'The rollout started at each occurrence (as POST /rollouts, without `start`). Artifact references `name@version` are resolved when the schedule is created; `name@newest` (e.g. `upgrade.from.artifact: alpine-root@newest`) is resolved at each occurrence, to the artifact of that name uploaded last.',
-      ),
+    rollout: z.object(rolloutFields).strict().describe('The rollout started at each occurrence (as POST /rollouts, without `start`).'),
   })
   .strict()
   .meta({ id: 'CreateSchedule' });

@@ -131,8 +131,8 @@ export class RolloutsService {
   }
 
   /** The payload with its artifact references (`artifact: "name@version"`) resolved; an unknown one is a 400 naming the field. */
-  resolvePayload<T extends { payload: RolloutPayload }>(body: T, at = 'payload', newest: 'resolve' | 'keep' | 'only' = 'resolve'): Promise<T> {
-    return this.artifactRefs.resolve(body.payload, at, newest).then((payload) => ({ ...body, payload }));
+  resolvePayload<T extends { payload: RolloutPayload }>(body: T, at = 'payload'): Promise<T> {
+    return this.artifactRefs.resolve(body.payload, at).then((payload) => ({ ...body, payload }));
   }
 
   /** Checks what the schema cannot: the cron and time zone of a window, a deadline in the past. */

@@ -56,8 +56,7 @@ export class SchedulesService {
     if (issues.length) throw new ValidationFailed(`invalid schedule: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
     if (body.rollout.deadline) throw new ValidationFailed('invalid schedule: rollout.deadline is a fixed time; a schedule runs again and again, so it takes none', [{ path: 'rollout.deadline', message: 'not allowed in a schedule' }]);
     if (body.rollout.target.kind === 'selector') await resolveTargets(this.prisma, body.rollout.target);
-    // Pinned references are resolved now; `name@newest` is checked and kept, for each occurrence to resolve.
-    body = { ...body, rollout: await this.rollouts.resolvePayload(body.rollout, 'rollout.payload', 'keep') };
+    body = { ...body, rollout: await this.rollouts.resolvePayload(body.rollout, 'rollout.payload') };
     if (await this.prisma.rolloutSchedule.findUnique({ where: { name: body.name } })) throw new Conflict(`a schedule named "${body.name}" exists; choose another name or delete it first`);
     const s = await this.prisma.$transaction(async (tx) => {
       const row = await tx.rolloutSchedule.create({ data: { name: body.name, cron: body.cron, timeZone: body.timeZone, template: body.rollout as Prisma.InputJsonObject, createdBy: caller.actor.id } });
@@ -111,19 +110,7 @@ export class SchedulesService {
     if (!s || s.paused) return null;
     const now = this.clock.now();
     const template = createScheduleBody.shape.rollout.parse(s.template);
-    let body: CreateRolloutBody = { ...template, name: `${template.name} ${now.toISOString()}`, start: { kind: 'now' } };
-    try {
-      // "To the newest image": the artifact of that name uploaded last, as of this occurrence.
-      body = await this.rollouts.resolvePayload(body, 'rollout.payload', 'only');
-    } catch (err) {
-      if (!(err instanceof ValidationFailed)) throw err;
-      await this.audit.recordOnce(
-        { actor: systemActor(`schedule ${s.name}`), action: 'schedule.fire_failed', target: { type: 'rollout_schedule', id: s.id }, data: { name: s.name, occurrence, error: err.message } },
-        `rollout_schedule:${s.id}:${occurrence}`,
-      );
-      this.log.error(`schedule ${s.name}: occurrence ${occurrence} started no rollout: ${err.message}`);
-      return null;
-    }
+    const body: CreateRolloutBody = { ...template, name: `${template.name} ${now.toISOString()}`, start: { kind: 'now' } };
     const devices = await resolveTargets(this.prisma, body.target);
     const actor = systemActor(`schedule ${s.name}`);
     const id = await this.prisma.$transaction(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ARTIFACT_NAME, ARTIFACT_VERSION, artifactKinds, NEWEST_VERSION } from '@ibex/spec';
+import { ARTIFACT_NAME, ARTIFACT_VERSION, artifactKinds } from '@ibex/spec';
 import { pageQueryShape, pageSchema } from '../http/pagination.js';
 import { timestamp } from '../http/schemas.js';
 
@@ -19,10 +19,7 @@ const commaList = (what: string, re: RegExp, hint: string) =>
 export const uploadArtifactQuery = z
   .object({
     name: z.string().regex(ARTIFACT_NAME, 'must be 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit'),
-    version: z
-      .string()
-      .regex(ARTIFACT_VERSION, 'must be 1-64 letters, digits, ".", "_", "+", "~" or "-", starting with a letter or digit')
-      .refine((v) => v !== NEWEST_VERSION, `"${NEWEST_VERSION}" is reserved (name@${NEWEST_VERSION} names the newest upload of a name); choose another version`),
+    version: z.string().regex(ARTIFACT_VERSION, 'must be 1-64 letters, digits, ".", "_", "+", "~" or "-", starting with a letter or digit'),
     kind: z.enum(artifactKinds, { message: `must be one of ${artifactKinds.join(', ')}` }).default('file'),
     sha256: z
       .string()
