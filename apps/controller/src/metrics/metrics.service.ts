@@ -61,7 +61,7 @@ export class MetricsService {
     });
     this.deliveryPassDuration = new Histogram({
       name: 'ibex_delivery_pass_duration_seconds',
-      help: 'Delivery passes (read Postgres, send a device its desired revision, jobs and cancellations).',
+      help: 'Delivery pass batches (read Postgres, send each device of the batch its desired revision, jobs and cancellations; passes requested together run as one batch).',
       buckets: FAST_BUCKETS,
       registers,
     });
