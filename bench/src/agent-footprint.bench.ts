@@ -19,7 +19,7 @@
 // 2 bad flags, 3 the run failed.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,10 @@ const usage = `usage: npm run bench:agent-footprint -- [--arch x64,arm64] [--run
   --runs N             starts timed per architecture (default 7; 3 under qemu)
   --idle-s S           how long the connected agent idles before its memory is read (default 10)
   --json               print the result as JSON on stdout
-  --controller-log F   write the controller's output to F`;
+  --controller-log F   write the controller's output to F
+  --agent-log F        append the agents' output (JSON lines, debug level) to F
+  --no-xz              skip the xz sizes (compressing takes a while; for quick experiments)
+  --warm               also time starts with the binary in the page cache (a restart, not a boot)`;
 
 interface Flags {
   archs: Array<'x64' | 'arm64'>;
@@ -47,6 +50,9 @@ interface Flags {
   idleS: number;
   json: boolean;
   log?: string;
+  agentLog?: string;
+  warm: boolean;
+  xz: boolean;
 }
 
 function qemuAvailable(): boolean {
@@ -54,7 +60,7 @@ function qemuAvailable(): boolean {
 }
 
 export function parseFlags(argv: readonly string[], qemu: boolean): Flags {
-  const out: Flags = { archs: qemu ? ['x64', 'arm64'] : ['x64'], idleS: 10, json: false };
+  const out: Flags = { archs: qemu ? ['x64', 'arm64'] : ['x64'], idleS: 10, json: false, warm: false, xz: true };
   const int = (name: string, v: string | undefined, min: number, max: number): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be a whole number ${min}-${max}`);
@@ -69,6 +75,13 @@ export function parseFlags(argv: readonly string[], qemu: boolean): Flags {
     } else if (a === '--runs') out.runs = int('runs', argv[++i], 1, 100);
     else if (a === '--idle-s') out.idleS = int('idle-s', argv[++i], 1, 3600);
     else if (a === '--json') out.json = true;
+    else if (a === '--warm') out.warm = true;
+    else if (a === '--no-xz') out.xz = false;
+    else if (a === '--agent-log') {
+      const f = argv[++i];
+      if (!f) throw new Error('--agent-log needs a file');
+      out.agentLog = f;
+    }
     else if (a === '--controller-log') {
       const f = argv[++i];
       if (!f) throw new Error('--controller-log needs a file');
@@ -153,6 +166,10 @@ interface ArchResult {
   welcomeMs: number[];
   helloMedianMs: number;
   welcomeMedianMs: number;
+  /** With --warm: starts with the binary in the page cache. */
+  warmHelloMs: number[];
+  warmWelcomeMs: number[];
+  warmHelloMedianMs: number;
   memory?: Memory;
   memoryNote?: string;
 }
@@ -225,17 +242,20 @@ class FootprintRun {
       emulated,
       nodeVersion,
       binaryMiB: statSync(bin).size / MiB,
-      binaryXzMiB: xzSize(bin) / MiB,
+      binaryXzMiB: this.flags.xz ? xzSize(bin) / MiB : NaN,
       helloMs: [],
       welcomeMs: [],
       helloMedianMs: NaN,
       welcomeMedianMs: NaN,
+      warmHelloMs: [],
+      warmWelcomeMs: [],
+      warmHelloMedianMs: NaN,
     };
     const stockDir = join(repo, '.cache', 'node', `${nodeVersion}-${arch}`);
     const stock = join(stockDir, 'node');
     if (existsSync(stock)) {
       result.stockNodeMiB = statSync(stock).size / MiB;
-      result.stockNodeXzMiB = xzSize(stock, stockDir) / MiB;
+      result.stockNodeXzMiB = this.flags.xz ? xzSize(stock, stockDir) / MiB : NaN;
       result.addedMiB = result.binaryMiB - result.stockNodeMiB;
       result.addedXzMiB = result.binaryXzMiB - result.stockNodeXzMiB;
     }
@@ -244,12 +264,14 @@ class FootprintRun {
     if (enroll.status !== 0) throw new Error(`ibex-agent enroll failed (exit ${enroll.status}): ${enroll.stderr}`);
 
     const timeoutMs = emulated ? 120_000 : 30_000;
-    for (let i = 0; i < runs; i++) {
-      const last = i === runs - 1;
+    const starts: Array<{ cold: boolean; idle: boolean }> = [];
+    for (let i = 0; i < runs; i++) starts.push({ cold: true, idle: i === runs - 1 });
+    if (this.flags.warm) for (let i = 0; i < runs; i++) starts.push({ cold: false, idle: false });
+    for (const [i, s] of starts.entries()) {
       const before = await connectedAt(db, name);
-      dropFromPageCache(bin);
+      if (s.cold) dropFromPageCache(bin);
       const t0 = Date.now();
-      const child = spawn(how.cmd, [...how.prefix, 'run', '--root', root, '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(how.cmd, [...how.prefix, 'run', '--root', root, '--log-format', 'json', '--log-level', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
       const stop = () => stopChild(child);
       this.cleanup.add(`stop ibex-agent run (pid ${child.pid})`, stop);
       let logs = '';
@@ -262,10 +284,10 @@ class FootprintRun {
         });
         const hello = await connectedAt(db, name);
         if (!hello || (before && hello <= before)) throw new Error('the controller has no new connectedAt for the device after its Welcome');
-        result.helloMs.push(hello - t0);
-        result.welcomeMs.push(welcomeAt - t0);
-        this.say(`  start ${i + 1}/${runs}: Hello stamped by the controller after ${hello - t0} ms, Welcome logged after ${welcomeAt - t0} ms`);
-        if (last) {
+        (s.cold ? result.helloMs : result.warmHelloMs).push(hello - t0);
+        (s.cold ? result.welcomeMs : result.warmWelcomeMs).push(welcomeAt - t0);
+        this.say(`  start ${i + 1}/${starts.length} (${s.cold ? 'cold' : 'warm'} page cache): Hello stamped by the controller after ${hello - t0} ms, Welcome logged after ${welcomeAt - t0} ms`);
+        if (s.idle) {
           await sleep(this.flags.idleS * 1000);
           if (child.exitCode !== null) throw new Error(`ibex-agent run exited while idle:\n${logs.slice(-4000)}`);
           if (!emulated) result.memory = readMemory(child.pid!);
@@ -275,10 +297,12 @@ class FootprintRun {
         }
       } finally {
         await stop();
+        if (this.flags.agentLog) appendFileSync(this.flags.agentLog, `# ${arch} start ${i + 1} (${s.cold ? 'cold' : 'warm'}), spawned at ${new Date(t0).toISOString()}\n${logs}`);
       }
     }
     result.helloMedianMs = median(result.helloMs);
     result.welcomeMedianMs = median(result.welcomeMs);
+    result.warmHelloMedianMs = median(result.warmHelloMs);
     return result;
   }
 }
@@ -342,8 +366,9 @@ function print(results: readonly ArchResult[], idleS: number, say: (l: string) =
     say(`  binary:          ${f1(r.binaryMiB)} MiB, xz ${f1(r.binaryXzMiB)} MiB`);
     say(`  stock node:      ${f1(r.stockNodeMiB)} MiB, xz ${f1(r.stockNodeXzMiB)} MiB`);
     say(`  agent adds:      ${f2(r.addedMiB)} MiB, xz ${f2(r.addedXzMiB)} MiB`);
-    say(`  start to Hello:  median ${r.helloMedianMs.toFixed(0)} ms (${r.helloMs.join(', ')} ms; stamped by the controller)`);
+    say(`  start to Hello:  cold page cache, median ${r.helloMedianMs.toFixed(0)} ms (${r.helloMs.join(', ')} ms; stamped by the controller)`);
     say(`  start to Welcome: median ${r.welcomeMedianMs.toFixed(0)} ms (${r.welcomeMs.join(', ')} ms; the agent's log line)`);
+    if (r.warmHelloMs.length) say(`  warm start to Hello: median ${r.warmHelloMedianMs.toFixed(0)} ms (${r.warmHelloMs.join(', ')} ms; binary in the page cache)`);
     if (r.memory) {
       const m = r.memory;
       say(`  idle ${idleS} s, connected: RSS ${f1(m.rssMiB)} MiB (anon ${f1(m.anonMiB)}, file ${f1(m.fileMiB)}), PSS ${f1(m.pssMiB)} MiB (anon ${f1(m.pssAnonMiB)}), peak RSS ${f1(m.peakMiB)} MiB`);
