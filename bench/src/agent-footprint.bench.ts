@@ -80,17 +80,27 @@ class FootprintRun {
     const bins = this.flags.archs.map((arch) => ({ arch, bin: join(repo, 'dist', 'agent', `ibex-agent-linux-${arch}`) }));
     for (const { arch, bin } of bins) if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build:agent -- --arch ${arch}\` first`);
     try {
-      const ctl = new SpawnedController(
-        {
-          databaseServer: process.env['IBEX_BENCH_DATABASE_SERVER'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
-          redisUrl: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
-          heartbeatMs: 15_000, // the controller's default
-          env: { IBEX_LOG_LEVEL: 'warn' },
-          ...(this.flags.log ? { logFile: this.flags.log } : {}),
-        },
-        this.cleanup,
-      );
-      const t = await ctl.start();
+      // A port that freePort found free can be taken before the controller binds it (a load
+      // test elsewhere on the machine using many ephemeral ports): a few tries.
+      let t: Awaited<ReturnType<SpawnedController['start']>> | undefined;
+      for (let attempt = 1; !t; attempt++) {
+        const ctl = new SpawnedController(
+          {
+            databaseServer: process.env['IBEX_BENCH_DATABASE_SERVER'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+            redisUrl: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+            heartbeatMs: 15_000, // the controller's default
+            env: { IBEX_LOG_LEVEL: 'warn' },
+            ...(this.flags.log ? { logFile: this.flags.log } : {}),
+          },
+          this.cleanup,
+        );
+        try {
+          t = await ctl.start();
+        } catch (err) {
+          if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+          this.say(`controller port taken meanwhile (${attempt}); trying other ports`);
+        }
+      }
       const db = new pg.Client({ connectionString: t.databaseUrl });
       await db.connect();
       this.cleanup.add('close the database connection', () => db.end());
