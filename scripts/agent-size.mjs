@@ -6,6 +6,10 @@
 //   run      RSS of `ibex-agent run` after it has idled for a while against a controller that
 //            does not answer (it keeps retrying with backoff), with a scratch root and data
 //            directory holding a made-up credential (`run` needs one to start)
+// The binary's pages are dropped from the page cache before each measurement (as after a boot):
+// a binary that was just built sits in the page cache in large folios, and mapping those shows
+// about 16 MiB more RssFile than a device would. bench/agent-footprint (npm run
+// bench:agent-footprint) measures the same against a real controller, with PSS and start times.
 // arm64 runs under qemu-aarch64-static, so its RSS is qemu's plus the agent's: not what an arm64
 // device would show.
 //
@@ -91,6 +95,12 @@ function status(pid) {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
+/** Drops a file's clean pages from the page cache (GNU dd's iflag=nocache: posix_fadvise DONTNEED). */
+function dropFromPageCache(file) {
+  spawnSync('sync', [file]);
+  spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
 /** Starts `run`, lets it idle, reads its RSS, stops it. Says why when this agent cannot `run` yet. */
 async function idleRss(how) {
   const scratch = mkdtempSync(join(tmpdir(), 'ibex-agent-size-'));
@@ -104,6 +114,7 @@ async function idleRss(how) {
     JSON.stringify({ deviceId: 'size-probe', deviceName: 'size-probe', credential: 'ibxd_sizeprobe', controller: UNANSWERED_CONTROLLER, labels: {}, enrolledAtMs: Date.now() }),
     { mode: 0o600 },
   );
+  dropFromPageCache(how.prefix.at(-1) ?? how.cmd);
   const args = runArgsTemplate.map((a) => a.replaceAll('{data}', data).replaceAll('{root}', root));
   const child = spawn(how.cmd, [...how.prefix, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -147,6 +158,7 @@ for (const arch of archs) {
     row.version = row.run = { error: `cannot run ${arch} binaries here (for arm64 install qemu-user-static)` };
   } else {
     row.note = how.note;
+    dropFromPageCache(bin);
     const v = peakRss(how.cmd, [...how.prefix, 'version']);
     row.version = v.exit === 0 || v.error ? v : { ...v, error: `\`version\` exited ${v.exit}` };
     row.run = await idleRss(how);

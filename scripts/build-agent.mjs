@@ -19,6 +19,22 @@ async function quiet(cmd, args) {
 }
 
 export const NODE_VERSION = '24.21.0';
+// V8 flags baked into the single executable (sea-config execArgv), each measured with
+// `npm run bench:agent-footprint` (bench/README.md "Agent footprint"): anonymous memory of an
+// idle connected agent on x64, one flag added at a time:
+//   (none)                   26.4 MiB
+//   --max-semi-space-size=1  23.3 MiB: young generation at most 1 MiB semi-spaces (V8 grows them
+//                            to 8-16); more, cheap, scavenges when busy
+//   --optimize-for-size      20.6 MiB: V8 trades speed for memory (heap growth, inlining)
+//   --v8-pool-size=1         20.1 MiB: one V8 worker thread instead of one a core
+//   --bytecode-old-age=2     19.0 MiB: bytecode of functions not run for 2 GCs is dropped (start-up
+//                            code, mostly) and compiled again if it runs again
+// A flag that changes V8's flag hash (--optimize-for-size) makes V8 reject a code cache made
+// without it, so the blob is made by a node running with the same flags.
+// Not used: --jitless and --lite-mode (no WebAssembly there, so fetch() fails: artifact
+// downloads); --single-threaded-gc and --max-lazy (no gain measured). IBEX_AGENT_V8_FLAGS
+// replaces the list (experiments).
+export const V8_FLAGS = (process.env.IBEX_AGENT_V8_FLAGS ?? '--max-semi-space-size=1 --optimize-for-size --v8-pool-size=1 --bytecode-old-age=2').split(/\s+/).filter(Boolean);
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 const args = process.argv.slice(2);
@@ -89,10 +105,10 @@ async function blob(main, hostNode, arch) {
       useSnapshot: false,
       // A code cache made on x64 is rejected on arm64: only when blob and binary match.
       useCodeCache: arch === 'x64',
-      execArgv: ['--enable-source-maps=false'],
+      execArgv: ['--enable-source-maps=false', ...V8_FLAGS],
     }),
   );
-  await quiet(hostNode, ['--experimental-sea-config', config]);
+  await quiet(hostNode, [...V8_FLAGS, '--experimental-sea-config', config]);
   rmSync(config);
   return blobPath;
 }

@@ -11,12 +11,23 @@ export interface StatusFile extends ConnectionStatus {
   updatedAtMs: number;
 }
 
+/**
+ * Not a journal: written without fsync (each change of the connection rewrites it, and the first
+ * two writes are on the way to the Hello), so after a power cut it may be stale or empty; the next
+ * `ibex-agent run` rewrites it at once.
+ */
 export function writeStatusFile(path: string, s: StatusFile): void {
-  writeJsonAtomicSync(path, s, 0o644);
+  writeJsonAtomicSync(path, s, 0o644, { durable: false });
 }
 
+/** undefined when missing, or unreadable as JSON (a power cut can leave it empty: it is not fsynced). */
 export function readStatusFile(path: string): StatusFile | undefined {
-  return readJsonSync(path) as StatusFile | undefined;
+  try {
+    return readJsonSync(path) as StatusFile | undefined;
+  } catch (err) {
+    if (err instanceof Error && / is not valid JSON /.test(err.message)) return undefined;
+    throw err;
+  }
 }
 
 /** Whether the process that wrote the status file still runs. */

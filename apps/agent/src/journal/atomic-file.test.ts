@@ -19,6 +19,15 @@ describe('atomic journal files', () => {
     assert.deepEqual(readdirSync(join(dir, 'var/lib/sub')), ['credential.json']);
   });
 
+  it('durable: false still replaces the file whole and leaves no temp file', () => {
+    const path = join(dir, 'quick', 'status.json');
+    writeFileAtomicSync(path, 'x'.repeat(10_000), 0o644, { durable: false });
+    writeJsonAtomicSync(path, { b: 2 }, 0o644, { durable: false });
+    assert.deepEqual(readJsonSync(path), { b: 2 });
+    assert.equal(statSync(path).mode & 0o777, 0o644);
+    assert.deepEqual(readdirSync(join(dir, 'quick')), ['status.json']);
+  });
+
   it('replaces an existing file whole', () => {
     const path = join(dir, 'state.json');
     writeFileSync(path, 'x'.repeat(10_000));

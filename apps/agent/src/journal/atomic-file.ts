@@ -27,7 +27,18 @@ export function ensureDirSync(dir: string): void {
   }
 }
 
-export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600): void {
+export interface AtomicWriteOptions {
+  /**
+   * false: no fsync of the file and its directory. Still atomic (a reader sees the old or the new
+   * file, never a mix), but after a power cut the file may be the old one, or empty on some file
+   * systems. For files that are not journals and are rewritten often (status.json): each fsync is
+   * several milliseconds here and can be far more on a router's flash, on the way to the Hello.
+   */
+  durable?: boolean;
+}
+
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600, opts: AtomicWriteOptions = {}): void {
+  const durable = opts.durable ?? true;
   const dir = dirname(path);
   ensureDirSync(dir);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++tmpCounter}.tmp`);
@@ -36,7 +47,7 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, mod
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -49,7 +60,7 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, mod
     rmSync(tmp, { force: true });
     throw err;
   }
-  fsyncDirSync(dir);
+  if (durable) fsyncDirSync(dir);
 }
 
 export function fsyncDirSync(dir: string): void {
@@ -61,8 +72,8 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-export function writeJsonAtomicSync(path: string, value: unknown, mode = 0o600): void {
-  writeFileAtomicSync(path, JSON.stringify(value, null, 2) + '\n', mode);
+export function writeJsonAtomicSync(path: string, value: unknown, mode = 0o600, opts: AtomicWriteOptions = {}): void {
+  writeFileAtomicSync(path, JSON.stringify(value, null, 2) + '\n', mode, opts);
 }
 
 /** Reads a JSON file; `undefined` when it does not exist. A corrupt file is an error naming it. */
