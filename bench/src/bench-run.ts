@@ -278,19 +278,21 @@ export class BenchRun {
       if (this.controller?.exited) throw new RunFailed(`the controller exited during the run:\n${this.controller.logTail()}`);
     }
     const ms = Date.now() - startedAt;
-    const rest = o.restRate > 0 ? await this.procs!.stopRest() : undefined;
-    if (rest) this.print(`REST: ${rest.ok}/${rest.sent} answered 200 at ${round(rest.sentPerS, 1)}/s; latency p50 ${round(rest.latency.p50, 1)} ms, p99 ${round(rest.latency.p99, 1)} ms, max ${round(rest.latency.max)} ms` + (rest.errors ? `; ${rest.errors} errors (${rest.firstErrors[0]})` : ''));
+    const sent = this.sent - sentAtStart;
+    const stored = sampler.confirmations.length - storedAtStart;
     const final = this.monitor?.sample();
     const harnessCpu = process.cpuUsage(harnessAtStart);
     const rowsAtEnd = await sampler.deviceRowUpdates().catch(() => undefined);
+    const rest = o.restRate > 0 ? await this.procs!.stopRest() : undefined;
+    if (rest) this.print(`REST: ${rest.ok}/${rest.sent} answered 200 at ${round(rest.sentPerS, 1)}/s; latency p50 ${round(rest.latency.p50, 1)} ms, p99 ${round(rest.latency.p99, 1)} ms, max ${round(rest.latency.max)} ms` + (rest.errors ? `; ${rest.errors} errors (${rest.firstErrors[0]})` : ''));
     return {
       ms,
       start,
       final,
       cpuMax,
       harnessCpu,
-      sent: this.sent - sentAtStart,
-      stored: sampler.confirmations.length - storedAtStart,
+      sent,
+      stored,
       ...(rowsAtStart !== undefined && rowsAtEnd !== undefined ? { rowUpdates: rowsAtEnd - rowsAtStart } : {}),
       connectedEnd: this.connected,
       ...(rest ? { rest } : {}),
