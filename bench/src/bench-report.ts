@@ -21,7 +21,7 @@ export interface StormResult {
 export interface WindowRow {
   /** Seconds since the agents started connecting. */
   tS: number;
-  phase: 'connect' | 'steady' | 'drain';
+  phase: 'connect' | 'steady' | 'rest' | 'drain';
   connected: number;
   rssMb?: number;
   peakRssMb?: number;
@@ -66,6 +66,8 @@ export interface BenchResult {
     disconnectReasons: string[];
     rssMb?: { current: number; peak: number };
     cpuPercent?: { avg: number; max: number };
+    /** With --rest-rate: CPU in the first half (heartbeats only) and the second (with the REST load). */
+    cpuSplit?: { idle: { avg: number; max: number }; rest: { avg: number; max: number } };
     heartbeatsSentPerS: number;
     heartbeatsStoredPerS: number;
     deviceRowUpdatesPerS?: number;
@@ -149,6 +151,7 @@ export function summary(r: BenchResult): string {
       ` (${r.connect.failedAttempts} failed attempts, ${r.connect.failed} never connected); at the end ${s.connectedEnd}, ${s.disconnects} streams ended`,
     `  controller RSS       ${s.rssMb ? `${round(s.rssMb.current)} MB at the end, peak ${round(s.rssMb.peak)} MB (VmHWM)` : 'not measured'}`,
     `  controller CPU       ${s.cpuPercent ? `${round(s.cpuPercent.avg)} % of one core on average, ${round(s.cpuPercent.max)} % in the busiest interval` : 'not measured'}`,
+    ...(s.cpuSplit ? [`                       heartbeats only: ${s.cpuSplit.idle.avg} % avg, ${s.cpuSplit.idle.max} % busiest; with the REST load: ${s.cpuSplit.rest.avg} % avg, ${s.cpuSplit.rest.max} % busiest`] : []),
     `  heartbeats           ${round(s.heartbeatsSentPerS, 1)}/s sent, ${round(s.heartbeatsStoredPerS, 1)}/s stored` +
       (s.deviceRowUpdatesPerS !== undefined ? ` (Postgres counted ${round(s.deviceRowUpdatesPerS, 1)} device row updates/s)` : ''),
     `  last-seen lag        p50 ${round(r.lag.p50)} ms, p99 ${round(r.lag.p99)} ms, max ${round(r.lag.max)} ms over ${r.lag.count} heartbeats` +

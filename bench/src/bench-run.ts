@@ -49,6 +49,8 @@ interface Connected {
 /** What the steady phase measured. */
 interface Steady {
   rest?: RestLoadResult;
+  /** Controller CPU with heartbeats only (first half) and with the REST load (second half). */
+  cpuSplit?: { idle: { avg: number; max: number }; rest: { avg: number; max: number } };
   ms: number;
   start?: ProcessSample;
   final?: ProcessSample;
@@ -259,10 +261,6 @@ export class BenchRun {
   /** --duration-s of heartbeats, a table row every --report-s. */
   private async steady(c: Connected, sampler: LastSeenSampler, target: ControllerTarget): Promise<Steady> {
     const o = this.opts;
-    if (o.restRate > 0) {
-      this.procs!.startRest(`${target.api}/api/v1/devices?limit=100`, target.token, o.restRate);
-      this.print(`REST load: GET /api/v1/devices?limit=100 at ${o.restRate}/s (fixed rate, latency from each request's scheduled time)`);
-    }
     const start = this.monitor?.sample();
     const startedAt = Date.now();
     const sentAtStart = this.sent;
@@ -271,12 +269,28 @@ export class BenchRun {
     const harnessAtStart = process.cpuUsage();
     const end = startedAt + o.durationS * 1000;
     let cpuMax = 0;
+    // The first half with heartbeats only (the controller "idle"), the second with the REST load too.
+    const restAt = o.restRate > 0 ? startedAt + Math.floor(o.durationS / 2) * 1000 : Infinity;
+    let restStart: ProcessSample | undefined;
+    let idleCpuMax = 0;
+    let restCpuMax = 0;
     while (Date.now() < end) {
-      await sleep(Math.min(o.reportS * 1000, end - Date.now()));
-      const row = await this.report(c.window, c.t0, 'steady');
-      if (row.cpuPercent !== undefined) cpuMax = Math.max(cpuMax, row.cpuPercent);
+      if (restAt !== Infinity && !restStart && Date.now() >= restAt - 50) {
+        restStart = this.monitor?.sample() ?? { atMs: Date.now(), rssMb: 0, peakRssMb: 0, cpuS: 0 };
+        this.procs!.startRest(`${target.api}/api/v1/devices?limit=100`, target.token, o.restRate);
+        this.print(`REST load from here: GET /api/v1/devices?limit=100 at ${o.restRate}/s (fixed rate, latency from each request's scheduled time)`);
+      }
+      const next = restStart ? end : Math.min(end, restAt);
+      await sleep(Math.max(0, Math.min(o.reportS * 1000, next - Date.now())));
+      const row = await this.report(c.window, c.t0, restStart ? 'rest' : 'steady');
+      if (row.cpuPercent !== undefined) {
+        cpuMax = Math.max(cpuMax, row.cpuPercent);
+        if (restStart) restCpuMax = Math.max(restCpuMax, row.cpuPercent);
+        else idleCpuMax = Math.max(idleCpuMax, row.cpuPercent);
+      }
       if (this.controller?.exited) throw new RunFailed(`the controller exited during the run:\n${this.controller.logTail()}`);
     }
+    const split = restStart && restStart.cpuS > 0 && start ? { idle: { avg: round(cpuPercent(start, restStart), 1), max: round(idleCpuMax, 1) } } : undefined;
     const ms = Date.now() - startedAt;
     const sent = this.sent - sentAtStart;
     const stored = sampler.confirmations.length - storedAtStart;
@@ -296,6 +310,7 @@ export class BenchRun {
       ...(rowsAtStart !== undefined && rowsAtEnd !== undefined ? { rowUpdates: rowsAtEnd - rowsAtStart } : {}),
       connectedEnd: this.connected,
       ...(rest ? { rest } : {}),
+      ...(split && restStart && final ? { cpuSplit: { idle: split.idle, rest: { avg: round(cpuPercent(restStart, final), 1), max: round(restCpuMax, 1) } } } : {}),
     };
   }
 
@@ -421,6 +436,7 @@ export class BenchRun {
         disconnectReasons: this.disconnects.slice(0, 5),
         ...(s.final && final ? { rssMb: { current: round(s.final.rssMb, 1), peak: round(final.peakRssMb, 1) } } : {}),
         ...(s.start && s.final ? { cpuPercent: { avg: round(cpuPercent(s.start, s.final), 1), max: round(s.cpuMax, 1) } } : {}),
+        ...(s.cpuSplit ? { cpuSplit: s.cpuSplit } : {}),
         heartbeatsSentPerS: round(s.sent / secs, 1),
         heartbeatsStoredPerS: round(s.stored / secs, 1),
         ...(s.rowUpdates !== undefined ? { deviceRowUpdatesPerS: round(s.rowUpdates / secs, 1) } : {}),
