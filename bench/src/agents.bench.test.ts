@@ -34,10 +34,10 @@ describe('bench:agents', () => {
     assert.ok(r.steady.rssMb && r.steady.rssMb.peak > 0 && r.steady.rssMb.peak < 500, `RSS ${JSON.stringify(r.steady.rssMb)}`);
     assert.ok(r.steady.heartbeatsStoredPerS > 0);
     assert.match(stderr, /BAR MET/);
-    // The agents ran in worker processes, over TLS, with the REST load beside them.
+    // The agents ran in worker processes, over TLS, with the REST load (second half, ~1.5 s at 20/s) beside them.
     assert.equal(r.config.tls, true);
     assert.equal(r.workers?.procs, 2);
-    assert.ok(r.rest && r.rest.sent >= 40 && r.rest.ok === r.rest.sent, `REST ${JSON.stringify(r.rest)}`);
+    assert.ok(r.rest && r.rest.sent >= 15 && r.rest.ok === r.rest.sent, `REST ${JSON.stringify(r.rest)}`);
   });
 
   it('fans one desired-state change out to every agent, and gets them all back after the controller is killed', async () => {
