@@ -3,6 +3,14 @@ import type { FanoutResult } from './fanout.js';
 import type { RestLoadResult } from './rest-load.js';
 import { type Distribution, round } from './stats.js';
 
+/** The controller's own view of its memory at the end of the steady phase (its /metrics), MB. */
+export interface ControllerMemory {
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+  rssMb: number;
+}
+
 /** What --storm measured. */
 export interface StormResult {
   agents: number;
@@ -68,6 +76,7 @@ export interface BenchResult {
     cpuPercent?: { avg: number; max: number };
     /** With --rest-rate: CPU in the first half (heartbeats only) and the second (with the REST load). */
     cpuSplit?: { idle: { avg: number; max: number }; rest: { avg: number; max: number } };
+    memory?: ControllerMemory;
     heartbeatsSentPerS: number;
     heartbeatsStoredPerS: number;
     deviceRowUpdatesPerS?: number;
@@ -150,6 +159,7 @@ export function summary(r: BenchResult): string {
     `  connected            ${r.connect.connected}/${r.connect.agents} in ${round(r.connect.ms / 1000, 1)} s` +
       ` (${r.connect.failedAttempts} failed attempts, ${r.connect.failed} never connected); at the end ${s.connectedEnd}, ${s.disconnects} streams ended`,
     `  controller RSS       ${s.rssMb ? `${round(s.rssMb.current)} MB at the end, peak ${round(s.rssMb.peak)} MB (VmHWM)` : 'not measured'}`,
+    ...(s.memory ? [`                       JS heap ${s.memory.heapUsedMb} MB used of ${s.memory.heapTotalMb} MB, external ${s.memory.externalMb} MB (its /metrics at the end of the steady phase)`] : []),
     `  controller CPU       ${s.cpuPercent ? `${round(s.cpuPercent.avg)} % of one core on average, ${round(s.cpuPercent.max)} % in the busiest interval` : 'not measured'}`,
     ...(s.cpuSplit ? [`                       heartbeats only: ${s.cpuSplit.idle.avg} % avg, ${s.cpuSplit.idle.max} % busiest; with the REST load: ${s.cpuSplit.rest.avg} % avg, ${s.cpuSplit.rest.max} % busiest`] : []),
     `  heartbeats           ${round(s.heartbeatsSentPerS, 1)}/s sent, ${round(s.heartbeatsStoredPerS, 1)}/s stored` +

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchOptions } from './bench-flags.js';
-import { type BenchResult, judge, type StormResult, tableHeader, tableRow, type WindowRow } from './bench-report.js';
+import { type BenchResult, type ControllerMemory, judge, type StormResult, tableHeader, tableRow, type WindowRow } from './bench-report.js';
 import type { Cleanup } from './cleanup.js';
 import { readFileSync } from 'node:fs';
 import { credentials } from '@grpc/grpc-js';
@@ -15,6 +15,19 @@ import { LastSeenSampler } from './last-seen-sampler.js';
 import { cpuPercent, ProcessMonitor, type ProcessSample } from './process-stats.js';
 import { type ControllerTarget, SpawnedController } from './spawned-controller.js';
 import { distribution, round } from './stats.js';
+
+/** Where the controller's memory is, from the Node gauges of its /metrics (prom-client defaults); undefined when not served. */
+async function controllerMemory(api: string): Promise<ControllerMemory | undefined> {
+  const text = await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })
+    .then((r) => (r.ok ? r.text() : undefined))
+    .catch(() => undefined);
+  if (!text) return undefined;
+  const gauge = (name: string) => {
+    const m = new RegExp(`^${name} ([0-9.e+]+)`, 'm').exec(text);
+    return m ? round(Number(m[1]) / 2 ** 20, 1) : NaN;
+  };
+  return { heapUsedMb: gauge('nodejs_heap_size_used_bytes'), heapTotalMb: gauge('nodejs_heap_size_total_bytes'), externalMb: gauge('nodejs_external_memory_bytes'), rssMb: gauge('process_resident_memory_bytes') };
+}
 
 /** The soft limit of open files of this process (inherited by the controller and the workers). */
 function checkOpenFiles(agents: number): void {
@@ -49,6 +62,7 @@ interface Connected {
 /** What the steady phase measured. */
 interface Steady {
   rest?: RestLoadResult;
+  memory?: ControllerMemory;
   /** Controller CPU with heartbeats only (first half) and with the REST load (second half). */
   cpuSplit?: { idle: { avg: number; max: number }; rest: { avg: number; max: number } };
   ms: number;
@@ -297,6 +311,8 @@ export class BenchRun {
     const final = this.monitor?.sample();
     const harnessCpu = process.cpuUsage(harnessAtStart);
     const rowsAtEnd = await sampler.deviceRowUpdates().catch(() => undefined);
+    const memory = await controllerMemory(target.api);
+    if (memory) this.print(`controller memory (its /metrics): JS heap ${memory.heapUsedMb} MB used of ${memory.heapTotalMb} MB, external ${memory.externalMb} MB, RSS ${memory.rssMb} MB`);
     const rest = o.restRate > 0 ? await this.procs!.stopRest() : undefined;
     if (rest) this.print(`REST: ${rest.ok}/${rest.sent} answered 200 at ${round(rest.sentPerS, 1)}/s; latency p50 ${round(rest.latency.p50, 1)} ms, p99 ${round(rest.latency.p99, 1)} ms, max ${round(rest.latency.max)} ms` + (rest.errors ? `; ${rest.errors} errors (${rest.firstErrors[0]})` : ''));
     return {
@@ -310,6 +326,7 @@ export class BenchRun {
       ...(rowsAtStart !== undefined && rowsAtEnd !== undefined ? { rowUpdates: rowsAtEnd - rowsAtStart } : {}),
       connectedEnd: this.connected,
       ...(rest ? { rest } : {}),
+      ...(memory ? { memory } : {}),
       ...(split && restStart && final ? { cpuSplit: { idle: split.idle, rest: { avg: round(cpuPercent(restStart, final), 1), max: round(restCpuMax, 1) } } } : {}),
     };
   }
@@ -437,6 +454,7 @@ export class BenchRun {
         ...(s.final && final ? { rssMb: { current: round(s.final.rssMb, 1), peak: round(final.peakRssMb, 1) } } : {}),
         ...(s.start && s.final ? { cpuPercent: { avg: round(cpuPercent(s.start, s.final), 1), max: round(s.cpuMax, 1) } } : {}),
         ...(s.cpuSplit ? { cpuSplit: s.cpuSplit } : {}),
+        ...(s.memory ? { memory: s.memory } : {}),
         heartbeatsSentPerS: round(s.sent / secs, 1),
         heartbeatsStoredPerS: round(s.stored / secs, 1),
         ...(s.rowUpdates !== undefined ? { deviceRowUpdatesPerS: round(s.rowUpdates / secs, 1) } : {}),
