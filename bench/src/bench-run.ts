@@ -23,7 +23,7 @@ async function controllerMemory(api: string): Promise<ControllerMemory | undefin
     .catch(() => undefined);
   if (!text) return undefined;
   const gauge = (name: string) => {
-    const m = new RegExp(`^${name} ([0-9.e+]+)`, 'm').exec(text);
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text);
     return m ? round(Number(m[1]) / 2 ** 20, 1) : NaN;
   };
   return { heapUsedMb: gauge('nodejs_heap_size_used_bytes'), heapTotalMb: gauge('nodejs_heap_size_total_bytes'), externalMb: gauge('nodejs_external_memory_bytes'), rssMb: gauge('process_resident_memory_bytes') };
