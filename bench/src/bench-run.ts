@@ -122,15 +122,17 @@ export class BenchRun {
     const steady = await this.steady(connected, sampler, target);
     await this.drain(connected, sampler);
     const peakBeforeExtras = this.monitor?.sample() ?? steady.final;
-    const fanout = this.opts.fanout ? await this.fanout(target, runId) : undefined;
+    // The storm first, on a quiet fleet: after a fan-out, agents still re-sending unacknowledged
+    // reports and results would be part of the storm.
     const storm = this.opts.storm ? await this.storm() : undefined;
+    const fanout = this.opts.fanout ? await this.fanout(target, runId) : undefined;
     // Stop the agents and the controller before judging: its shutdown time is a figure too.
     const workers = this.procs?.usage;
     await this.stopAgents();
     const final = this.monitor?.sample() ?? steady.final;
     const stopped = await this.controller?.stop();
     eld.disable();
-    const partial = this.measured(target, sampler, { enrollMs: enrolled.ms, connected, steady, final: storm ? peakBeforeExtras : final, stopped, eld, fanout, storm, workers });
+    const partial = this.measured(target, sampler, { enrollMs: enrolled.ms, connected, steady, final: storm || fanout ? peakBeforeExtras : final, stopped, eld, fanout, storm, workers });
     return { ...judge(partial), ...partial };
   }
 
