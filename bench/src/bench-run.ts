@@ -38,8 +38,9 @@ function checkOpenFiles(agents: number): void {
   } catch {
     return;
   }
-  // The controller holds one socket per agent, plus its database pool, Redis and files.
-  if (soft !== undefined && soft < agents + 1000) {
+  // The controller holds one socket per agent, plus its database pools, Redis, listeners and
+  // files (about 60 when idle).
+  if (soft !== undefined && soft < agents + 150) {
     throw new RunFailed(`${agents} agents need more open files than this shell allows (${soft}): the controller holds a socket per agent; raise it first, e.g. ulimit -n ${Math.max(65536, agents * 2)} (as root, ulimit -Hn too)`);
   }
 }
