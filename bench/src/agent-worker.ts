@@ -126,6 +126,7 @@ async function runAgents(m: Extract<ToWorker, { t: 'agents' }>): Promise<void> {
   });
   agents = result.agents;
   for (const a of agents) {
+    a.resendEveryMs = 0; // as the real agent: unacknowledged updates go again after a Welcome only
     // A state.apply job is answered at once with the revision this agent holds (applied on receipt).
     a.behaviour = (job, agent) => (job.type === 'state.apply' ? { outcome: 'succeed', output: { revision: agent.revision, sections: [] } } : { outcome: 'ignore' });
   }

@@ -64,6 +64,13 @@ export class SimulatedAgent {
   /** Job updates not acknowledged yet, re-sent until they are (as the real agent's journal does). */
   private readonly unacked = new Map<string, AgentMessage>();
   private resendTimer?: NodeJS.Timeout;
+  /**
+   * Unacknowledged updates are re-sent after every Welcome and, unless 0, every this many ms
+   * while connected. The real agent re-sends only after a Welcome (apps/agent/src/agent/agent.ts
+   * resendUnacked); with thousands of agents a periodic re-send to a controller that is behind
+   * multiplies its work, so bench:agents sets 0.
+   */
+  resendEveryMs = 5000;
   private client?: AgentServiceClient;
   private call?: ClientDuplexStream<AgentMessage, ControllerMessage>;
   private timer?: NodeJS.Timeout;
@@ -203,11 +210,12 @@ export class SimulatedAgent {
     else answer();
   }
 
-  /** Writes a job update and keeps it until acknowledged; unacknowledged ones go again every 5 s and after a reconnect. */
+  /** Writes a job update or state report and keeps it until acknowledged; unacknowledged ones go again after a reconnect (and every resendEveryMs). */
   private sendUpdate(m: AgentMessage): void {
     if (m.msg?.$case === 'jobUpdate') this.unacked.set(m.msg.value.updateId, m);
     if (m.msg?.$case === 'stateReport') this.unacked.set(m.msg.value.reportId, m);
     this.call?.write(m);
+    if (this.resendEveryMs <= 0) return;
     this.resendTimer ??= setInterval(() => {
       if (this.state !== 'connected') return;
       for (const msg of this.unacked.values()) this.call?.write(msg);
@@ -215,7 +223,7 @@ export class SimulatedAgent {
         clearInterval(this.resendTimer);
         this.resendTimer = undefined;
       }
-    }, 5000);
+    }, this.resendEveryMs);
     this.resendTimer.unref();
   }
 
