@@ -37,7 +37,7 @@ describe('chroots section schema', () => {
     // A sha256 written next to the reference stays and must be the artifact's.
     assert.ok(chrootsSectionSchema.safeParse({ alpine: { ...base(), source: { artifact, sha256: SHA.toUpperCase() } } }).success);
     refused({ alpine: { ...base(), source: { artifact, sha256: 'b'.repeat(64) } } }, 'chroots.alpine.source.sha256', /is not the sha256 of artifact alpine-minirootfs@3\.20\.3/);
-    refused({ alpine: { ...base(), source: { artifact: 'no version' } } }, 'chroots.alpine.source.artifact', /artifact id or name@version/);
+    refused({ alpine: { ...base(), source: { artifact: 'no version' } } }, 'chroots.alpine.source.artifact', /artifact id, name@version or name@latest/);
   });
 
   it('accepts apk.static with keys, and merlin boot with its default JFFS', () => {
