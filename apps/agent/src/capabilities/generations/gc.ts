@@ -39,7 +39,7 @@ export function gc(g: GenerationsRoot, opts: { keep?: number } = {}, progress: P
     protect(state.trial?.id, 'trial');
     protect(state.trial?.previous, 'trial fallback');
     for (const m of mounted) protect(m, 'mounted');
-    const spare = l.generations.filter((gen) => gen.complete && !why.has(gen.id)).sort((a, b) => (b.createdAtMs ?? 0) - (a.createdAtMs ?? 0));
+    const spare = l.generations.filter((gen) => gen.complete && !why.has(gen.id)).sort((a, b) => (b.createdAtMs ?? 0) - (a.createdAtMs ?? 0) || l.generations.indexOf(b) - l.generations.indexOf(a)); // newest first; within a second, by creation order
     for (const gen of spare.slice(0, opts.keep ?? 0)) protect(gen.id, 'kept');
     const victims = l.generations.filter((gen) => !why.has(gen.id));
     // Forget the victims' statuses before deleting anything: a GC killed half way must not leave

@@ -54,6 +54,9 @@ export async function readLayout(sys: SystemAdapter, btrfs: Btrfs, volume: strin
   const currentLinks = await readCurrentLinks(sys, volume);
   const slots = currentLinks ? await readSlots(sys, volume, currentLinks) : [];
   const generations: GenerationOnDisk[] = [];
+  // Creation order: the id's timestamp has whole seconds, so two generations made within one
+  // second are ordered by their directory's birth time (statx, ns on btrfs), then by id.
+  const born = new Map<string, number>();
   for (const id of (await sys.readdir(p.snapshots)).sort()) {
     if (!isValidId(id)) continue;
     const st = await sys.lstat(`${p.snapshots}/${id}`);
@@ -62,7 +65,9 @@ export async function readLayout(sys: SystemAdapter, btrfs: Btrfs, volume: strin
     const hasRoot = await btrfs.isSubvolume(root);
     const readOnly = hasRoot ? await btrfs.isReadOnly(root) : false;
     generations.push({ id, hasRoot, readOnly, complete: hasRoot && readOnly, createdAtMs: idTimestampMs(id) ?? Math.round(st.birthtimeMs || st.mtimeMs) });
+    born.set(id, st.birthtimeMs || st.mtimeMs || 0);
   }
+  generations.sort((a, b) => (a.createdAtMs ?? 0) - (b.createdAtMs ?? 0) || born.get(a.id)! - born.get(b.id)! || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const linksDirs = (await sys.readdir(p.links)).filter(isValidId).sort();
   const nextCurrentLeft = (await sys.lstat(p.nextCurrent)) !== undefined;
   return { volume, currentLinks, slots, generations, linksDirs, nextCurrentLeft };
