@@ -31,7 +31,8 @@ async function main(): Promise<number> {
       if (interrupted) return;
       interrupted = true;
       process.stderr.write(`\n${sig}: stopping the agents and the controller, removing the database and Redis keys\n`);
-      void run.stopAgents().then(() => cleanup.run()).finally(() => process.exit(130));
+      run.stopAgents();
+      void cleanup.run().finally(() => process.exit(130));
     });
   }
 
@@ -45,7 +46,7 @@ async function main(): Promise<number> {
     process.stderr.write(`bench:agents: the run failed: ${message}\n`);
     return 3;
   } finally {
-    await run.stopAgents();
+    run.stopAgents();
     await cleanup.run();
   }
 }
