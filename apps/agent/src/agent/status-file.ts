@@ -1,4 +1,4 @@
-import { readJsonSync, writeJsonAtomicSync } from '../journal/atomic-file.js';
+import { CorruptJsonFile, readJsonSync, writeJsonAtomicSync } from '../journal/atomic-file.js';
 import type { ConnectionStatus } from '../connection/connection.js';
 
 /** status.json: what the running agent process last knew about its connection. */
@@ -25,7 +25,7 @@ export function readStatusFile(path: string): StatusFile | undefined {
   try {
     return readJsonSync(path) as StatusFile | undefined;
   } catch (err) {
-    if (err instanceof Error && / is not valid JSON /.test(err.message)) return undefined;
+    if (err instanceof CorruptJsonFile) return undefined;
     throw err;
   }
 }

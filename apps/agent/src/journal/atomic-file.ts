@@ -76,6 +76,16 @@ export function writeJsonAtomicSync(path: string, value: unknown, mode = 0o600, 
   writeFileAtomicSync(path, JSON.stringify(value, null, 2) + '\n', mode, opts);
 }
 
+/** A file that exists but does not parse as JSON (torn, empty, edited by hand). */
+export class CorruptJsonFile extends Error {
+  constructor(
+    readonly path: string,
+    cause: Error,
+  ) {
+    super(`${path} is not valid JSON (${cause.message}); move it away to let the agent start fresh`, { cause });
+  }
+}
+
 /** Reads a JSON file; `undefined` when it does not exist. A corrupt file is an error naming it. */
 export function readJsonSync(path: string): unknown {
   let text: string;
@@ -88,7 +98,7 @@ export function readJsonSync(path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new Error(`${path} is not valid JSON (${(err as Error).message}); move it away to let the agent start fresh`);
+    throw new CorruptJsonFile(path, err as Error);
   }
 }
 
