@@ -7,7 +7,7 @@ import { type Job, Prisma } from '../../generated/prisma/client.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import type { JobUpdateInput } from '../agent-messages.schema.js';
-import { isUnavailable } from '../grpc-status.js';
+import { isTransient, isUnavailable } from '../grpc-status.js';
 import { JobTimerQueue } from './job-timer.queue.js';
 import { ACTIVE_STATUSES, applyJobUpdate, eventData, type JobChange } from './job-transitions.js';
 
@@ -135,9 +135,10 @@ export class JobUpdates {
     try {
       stored = await this.store(batch, now);
     } catch (err) {
-      // Postgres unreachable or too busy: every update fails (the agents send them again).
+      // Postgres unreachable or too busy (contention): every update fails; the gateway retries
+      // contention (retryTransient), and an agent re-sends what was never acknowledged.
       // Anything else may be one update the database refuses: it must not fail the others.
-      if (batch.length === 1 || isUnavailable(err) || isTransactionTimeout(err)) {
+      if (batch.length === 1 || isUnavailable(err) || isTransient(err)) {
         for (const q of batch) q.reject(err);
         return;
       }
@@ -308,9 +309,4 @@ function sqlValue(column: JobColumn, value: unknown): Prisma.Sql {
   if (column === 'result') return Prisma.sql`${JSON.stringify(value)}::jsonb`;
   if (column === 'status') return Prisma.sql`${String(value)}::${type}`;
   return Prisma.sql`${value}::${type}`;
-}
-
-/** Prisma's "could not start / finish the transaction in time" (P2028): the pool is too busy. */
-function isTransactionTimeout(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'P2028';
 }
