@@ -330,7 +330,7 @@ export class RolloutDriver {
             cannot.push(deviceId);
             continue;
           }
-          await this.writeRevision(tx, deviceId, before.spec as Record<string, unknown>, `rollback of rollout ${r.name} (back to revision ${before.revision})`, r.createdBy, now);
+          await this.writeRevisions(tx, [deviceId], before.spec as Record<string, unknown>, `rollback of rollout ${r.name} (back to revision ${before.revision})`, r.createdBy, now);
         }
         jobs.push({ id: randomUUID(), deviceId, job: undo });
       }
@@ -383,18 +383,6 @@ export class RolloutDriver {
       await tx.$executeRaw`
         INSERT INTO device_section_state ("deviceId", section, state, revision, "observedAt", "updatedAt") VALUES ${Prisma.join(rows)}
         ON CONFLICT ("deviceId", section) DO UPDATE SET state = EXCLUDED.state, revision = EXCLUDED.revision, error = NULL, detail = NULL, "observedAt" = EXCLUDED."observedAt", "updatedAt" = EXCLUDED."updatedAt"`;
-    }
-  }
-
-  /** The next desired revision of one device (as PUT desired-state writes it). */
-  private async writeRevision(tx: Tx, deviceId: string, spec: Record<string, unknown>, message: string, createdBy: string | null, now: Date): Promise<void> {
-    const d = await tx.device.update({ where: { id: deviceId }, data: { desiredRevision: { increment: 1 } } });
-    const sections = specSections(spec);
-    await tx.desiredRevision.create({ data: { deviceId, revision: d.desiredRevision, spec: spec as Prisma.InputJsonObject, message, createdBy } });
-    await tx.deviceSectionState.deleteMany({ where: { deviceId, section: { notIn: sections } } });
-    for (const section of sections) {
-      const pending = { state: 'pending' as const, revision: d.desiredRevision, error: null, detail: Prisma.DbNull, observedAt: now };
-      await tx.deviceSectionState.upsert({ where: { deviceId_section: { deviceId, section } }, create: { deviceId, section, ...pending }, update: pending });
     }
   }
 
