@@ -31,8 +31,7 @@ async function main(): Promise<number> {
       if (interrupted) return;
       interrupted = true;
       process.stderr.write(`\n${sig}: stopping the agents and the controller, removing the database and Redis keys\n`);
-      run.stopAgents();
-      void cleanup.run().finally(() => process.exit(130));
+      void run.stopAgents().then(() => cleanup.run()).finally(() => process.exit(130));
     });
   }
 
@@ -46,7 +45,7 @@ async function main(): Promise<number> {
     process.stderr.write(`bench:agents: the run failed: ${message}\n`);
     return 3;
   } finally {
-    run.stopAgents();
+    await run.stopAgents();
     await cleanup.run();
   }
 }

@@ -36,6 +36,18 @@ export interface BenchOptions {
   controllerNodeArgs?: string[];
   controllerLog?: string;
   external?: ExternalController;
+  /** Processes the simulated agents run in (the harness itself runs none). */
+  agentProcs: number;
+  /** TLS on the agents' gRPC connections (spawned: a self-signed certificate; external: --ca). */
+  tls: boolean;
+  /** File of the CA that signed an external controller's certificate (turns TLS on). */
+  caFile?: string;
+  /** GET /api/v1/devices?limit=100 per second during the steady phase (0: none). */
+  restRate: number;
+  /** After the steady phase: SIGKILL the controller, restart it, time until all agents are back. */
+  storm: boolean;
+  /** After the steady phase: one desired-state change to every agent through a label-selector rollout. */
+  fanout: boolean;
 }
 
 type Kind = 'int' | 'string' | 'switch';
@@ -61,6 +73,12 @@ export const flagSpecs: readonly FlagSpec[] = [
   { name: 'connect-timeout-s', kind: 'int', arg: 'S', min: 1, max: 3600, help: 'give up when not every agent is connected after this (default 180)' },
   { name: 'sample-ms', kind: 'int', arg: 'MS', min: 20, max: 10_000, help: 'how often lastSeenAt is read from the database (default 200)' },
   { name: 'report-s', kind: 'int', arg: 'S', min: 1, max: 3600, help: 'interval of the periodic table (default 5)' },
+  { name: 'agent-procs', kind: 'int', arg: 'N', min: 1, max: 64, help: 'processes the agents run in, none of them the harness (default one per 5000 agents)' },
+  { name: 'no-tls', kind: 'switch', help: 'plaintext gRPC (default: TLS, the spawned controller gets a self-signed certificate for 127.0.0.1)' },
+  { name: 'ca', kind: 'string', arg: 'FILE', help: 'with --grpc: the CA (PEM) of that controller\'s certificate; TLS toward it (else plaintext)' },
+  { name: 'rest-rate', kind: 'int', arg: 'N', min: 0, max: 10_000, help: 'GET /api/v1/devices?limit=100 per second during the steady phase, fixed rate, from a process of its own (default 200; 0 none)' },
+  { name: 'storm', kind: 'switch', help: 'after the steady phase: SIGKILL the controller, start it again, time until every agent is back (spawned controller only)' },
+  { name: 'fanout', kind: 'switch', help: 'after the steady phase: one desired-state change to every agent (label-selector rollout, no waves); time until all received and applied it' },
   { name: 'json', kind: 'switch', help: 'print one JSON object on stdout (progress and table go to stderr)' },
   { name: 'database-server', kind: 'string', arg: 'URL', help: 'Postgres for the fresh database (default $IBEX_TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres)' },
   { name: 'redis', kind: 'string', arg: 'URL', help: 'Redis for the spawned controller (default $REDIS_URL or redis://127.0.0.1:6379)' },
@@ -141,7 +159,14 @@ export function parseBenchFlags(argv: readonly string[], env: Record<string, str
     help: raw.get('help') === true,
     databaseServer: str('database-server') ?? env['IBEX_TEST_DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: str('redis') ?? env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    agentProcs: 1,
+    tls: raw.get('no-tls') !== true,
+    restRate: int('rest-rate', 200),
+    storm: raw.get('storm') === true,
+    fanout: raw.get('fanout') === true,
   };
+  opts.agentProcs = int('agent-procs', Math.ceil(opts.agents / 5000));
+  if (opts.agentProcs > opts.agents) throw new UsageError(`--agent-procs ${opts.agentProcs} is more than --agents ${opts.agents}: each process needs at least one agent`);
   checkUrl('database-server', opts.databaseServer, ['postgres:', 'postgresql:']);
   checkUrl('redis', opts.redisUrl, ['redis:', 'rediss:']);
 
@@ -154,7 +179,7 @@ export function parseBenchFlags(argv: readonly string[], env: Record<string, str
           '(the token creates the enrollment token, the database shows lastSeenAt)',
       );
     }
-    for (const f of ['controller-node-args', 'controller-log', 'database-server', 'redis']) {
+    for (const f of ['controller-node-args', 'controller-log', 'database-server', 'redis', 'storm', 'no-tls']) {
       if (raw.has(f)) throw new UsageError(`--${f} applies only to the controller the harness spawns; it cannot be combined with --grpc`);
     }
     const grpc = str('grpc')!;
@@ -168,7 +193,11 @@ export function parseBenchFlags(argv: readonly string[], env: Record<string, str
     const databaseUrl = str('database-url')!;
     checkUrl('database-url', databaseUrl, ['postgres:', 'postgresql:']);
     opts.external = { grpc, api, token, databaseUrl, ...(raw.has('controller-pid') ? { pid: int('controller-pid', 0) } : {}) };
+    const ca = str('ca');
+    opts.tls = ca !== undefined;
+    if (ca !== undefined) opts.caFile = ca;
   } else {
+    if (raw.has('ca')) throw new UsageError('--ca applies only to a running controller (--grpc); the spawned one gets its own certificate');
     const nodeArgs = str('controller-node-args');
     const log = str('controller-log');
     if (nodeArgs !== undefined) opts.controllerNodeArgs = nodeArgs.split(/\s+/).filter(Boolean);

@@ -2,14 +2,48 @@ import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchOptions } from './bench-flags.js';
-import { type BenchResult, judge, tableHeader, tableRow, type WindowRow } from './bench-report.js';
+import { type BenchResult, type ControllerMemory, judge, type StormResult, tableHeader, tableRow, type WindowRow } from './bench-report.js';
 import type { Cleanup } from './cleanup.js';
-import { connectAll, createEnrollmentToken, enrollAll, revokeEnrollmentToken } from './fleet.js';
+import { readFileSync } from 'node:fs';
+import { credentials } from '@grpc/grpc-js';
+import { AgentProcs } from './agent-procs.js';
+import { createEnrollmentToken, enrollAll, revokeEnrollmentToken } from './fleet.js';
+import { type FanoutResult, runFanout } from './fanout.js';
+import type { RestLoadResult } from './rest-load.js';
+import { makeServerCertificate } from './tls.js';
 import { LastSeenSampler } from './last-seen-sampler.js';
 import { cpuPercent, ProcessMonitor, type ProcessSample } from './process-stats.js';
-import type { SimulatedAgent } from './simulated-agent.js';
 import { type ControllerTarget, SpawnedController } from './spawned-controller.js';
 import { distribution, round } from './stats.js';
+
+/** Where the controller's memory is, from the Node gauges of its /metrics (prom-client defaults); undefined when not served. */
+async function controllerMemory(api: string): Promise<ControllerMemory | undefined> {
+  const text = await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })
+    .then((r) => (r.ok ? r.text() : undefined))
+    .catch(() => undefined);
+  if (!text) return undefined;
+  const gauge = (name: string) => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text);
+    return m ? round(Number(m[1]) / 2 ** 20, 1) : NaN;
+  };
+  return { heapUsedMb: gauge('nodejs_heap_size_used_bytes'), heapTotalMb: gauge('nodejs_heap_size_total_bytes'), externalMb: gauge('nodejs_external_memory_bytes'), rssMb: gauge('process_resident_memory_bytes') };
+}
+
+/** The soft limit of open files of this process (inherited by the controller and the workers). */
+function checkOpenFiles(agents: number): void {
+  let soft: number | undefined;
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    soft = m && m[1] !== 'unlimited' ? Number(m[1]) : undefined;
+  } catch {
+    return;
+  }
+  // The controller holds one socket per agent, plus its database pools, Redis, listeners and
+  // files (about 60 when idle).
+  if (soft !== undefined && soft < agents + 150) {
+    throw new RunFailed(`${agents} agents need more open files than this shell allows (${soft}): the controller holds a socket per agent; raise it first, e.g. ulimit -n ${Math.max(65536, agents * 2)} (as root, ulimit -Hn too)`);
+  }
+}
 
 /** The run failed for a reason other than the bar (setup, controller died...): exit 3. */
 export class RunFailed extends Error {}
@@ -28,6 +62,10 @@ interface Connected {
 
 /** What the steady phase measured. */
 interface Steady {
+  rest?: RestLoadResult;
+  memory?: ControllerMemory;
+  /** Controller CPU with heartbeats only (first half) and with the REST load (second half). */
+  cpuSplit?: { idle: { avg: number; max: number }; rest: { avg: number; max: number } };
   ms: number;
   start?: ProcessSample;
   final?: ProcessSample;
@@ -48,9 +86,14 @@ interface Steady {
 export class BenchRun {
   private controller?: SpawnedController;
   private monitor?: ProcessMonitor;
-  private agents: SimulatedAgent[] = [];
-  private connected = 0;
+  private procs?: AgentProcs;
   private sent = 0;
+  private caPem?: string;
+  private labels: Record<string, string> = {};
+  /** Heartbeats are measured (sampler) only while this is on: not during fan-out and storm. */
+  private recording = true;
+  private sampler?: LastSeenSampler;
+  private fanoutHooks: { desired?: (id: string, at: number) => void; reportAcked?: (id: string, at: number) => void; resultAcked?: (id: string, at: number) => void } = {};
   private disconnects: string[] = [];
   private readonly windows: WindowRow[] = [];
 
@@ -61,8 +104,12 @@ export class BenchRun {
   ) {}
 
   /** Closes every agent stream (also used when interrupted). */
-  stopAgents(): void {
-    for (const a of this.agents) a.stop();
+  stopAgents(): Promise<void> {
+    return this.procs?.stop() ?? Promise.resolve();
+  }
+
+  private get connected(): number {
+    return this.procs?.connected ?? 0;
   }
 
   async run(): Promise<BenchResult> {
@@ -73,14 +120,20 @@ export class BenchRun {
     const sampler = await this.startSampler(target);
     const enrolled = await this.enroll(target, runId);
     const connected = await this.connect(target, enrolled.identities, sampler);
-    const steady = await this.steady(connected, sampler);
+    const steady = await this.steady(connected, sampler, target);
     await this.drain(connected, sampler);
+    const peakBeforeExtras = this.monitor?.sample() ?? steady.final;
+    // The storm first, on a quiet fleet: after a fan-out, agents still re-sending unacknowledged
+    // reports and results would be part of the storm.
+    const storm = this.opts.storm ? await this.storm() : undefined;
+    const fanout = this.opts.fanout ? await this.fanout(target, runId) : undefined;
     // Stop the agents and the controller before judging: its shutdown time is a figure too.
-    this.stopAgents();
+    const workers = this.procs?.usage;
+    await this.stopAgents();
     const final = this.monitor?.sample() ?? steady.final;
     const stopped = await this.controller?.stop();
     eld.disable();
-    const partial = this.measured(target, sampler, { enrollMs: enrolled.ms, connected, steady, final, stopped, eld });
+    const partial = this.measured(target, sampler, { enrollMs: enrolled.ms, connected, steady, final: storm || fanout ? peakBeforeExtras : final, stopped, eld, fanout, storm, workers });
     return { ...judge(partial), ...partial };
   }
 
@@ -92,8 +145,18 @@ export class BenchRun {
       target = o.external;
       this.print(`using the controller at ${o.external.grpc} (REST ${o.external.api})${o.external.pid ? `, pid ${o.external.pid}` : ', pid unknown: RSS and CPU not measured'}`);
     } else {
+      const cert = o.tls ? await makeServerCertificate(this.cleanup).catch((err: Error) => { throw new RunFailed(err.message); }) : undefined;
+      if (cert) this.caPem = cert.certPem;
       this.controller = new SpawnedController(
-        { databaseServer: o.databaseServer, redisUrl: o.redisUrl, heartbeatMs: o.heartbeatMs, ...(o.controllerNodeArgs ? { nodeArgs: o.controllerNodeArgs } : {}), ...(o.controllerLog ? { logFile: o.controllerLog } : {}) },
+        {
+          databaseServer: o.databaseServer,
+          redisUrl: o.redisUrl,
+          heartbeatMs: o.heartbeatMs,
+          ...(o.controllerNodeArgs ? { nodeArgs: o.controllerNodeArgs } : {}),
+          ...(o.controllerLog ? { logFile: o.controllerLog } : {}),
+          // Devices stay online through the storm's restart; the rollout sweep ticks briskly.
+          env: { ...(cert ? { IBEX_GRPC_TLS_CERT: cert.certFile, IBEX_GRPC_TLS_KEY: cert.keyFile } : {}), IBEX_ROLLOUT_TICK_MS: '200' },
+        },
         this.cleanup,
       );
       target = await this.controller.start().catch((err: Error) => {
@@ -104,6 +167,15 @@ export class BenchRun {
           (o.controllerNodeArgs ? `, node ${o.controllerNodeArgs.join(' ')}` : ''),
       );
     }
+    if (o.caFile) {
+      try {
+        this.caPem = readFileSync(o.caFile, 'utf8');
+      } catch (err) {
+        throw new RunFailed(`--ca ${o.caFile}: ${(err as Error).message}`);
+      }
+    }
+    this.print(`agents: ${o.agents} in ${o.agentProcs} worker process(es), gRPC ${this.caPem ? 'over TLS (server certificate, bearer credential)' : 'plaintext'}`);
+    checkOpenFiles(o.agents);
     if (target.pid) this.monitor = new ProcessMonitor(target.pid);
     const idle = this.monitor?.sample();
     if (idle) this.print(`controller RSS ${round(idle.rssMb)} MB before any agent`);
@@ -123,7 +195,8 @@ export class BenchRun {
   private async enroll(target: ControllerTarget, runId: string): Promise<{ identities: Identities; ms: number }> {
     const o = this.opts;
     const started = Date.now();
-    const token = await createEnrollmentToken(target.api, target.token, o.agents, `ibex bench ${runId}`).catch((err: Error) => {
+    this.labels = { 'ibex-bench': runId };
+    const token = await createEnrollmentToken(target.api, target.token, o.agents, `ibex bench ${runId}`, this.labels).catch((err: Error) => {
       throw new RunFailed(`could not create an enrollment token: ${err.message}`);
     });
     if (o.external) this.cleanup.add('revoke the bench enrollment token', () => revokeEnrollmentToken(target.api, target.token, token.id));
@@ -139,6 +212,7 @@ export class BenchRun {
         concurrency: o.enrollConcurrency,
         deadline: started + o.connectTimeoutS * 1000,
         onProgress: (n) => (enrolled = n),
+        ...(this.caPem ? { credentials: credentials.createSsl(Buffer.from(this.caPem)) } : {}),
       });
     } catch (err) {
       throw new RunFailed((err as Error).message);
@@ -151,61 +225,58 @@ export class BenchRun {
     return { identities, ms };
   }
 
-  /** Streams open; heartbeats start as each agent is welcomed. Ends with the table's first row. */
+  /** Streams open (in the worker processes); heartbeats start as each agent is welcomed. Ends with the table's first row. */
   private async connect(target: ControllerTarget, identities: Identities, sampler: LastSeenSampler): Promise<Connected> {
     const o = this.opts;
+    this.sampler = sampler;
     sampler.start();
     const t0 = Date.now();
-    let failedAttempts = 0;
     const firstErrors: string[] = [];
-    const events = {
-      heartbeat: (agent: SimulatedAgent, at: number) => {
+    this.procs = new AgentProcs(o.agentProcs, {
+      heartbeat: (deviceId, at) => {
+        if (!this.recording) return;
         this.sent++;
-        sampler.record(agent.deviceId, at);
+        sampler.record(deviceId, at);
       },
-      ended: (agent: SimulatedAgent, code: number, details: string) => {
-        this.connected--;
-        this.disconnects.push(`${agent.identity.deviceName}: code ${code} ${details}`);
+      ended: (reason) => {
+        if (this.recording) this.disconnects.push(reason);
       },
-    };
+      failedAttempt: (message) => {
+        if (firstErrors.length < 5) firstErrors.push(message);
+      },
+      desired: (id, at) => this.fanoutHooks.desired?.(id, at),
+      reportAcked: (id, at) => this.fanoutHooks.reportAcked?.(id, at),
+      resultAcked: (id, at) => this.fanoutHooks.resultAcked?.(id, at),
+    });
     const window = new WindowMeter(this.monitor, sampler, () => this.sent, o.maxLagMs);
     await window.begin();
+    let allAt: number | undefined;
     const ticker = setInterval(() => {
       const s = this.monitor?.sample();
-      this.print(`connecting: ${this.connected}/${o.agents} connected, ${failedAttempts} failed attempts, ${round((Date.now() - t0) / 1000, 1)} s` + (s ? `, controller RSS ${round(s.rssMb)} MB` : ''));
+      if (allAt === undefined && this.connected >= o.agents) allAt = Date.now();
+      this.print(`connecting: ${this.connected}/${o.agents} connected, ${this.procs!.failedAttempts} failed attempts, ${round((Date.now() - t0) / 1000, 1)} s` + (s ? `, controller RSS ${round(s.rssMb)} MB` : ''));
     }, 1000);
-    let result;
+    let failed;
     try {
-      result = await connectAll({
-        identities,
-        target: target.grpc,
-        events,
-        concurrency: o.connectConcurrency,
-        deadline: t0 + o.connectTimeoutS * 1000,
-        onConnected: (agent) => {
-          this.connected++;
-          agent.startHeartbeats(o.heartbeatMs, Math.random() * o.heartbeatMs);
-        },
-        onFailedAttempt: (_agent, err) => {
-          failedAttempts++;
-          if (firstErrors.length < 5) firstErrors.push(err.message);
-        },
-      });
+      failed = await this.procs.connect({ identities, target: target.grpc, ...(this.caPem ? { caPem: this.caPem } : {}), heartbeatMs: o.heartbeatMs, concurrency: o.connectConcurrency, deadlineMs: t0 + o.connectTimeoutS * 1000 });
+    } catch (err) {
+      throw new RunFailed((err as Error).message);
     } finally {
       clearInterval(ticker);
     }
-    this.agents = result.agents;
     const ms = Date.now() - t0;
-    this.print(`connected ${this.connected}/${o.agents} in ${round(ms / 1000, 1)} s (${result.failed.length} never connected, ${failedAttempts} failed attempts)`);
+    await sleep(300); // the workers' last counters
+    const failedAttempts = this.procs.failedAttempts;
+    this.print(`connected ${this.connected}/${o.agents} in ${round(ms / 1000, 1)} s (${failed.length} never connected, ${failedAttempts} failed attempts)`);
     if (this.controller?.exited) throw new RunFailed(`the controller exited while agents connected:\n${this.controller.logTail()}`);
     // The table's first row covers the whole connect phase.
     this.print(tableHeader());
     await this.report(window, t0, 'connect');
-    return { t0, ms, failed: result.failed.length, failedAttempts, firstErrors, window };
+    return { t0, ms, failed: failed.length, failedAttempts, firstErrors, window };
   }
 
   /** --duration-s of heartbeats, a table row every --report-s. */
-  private async steady(c: Connected, sampler: LastSeenSampler): Promise<Steady> {
+  private async steady(c: Connected, sampler: LastSeenSampler, target: ControllerTarget): Promise<Steady> {
     const o = this.opts;
     const start = this.monitor?.sample();
     const startedAt = Date.now();
@@ -215,33 +286,59 @@ export class BenchRun {
     const harnessAtStart = process.cpuUsage();
     const end = startedAt + o.durationS * 1000;
     let cpuMax = 0;
+    // The first half with heartbeats only (the controller "idle"), the second with the REST load too.
+    const restAt = o.restRate > 0 ? startedAt + Math.floor(o.durationS / 2) * 1000 : Infinity;
+    let restStart: ProcessSample | undefined;
+    let idleCpuMax = 0;
+    let restCpuMax = 0;
     while (Date.now() < end) {
-      await sleep(Math.min(o.reportS * 1000, end - Date.now()));
-      const row = await this.report(c.window, c.t0, 'steady');
-      if (row.cpuPercent !== undefined) cpuMax = Math.max(cpuMax, row.cpuPercent);
+      if (restAt !== Infinity && !restStart && Date.now() >= restAt - 50) {
+        restStart = this.monitor?.sample() ?? { atMs: Date.now(), rssMb: 0, peakRssMb: 0, cpuS: 0 };
+        this.procs!.startRest(`${target.api}/api/v1/devices?limit=100`, target.token, o.restRate);
+        this.print(`REST load from here: GET /api/v1/devices?limit=100 at ${o.restRate}/s (fixed rate, latency from each request's scheduled time)`);
+      }
+      const next = restStart ? end : Math.min(end, restAt);
+      await sleep(Math.max(0, Math.min(o.reportS * 1000, next - Date.now())));
+      const row = await this.report(c.window, c.t0, restStart ? 'rest' : 'steady');
+      if (row.cpuPercent !== undefined) {
+        cpuMax = Math.max(cpuMax, row.cpuPercent);
+        if (restStart) restCpuMax = Math.max(restCpuMax, row.cpuPercent);
+        else idleCpuMax = Math.max(idleCpuMax, row.cpuPercent);
+      }
       if (this.controller?.exited) throw new RunFailed(`the controller exited during the run:\n${this.controller.logTail()}`);
     }
+    const split = restStart && restStart.cpuS > 0 && start ? { idle: { avg: round(cpuPercent(start, restStart), 1), max: round(idleCpuMax, 1) } } : undefined;
     const ms = Date.now() - startedAt;
+    const sent = this.sent - sentAtStart;
+    const stored = sampler.confirmations.length - storedAtStart;
     const final = this.monitor?.sample();
     const harnessCpu = process.cpuUsage(harnessAtStart);
     const rowsAtEnd = await sampler.deviceRowUpdates().catch(() => undefined);
+    const memory = await controllerMemory(target.api);
+    if (memory) this.print(`controller memory (its /metrics): JS heap ${memory.heapUsedMb} MB used of ${memory.heapTotalMb} MB, external ${memory.externalMb} MB, RSS ${memory.rssMb} MB`);
+    const rest = o.restRate > 0 ? await this.procs!.stopRest() : undefined;
+    if (rest) this.print(`REST: ${rest.ok}/${rest.sent} answered 200 at ${round(rest.sentPerS, 1)}/s; latency p50 ${round(rest.latency.p50, 1)} ms, p99 ${round(rest.latency.p99, 1)} ms, max ${round(rest.latency.max)} ms` + (rest.errors ? `; ${rest.errors} errors (${rest.firstErrors[0]})` : ''));
     return {
       ms,
       start,
       final,
       cpuMax,
       harnessCpu,
-      sent: this.sent - sentAtStart,
-      stored: sampler.confirmations.length - storedAtStart,
+      sent,
+      stored,
       ...(rowsAtStart !== undefined && rowsAtEnd !== undefined ? { rowUpdates: rowsAtEnd - rowsAtStart } : {}),
       connectedEnd: this.connected,
+      ...(rest ? { rest } : {}),
+      ...(memory ? { memory } : {}),
+      ...(split && restStart && final ? { cpuSplit: { idle: split.idle, rest: { avg: round(cpuPercent(restStart, final), 1), max: round(restCpuMax, 1) } } } : {}),
     };
   }
 
   /** No new heartbeats; waits for the ones in flight to show (or to be late beyond doubt). */
   private async drain(c: Connected, sampler: LastSeenSampler): Promise<void> {
     const o = this.opts;
-    for (const a of this.agents) a.stopHeartbeats();
+    this.recording = false;
+    this.procs!.record(false);
     const until = Date.now() + o.maxLagMs + 2 * o.sampleMs + 1000;
     while (sampler.unconfirmed > 0 && Date.now() < until) await sleep(o.sampleMs);
     await sampler.sampleOnce().catch(() => {});
@@ -249,11 +346,81 @@ export class BenchRun {
     await sampler.stop();
   }
 
+  /** --fanout: one desired-state change to every agent through a label-selector rollout. */
+  private async fanout(target: ControllerTarget, runId: string): Promise<FanoutResult> {
+    const selector = Object.entries(this.labels).map(([k, v]) => `${k}=${v}`).join(',');
+    try {
+      return await runFanout({ api: target.api, token: target.token, selector, agents: this.opts.agents, timeoutS: 300, hooks: (t) => (this.fanoutHooks = t), print: this.print });
+    } catch (err) {
+      throw new RunFailed(`fan-out (${runId}): ${(err as Error).message}`);
+    } finally {
+      this.fanoutHooks = {};
+    }
+  }
+
+  /** --storm: SIGKILL the controller with every agent connected, start it again, wait until all are back. */
+  private async storm(): Promise<StormResult> {
+    const n = this.opts.agents;
+    const procs = this.procs!;
+    const welcomesBefore = procs.welcomes;
+    this.print(`storm: ${procs.connected}/${n} connected; SIGKILL to the controller`);
+    const r = await this.controller!.killAndRestart().catch((err: Error) => {
+      throw new RunFailed(`storm: the controller did not come back: ${err.message}`);
+    });
+    const monitor = new ProcessMonitor(r.pid);
+    this.monitor = monitor;
+    const atReady = monitor.sample();
+    this.print(`storm: controller pid ${r.pid} ready ${round((r.readyAt - r.killedAt) / 1000, 1)} s after the kill`);
+    const deadline = Date.now() + 300_000;
+    let lastPrint = 0;
+    let backAt: number | undefined;
+    let cpuMax = 0;
+    let prev = atReady;
+    while (Date.now() < deadline) {
+      await sleep(200);
+      if (procs.connected >= n && procs.welcomes - welcomesBefore >= n) {
+        backAt = Date.now();
+        break;
+      }
+      if (Date.now() - lastPrint >= 2000) {
+        lastPrint = Date.now();
+        const s = monitor.sample();
+        if (s && prev) cpuMax = Math.max(cpuMax, cpuPercent(prev, s));
+        prev = s;
+        this.print(`storm: ${round((Date.now() - r.killedAt) / 1000, 1)} s after the kill: ${procs.connected}/${n} connected, ${procs.welcomes - welcomesBefore} welcomed again` + (s ? `, controller RSS ${round(s.rssMb)} MB` : ''));
+      }
+      if (this.controller!.exited) throw new RunFailed(`storm: the restarted controller exited:\n${this.controller!.logTail()}`);
+    }
+    await sleep(300);
+    const end = monitor.sample();
+    const result: StormResult = {
+      agents: n,
+      restartS: round((r.readyAt - r.killedAt) / 1000, 2),
+      allBackS: backAt === undefined ? null : round((backAt - r.killedAt) / 1000, 2),
+      afterReadyS: backAt === undefined ? null : round((backAt - r.readyAt) / 1000, 2),
+      back: procs.connected,
+      ...(end ? { peakRssMb: round(end.peakRssMb, 1) } : {}),
+      ...(end && atReady ? { cpuPercent: { avg: round(cpuPercent(atReady, end), 1), max: round(cpuMax, 1) } } : {}),
+    };
+    this.print(`storm: ${result.back}/${n} back ${result.allBackS ?? 'never (300 s)'} s after the kill (${result.afterReadyS ?? '-'} s after the new controller was ready)`);
+    return result;
+  }
+
   /** The figures of the whole run (judge() holds them to the bar). */
   private measured(
     target: ControllerTarget,
     sampler: LastSeenSampler,
-    m: { enrollMs: number; connected: Connected; steady: Steady; final?: ProcessSample; stopped?: { ms: number }; eld: ReturnType<typeof monitorEventLoopDelay> },
+    m: {
+      enrollMs: number;
+      connected: Connected;
+      steady: Steady;
+      final?: ProcessSample;
+      stopped?: { ms: number };
+      eld: ReturnType<typeof monitorEventLoopDelay>;
+      fanout?: FanoutResult;
+      storm?: StormResult;
+      workers?: { rssMb: number; cpuS: number };
+    },
   ): Omit<BenchResult, 'ok' | 'failures' | 'notChecked'> {
     const o = this.opts;
     const { connected: c, steady: s, final } = m;
@@ -269,6 +436,9 @@ export class BenchRun {
         connectConcurrency: o.connectConcurrency,
         enrollConcurrency: o.enrollConcurrency,
         sampleMs: o.sampleMs,
+        agentProcs: o.agentProcs,
+        tls: !!this.caPem,
+        restRate: o.restRate,
         ...(o.controllerNodeArgs ? { controllerNodeArgs: o.controllerNodeArgs } : {}),
       },
       controller: {
@@ -286,10 +456,16 @@ export class BenchRun {
         disconnectReasons: this.disconnects.slice(0, 5),
         ...(s.final && final ? { rssMb: { current: round(s.final.rssMb, 1), peak: round(final.peakRssMb, 1) } } : {}),
         ...(s.start && s.final ? { cpuPercent: { avg: round(cpuPercent(s.start, s.final), 1), max: round(s.cpuMax, 1) } } : {}),
+        ...(s.cpuSplit ? { cpuSplit: s.cpuSplit } : {}),
+        ...(s.memory ? { memory: s.memory } : {}),
         heartbeatsSentPerS: round(s.sent / secs, 1),
         heartbeatsStoredPerS: round(s.stored / secs, 1),
         ...(s.rowUpdates !== undefined ? { deviceRowUpdatesPerS: round(s.rowUpdates / secs, 1) } : {}),
       },
+      ...(s.rest ? { rest: s.rest } : {}),
+      ...(m.fanout ? { fanout: m.fanout } : {}),
+      ...(m.storm ? { storm: m.storm } : {}),
+      ...(m.workers ? { workers: { procs: o.agentProcs, rssMb: round(m.workers.rssMb), cpuPercentOfRun: round((m.workers.cpuS * 100000) / Math.max(1, Date.now() - c.t0), 1) } } : {}),
       lag: {
         ...distribution(sampler.confirmations.map((x) => x.lagMs)),
         heartbeatsSent: this.sent,

@@ -1,4 +1,4 @@
-import { credentials, Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { type ChannelCredentials, credentials, Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { AgentServiceClient, type EnrollResponse } from '@ibex/proto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type AgentEvents, type AgentIdentity, benchFacts, SimulatedAgent } from './simulated-agent.js';
@@ -17,11 +17,11 @@ const RETRYABLE = new Set<number>([grpcStatus.UNAVAILABLE, grpcStatus.DEADLINE_E
 const ATTEMPTS = 3;
 
 /** Creates an enrollment token for `uses` devices through the REST API; returns its secret and id. */
-export async function createEnrollmentToken(api: string, apiToken: string, uses: number, description: string): Promise<{ id: string; token: string }> {
+export async function createEnrollmentToken(api: string, apiToken: string, uses: number, description: string, labels: Record<string, string> = {}): Promise<{ id: string; token: string }> {
   const res = await fetch(`${api}/api/v1/enrollment-tokens`, {
     method: 'POST',
     headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ maxUses: uses, expiresInHours: 1, description }),
+    body: JSON.stringify({ maxUses: uses, expiresInHours: 1, description, labels }),
     signal: AbortSignal.timeout(30_000),
   });
   const text = await res.text();
@@ -51,8 +51,10 @@ export async function enrollAll(opts: {
   concurrency: number;
   deadline: number;
   onProgress: (done: number) => void;
+  /** TLS toward the controller; plaintext without. */
+  credentials?: ChannelCredentials;
 }): Promise<AgentIdentity[]> {
-  const client = new AgentServiceClient(opts.target, credentials.createInsecure());
+  const client = new AgentServiceClient(opts.target, opts.credentials ?? credentials.createInsecure());
   const identities: AgentIdentity[] = new Array(opts.count);
   const stop = new AbortController();
   let done = 0;
@@ -110,8 +112,10 @@ export async function connectAll(opts: {
   deadline: number;
   onConnected: (agent: SimulatedAgent) => void;
   onFailedAttempt: (agent: SimulatedAgent, err: Error) => void;
+  /** TLS toward the controller (one credentials object for all: the CA is parsed once); plaintext without. */
+  credentials?: ChannelCredentials;
 }): Promise<{ agents: SimulatedAgent[]; failed: { agent: SimulatedAgent; error: string }[] }> {
-  const agents = opts.identities.map((id) => new SimulatedAgent(id, opts.target, opts.events));
+  const agents = opts.identities.map((id) => new SimulatedAgent(id, opts.target, opts.events, opts.credentials));
   const failed: { agent: SimulatedAgent; error: string }[] = [];
   const stop = new AbortController();
   const timer = setTimeout(() => stop.abort(), Math.max(0, opts.deadline - Date.now()));

@@ -1,5 +1,5 @@
-import { type ClientDuplexStream, type ClientOptions, credentials, Metadata, status as grpcStatus } from '@grpc/grpc-js';
-import { type AgentMessage, AgentServiceClient, type ControllerMessage, type Facts, type JobAssignment, JobOutcome, type Welcome } from '@ibex/proto';
+import { type ChannelCredentials, type ClientDuplexStream, type ClientOptions, credentials, Metadata, status as grpcStatus } from '@grpc/grpc-js';
+import { type AgentMessage, AgentServiceClient, type ControllerMessage, type DesiredState, type Facts, type JobAssignment, JobOutcome, SectionState, type Welcome } from '@ibex/proto';
 
 /**
  * What a simulated device does with a job it is assigned (programmable per device, for rollout
@@ -24,6 +24,10 @@ export interface AgentEvents {
   ended(agent: SimulatedAgent, code: number, details: string): void;
   /** A job assignment arrived (also one sent again after a reconnect). */
   assigned?(agent: SimulatedAgent, job: JobAssignment, firstTime: boolean): void;
+  /** A DesiredState arrived; the agent has already answered it with a StateReport (applied at once). */
+  desired?(agent: SimulatedAgent, desired: DesiredState): void;
+  /** The controller acknowledged (stored) these update / report ids of this agent. */
+  acked?(agent: SimulatedAgent, ids: readonly string[]): void;
 }
 
 /**
@@ -60,14 +64,25 @@ export class SimulatedAgent {
   /** Job updates not acknowledged yet, re-sent until they are (as the real agent's journal does). */
   private readonly unacked = new Map<string, AgentMessage>();
   private resendTimer?: NodeJS.Timeout;
+  /**
+   * Unacknowledged updates are re-sent after every Welcome and, unless 0, every this many ms
+   * while connected. The real agent re-sends only after a Welcome (apps/agent/src/agent/agent.ts
+   * resendUnacked); with thousands of agents a periodic re-send to a controller that is behind
+   * multiplies its work, so bench:agents sets 0.
+   */
+  resendEveryMs = 5000;
   private client?: AgentServiceClient;
   private call?: ClientDuplexStream<AgentMessage, ControllerMessage>;
   private timer?: NodeJS.Timeout;
+  /** Highest desired-state revision received (and, since a simulated agent applies at once, applied). */
+  revision = 0;
 
   constructor(
     readonly identity: AgentIdentity,
     private readonly target: string,
     private readonly events: AgentEvents,
+    /** TLS toward the controller (server certificate checked against a CA); plaintext without. */
+    private readonly channelCredentials: ChannelCredentials = credentials.createInsecure(),
   ) {}
 
   get deviceId(): string {
@@ -79,7 +94,7 @@ export class SimulatedAgent {
     if (this.state === 'ended') this.state = 'idle'; // reconnecting after the stream ended
     if (this.state !== 'idle') throw new Error(`agent ${this.identity.deviceName} is ${this.state}`);
     this.state = 'connecting';
-    const client = new AgentServiceClient(this.target, credentials.createInsecure(), AGENT_CHANNEL_OPTIONS);
+    const client = new AgentServiceClient(this.target, this.channelCredentials, AGENT_CHANNEL_OPTIONS);
     const md = new Metadata();
     md.set('authorization', `Bearer ${this.identity.credential}`);
     const call = client.connect(md);
@@ -109,8 +124,10 @@ export class SimulatedAgent {
         if (m.msg?.$case === 'assign') return this.onAssign(m.msg.value);
         if (m.msg?.$case === 'ack') {
           for (const id of m.msg.value.ids) this.unacked.delete(id);
+          this.events.acked?.(this, m.msg.value.ids);
           return;
         }
+        if (m.msg?.$case === 'desired') return this.onDesired(m.msg.value);
         if (m.msg?.$case !== 'welcome' || settled) return;
         settled = true;
         clearTimeout(timeout);
@@ -147,6 +164,26 @@ export class SimulatedAgent {
     this.timer = undefined;
   }
 
+  /** Applies a desired state at once: a StateReport of its revision with every section in sync. */
+  private onDesired(d: DesiredState): void {
+    const revision = Number(d.revision);
+    if (revision > this.revision) this.revision = revision;
+    let sections: string[] = [];
+    try {
+      sections = Object.keys(JSON.parse(d.specJson || '{}') as Record<string, unknown>);
+    } catch {
+      // an unparsable spec is reported with no sections
+    }
+    const now = Date.now();
+    this.sendUpdate({
+      msg: {
+        $case: 'stateReport',
+        value: { reportId: `${this.identity.deviceId}:state:${revision}`, revision, sections: sections.map((section) => ({ section, state: SectionState.SECTION_STATE_IN_SYNC, error: '', detailJson: '', observedAtMs: now })) },
+      },
+    });
+    this.events.desired?.(this, d);
+  }
+
   private onAssign(job: JobAssignment): void {
     let r = this.reactions.get(job.jobId);
     const first = !r;
@@ -173,10 +210,12 @@ export class SimulatedAgent {
     else answer();
   }
 
-  /** Writes a job update and keeps it until acknowledged; unacknowledged ones go again every 5 s and after a reconnect. */
+  /** Writes a job update or state report and keeps it until acknowledged; unacknowledged ones go again after a reconnect (and every resendEveryMs). */
   private sendUpdate(m: AgentMessage): void {
     if (m.msg?.$case === 'jobUpdate') this.unacked.set(m.msg.value.updateId, m);
+    if (m.msg?.$case === 'stateReport') this.unacked.set(m.msg.value.reportId, m);
     this.call?.write(m);
+    if (this.resendEveryMs <= 0) return;
     this.resendTimer ??= setInterval(() => {
       if (this.state !== 'connected') return;
       for (const msg of this.unacked.values()) this.call?.write(msg);
@@ -184,7 +223,7 @@ export class SimulatedAgent {
         clearInterval(this.resendTimer);
         this.resendTimer = undefined;
       }
-    }, 5000);
+    }, this.resendEveryMs);
     this.resendTimer.unref();
   }
 
@@ -212,8 +251,8 @@ export class SimulatedAgent {
     return {
       agentVersion: 'bench',
       facts: benchFacts(this.identity.deviceName),
-      lastAppliedRevision: 0,
-      lastReceivedRevision: 0,
+      lastAppliedRevision: this.revision,
+      lastReceivedRevision: this.revision,
       unfinishedJobs: [],
       bootId: `bench-${this.identity.index}-${Date.now().toString(36)}`,
     };

@@ -51,6 +51,7 @@ export class SpawnedController {
   private child?: ChildProcess;
   private tail = '';
   private logStream?: WriteStream;
+  private env: NodeJS.ProcessEnv = {};
 
   constructor(
     private readonly opts: SpawnOptions,
@@ -67,7 +68,7 @@ export class SpawnedController {
     const httpPort = await freePort();
     const grpcPort = await freePort();
     if (this.opts.logFile) this.logStream = createWriteStream(this.opts.logFile);
-    const env: NodeJS.ProcessEnv = {
+    this.env = {
       ...process.env,
       DATABASE_URL: db.url,
       REDIS_URL: this.opts.redisUrl,
@@ -81,23 +82,42 @@ export class SpawnedController {
       IBEX_HEARTBEAT_INTERVAL_MS: String(this.opts.heartbeatMs),
       ...this.opts.env,
     };
-    const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), controllerMain], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.target = { grpc: `127.0.0.1:${grpcPort}`, api: `http://127.0.0.1:${httpPort}`, token: this.adminToken, databaseUrl: db.url };
+    this.cleanup.add('stop the controller', () => this.stop());
+    await this.launch();
+    return this.target;
+  }
+
+  /** Starts the process (again) on the same database, Redis prefix and ports; resolves once /readyz answers. */
+  private async launch(): Promise<void> {
+    const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), controllerMain], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    this.cleanup.add(`stop the controller (pid ${child.pid})`, () => this.stop());
     child.stdout!.on('data', (d: Buffer) => this.onOutput(d));
     child.stderr!.on('data', (d: Buffer) => this.onOutput(d));
-
-    const api = `http://127.0.0.1:${httpPort}`;
+    const api = this.target!.api;
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the controller exited during start (${child.exitCode ?? child.signalCode}):\n${this.tail}`);
       const r = await fetch(`${api}/readyz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
       if (r?.ok) break;
       if (Date.now() > deadline) throw new Error(`the controller did not report ready on ${api}/readyz within 60 s:\n${this.tail}`);
-      await sleep(200);
+      await sleep(100);
     }
-    this.target = { grpc: `127.0.0.1:${grpcPort}`, api, token: this.adminToken, databaseUrl: db.url, pid: child.pid! };
-    return this.target;
+    this.target!.pid = child.pid!;
+  }
+
+  /**
+   * A crash: SIGKILL (no stream closed, no presence flushed), then the same controller started
+   * again. Resolves with when it was killed and when the new one was ready.
+   */
+  async killAndRestart(): Promise<{ killedAt: number; readyAt: number; pid: number }> {
+    const child = this.child!;
+    const gone = new Promise<void>((r) => (this.exited ? r() : child.once('exit', () => r())));
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await gone;
+    await this.launch();
+    return { killedAt, readyAt: Date.now(), pid: this.child!.pid! };
   }
 
   get exited(): boolean {

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { status } from '@grpc/grpc-js';
 import type { AgentMessage } from '@ibex/proto';
 import { Clock } from '../../common/clock.js';
+import { Limiter } from '../../common/limiter.js';
 import { Unauthenticated, ValidationFailed } from '../../common/errors.js';
 import { CONFIG, type Config } from '../../config/config.js';
 import type { Prisma } from '../../generated/prisma/client.js';
@@ -24,6 +25,15 @@ const STREAM_ENDED: GrpcFailure = { code: status.CANCELLED, details: 'stream end
 const PASS_RETRY_MS = 5000;
 /** Messages buffered per stream before it stops reading (HTTP/2 flow control then holds the agent). */
 const MAX_BACKLOG = 64;
+/**
+ * Connects authenticated at once, and Hellos handled (session registered, connection recorded,
+ * Welcome) at once, per replica; the rest wait in order. Each takes several database and Redis
+ * round trips: 10,000 agents reconnecting together all interleaved theirs, so every one of them
+ * finished late, after the agent's 30 s wait for a Welcome, and reconnected again: 0 of 10,000
+ * welcomed 60 s after a restart (bench:agents --storm). In order, the first ones are welcomed
+ * at once. Waiting for a Hello holds no slot; a stream the agent gave up while waiting is skipped.
+ */
+const ADMIT_AT_ONCE = 16;
 
 /**
  * The Connect stream (protocol.md "Connect"): authenticate from metadata, wait for Hello,
@@ -37,6 +47,8 @@ export class AgentStreams {
   private readonly cleanups = new Set<Promise<void>>();
   /** Hellos being handled: shutdown waits for them, so no session registers after it looked. */
   private readonly opening = new Set<Promise<unknown>>();
+  private readonly authenticating = new Limiter(ADMIT_AT_ONCE);
+  private readonly hellos = new Limiter(ADMIT_AT_ONCE);
   private idleTimer?: NodeJS.Timeout;
 
   constructor(
@@ -55,9 +67,9 @@ export class AgentStreams {
   /** The Connect handler: authentication first, then the Hello must come within the timeout. */
   handle(call: AgentCall): void {
     if (!this.accepting) return endCall(call, SHUTTING_DOWN);
-    this.auth.authenticate(call).then(
+    this.authenticating.run(async () => (call.cancelled || call.writableEnded ? undefined : this.auth.authenticate(call))).then(
       (device) => {
-        if (call.cancelled || call.writableEnded) return;
+        if (!device || call.cancelled || call.writableEnded) return;
         const helloTimer = setTimeout(
           () => endCall(call, { code: status.INVALID_ARGUMENT, details: `no Hello within ${this.config.helloTimeoutMs} ms: the first message on a stream must be a Hello` }),
           this.config.helloTimeoutMs,
@@ -106,7 +118,9 @@ export class AgentStreams {
         if (m.msg?.$case !== 'hello') throw firstMessageNotHello(m);
         const hello = parseAgentInput(helloSchema, m.msg.value, 'Hello');
         if (!this.accepting) return endCall(call, SHUTTING_DOWN);
-        const opening = this.open(call, device, hello);
+        // Given up by the agent while waiting for its turn: not registered (it would take over the
+        // session of the agent's next attempt).
+        const opening = this.hellos.run(async () => (call.cancelled || call.writableEnded ? undefined : this.open(call, device, hello)));
         this.opening.add(opening);
         try {
           session = await opening;

@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import type { FakeAgent } from '../../testing/fake-agent.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { waitFor } from '../../testing/wait-for.js';
-import { connectedDevice } from '../testing/fixtures.js';
+import pg from 'pg';
+import { connectedDevice, enrollDevice } from '../testing/fixtures.js';
 import { PresenceService } from './presence.service.js';
 
 const FLUSH_MS = 300;
@@ -64,5 +65,33 @@ describe('presence', () => {
     assert.ok(probe!.statements * 10 < heartbeats, `${probe!.statements} statements is not batched for ${heartbeats} heartbeats`);
     assert.ok(probe!.rows <= probe!.statements * devices.length, `${probe!.rows} rows: at most one per device per statement`);
     assert.equal(stats.statements - statsBefore.statements, probe!.statements, 'every device UPDATE in the window was a presence flush');
+  });
+
+  it('does not wait for device rows another transaction holds: the others are written, the locked one on a later flush (no stall, no deadlock)', async () => {
+    const presence = c.app.get(PresenceService);
+    const free = await enrollDevice(c, 'presence-free');
+    const held = await enrollDevice(c, 'presence-held');
+    // A long transaction holding one device row, as a rollout writing desired revisions does.
+    await c.prisma.device.updateMany({ where: { id: { in: [free.deviceId, held.deviceId] } }, data: { lastSeenAt: null } });
+    const locker = new pg.Client({ connectionString: c.db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT id FROM device WHERE id = $1 FOR UPDATE', [held.deviceId]);
+      const skippedBefore = presence.stats.skipped;
+      const at = Date.now();
+      presence.touch(free.deviceId);
+      presence.touch(held.deviceId);
+      const flushed = await Promise.race([presence.flush().then(() => true), sleep(5000).then(() => false)]);
+      assert.ok(flushed, 'the flush waited for the locked row');
+      const seen = async (id: string) => (await c.prisma.device.findUniqueOrThrow({ where: { id }, select: { lastSeenAt: true } })).lastSeenAt?.getTime() ?? 0;
+      assert.ok((await seen(free.deviceId)) >= at - 5, 'the free device was written');
+      assert.equal(await seen(held.deviceId), 0, 'the locked device was not written (it was locked)');
+      assert.ok(presence.stats.skipped - skippedBefore >= 1, 'counted as skipped');
+      await locker.query('COMMIT');
+      await waitFor('the locked device written on a later flush', async () => (await seen(held.deviceId)) >= at - 5, { intervalMs: 50 });
+    } finally {
+      await locker.end();
+    }
   });
 });

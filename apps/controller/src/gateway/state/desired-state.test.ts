@@ -4,6 +4,7 @@ import { SectionState, type SectionStatus } from '@ibex/proto';
 import { FakeAgent } from '../../testing/fake-agent.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { createJob, enrollDevice, filesSpec, setDesiredState } from '../testing/fixtures.js';
+import { StateReports } from './state-reports.service.js';
 
 function section(state: SectionState, error = ''): SectionStatus {
   return { section: 'files', state, error, detailJson: '{"steps":[]}', observedAtMs: Date.now() };
@@ -95,5 +96,39 @@ describe('desired state', () => {
     agent.send({ $case: 'stateReport', value: { reportId: 'rep-4', revision: r2, sections: [section(SectionState.SECTION_STATE_UNSUPPORTED, 'no capability')] } });
     await agent.acked('rep-4');
     assert.equal((await row()).appliedRevision, r2);
+  });
+});
+
+describe('state reports in a burst', () => {
+  it('stores 60 reports sent at once with at most 6 transactions at a time, none given up', async () => {
+    const c = await startTestController({ env: { IBEX_OFFLINE_AFTER_MS: '60000' } });
+    try {
+      const reports = c.app.get(StateReports);
+      const devices = await Promise.all(Array.from({ length: 60 }, (_, i) => enrollDevice(c, `burst-${i}`)));
+      const revisions = await Promise.all(devices.map((d) => setDesiredState(c, d.deviceId, filesSpec('burst\n'))));
+      // Counted from here: only the reports' transactions.
+      const prisma = c.prisma as unknown as { $transaction: (...args: unknown[]) => Promise<unknown> };
+      const original = prisma.$transaction.bind(prisma);
+      let open = 0;
+      let most = 0;
+      prisma.$transaction = async (...args: unknown[]) => {
+        most = Math.max(most, ++open);
+        try {
+          return await original(...args);
+        } finally {
+          open--;
+        }
+      };
+      await Promise.all(
+        devices.map((d, i) => reports.store(d.deviceId, { reportId: `burst-${i}`, revision: revisions[i]!, sections: [{ section: 'files', state: 'in_sync', error: '', detailJson: '', observedAtMs: Date.now() }] })),
+      );
+      prisma.$transaction = original;
+      assert.ok(most <= 6, `${most} report transactions ran at once`);
+      assert.ok(most >= 2, `${most}: the reports did not overlap at all, the test proves nothing`);
+      const rows = await c.prisma.device.findMany({ where: { id: { in: devices.map((d) => d.deviceId) } }, select: { appliedRevision: true, desiredRevision: true } });
+      assert.equal(rows.filter((r) => r.appliedRevision === r.desiredRevision && r.appliedRevision > 0).length, 60);
+    } finally {
+      await c.close();
+    }
   });
 });
