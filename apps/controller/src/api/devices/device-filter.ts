@@ -64,12 +64,30 @@ export function deviceStatusSql(onlineSince: Date): Prisma.Sql {
   return Prisma.sql`CASE WHEN "revokedAt" IS NOT NULL THEN 'revoked' WHEN ${onlineSql(onlineSince)} THEN 'online' ELSE 'offline' END`;
 }
 
-/** The ids of one page of devices matching a label selector and status, by name. */
-export function deviceIdsQuery(f: DeviceFilter, limit: number): Prisma.Sql {
+function whereSql(f: DeviceFilter): Prisma.Sql {
   const conds = f.terms.map(termSql);
   if (f.status) conds.push(statusSql(f.status, f.onlineSince));
   if (f.sync) conds.push(Prisma.sql`(${deviceSyncSql}) = ${f.sync}::text`);
   if (f.afterName !== undefined) conds.push(Prisma.sql`name > ${f.afterName}`);
-  const where = conds.length ? Prisma.sql`WHERE ${Prisma.join(conds, ' AND ')}` : Prisma.empty;
-  return Prisma.sql`SELECT id, ${deviceSyncSql} AS sync FROM device ${where} ORDER BY name ASC LIMIT ${limit}`;
+  return conds.length ? Prisma.sql`WHERE ${Prisma.join(conds, ' AND ')}` : Prisma.empty;
+}
+
+/** The ids of one page of devices matching a label selector and status, by name. */
+export function deviceIdsQuery(f: DeviceFilter, limit: number): Prisma.Sql {
+  return Prisma.sql`SELECT id, ${deviceSyncSql} AS sync FROM device ${whereSql(f)} ORDER BY name ASC LIMIT ${limit}`;
+}
+
+/**
+ * One page of matching devices, by name, as rows with their `name` and the columns of
+ * `columns` (a select list over a relation `d` of device rows with their `sync`).
+ */
+export function devicePageQuery(f: DeviceFilter, limit: number, columns: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`SELECT d.name, ${columns}
+    FROM (SELECT device.*, ${deviceSyncSql} AS sync FROM device ${whereSql(f)} ORDER BY name ASC LIMIT ${limit}) d
+    ORDER BY d.name ASC`;
+}
+
+/** The device with this id as a relation `d` with its `sync`, for the select list `columns`. */
+export function deviceByIdQuery(id: string, columns: Prisma.Sql): Prisma.Sql {
+  return Prisma.sql`SELECT ${columns} FROM (SELECT device.*, ${deviceSyncSql} AS sync FROM device WHERE id = ${id}::uuid) d`;
 }

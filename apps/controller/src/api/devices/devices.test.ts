@@ -109,8 +109,27 @@ describe('devices: one device', () => {
     assert.deepEqual(byName.facts, facts);
     assert.deepEqual([byName.desiredRevision, byName.receivedRevision, byName.appliedRevision], [3, 3, 2]);
     assert.equal(byName.enrolledAt, d.enrolledAt.toISOString());
+    assert.equal(byName.lastSeenAt, d.lastSeenAt!.toISOString(), 'milliseconds and Z, as toISOString');
+    // The list builds each item in SQL: it is the same view, property for property.
+    const res = await c.api('/api/v1/devices?selector=env%3Dprod');
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json; charset=utf-8/);
+    const page = (await expectStatus(res, 200)) as { items: Array<{ id: string }> };
+    const item = page.items.find((x) => x.id === d.id);
+    assert.deepEqual(item, byName);
+    assert.deepEqual(Object.keys(item!), Object.keys(byName));
     const missing = await expectError(await c.api('/api/v1/devices/nope'), 404, 'not_found');
     assert.match(missing.error.message, /"nope"/);
+  });
+
+  it('shows only string label values and null facts when the stored ones are not an object, in the list as in GET', async () => {
+    const d = await createDevice(c, 'odd-stored', { labels: { env: 'odd' } });
+    await c.prisma.device.update({ where: { id: d.id }, data: { labels: { env: 'odd', n: 5, nested: { a: 'b' } }, facts: ['not', 'an', 'object'] } });
+    const got = await expectStatus(await c.api('/api/v1/devices/odd-stored'), 200);
+    assert.deepEqual(got.labels, { env: 'odd' });
+    assert.equal(got.facts, null);
+    assert.equal(got.generations, null);
+    const page = await expectStatus(await c.api('/api/v1/devices?selector=env%3Dodd'), 200);
+    assert.deepEqual(page.items, [got]);
   });
 
   it('merges labels: sets, replaces, removes with null, keeps the rest', async () => {
