@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
+import pg from 'pg';
 import { FakeAgent, sampleFacts } from '../../testing/fake-agent.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { waitFor } from '../../testing/wait-for.js';
@@ -107,6 +108,36 @@ describe('Connect', () => {
     assert.equal(third.code, status.INVALID_ARGUMENT);
     assert.match(third.details, /job_id: must be a job id/);
     assert.match(third.details, /update: is required/);
+  });
+
+  it('does not take an agent whose messages wait behind a slow one for a quiet agent', async () => {
+    const busy = await startTestController({ env: { IBEX_HEARTBEAT_INTERVAL_MS: '100', IBEX_OFFLINE_AFTER_MS: '600', IBEX_PRESENCE_FLUSH_MS: '100' } });
+    const locker = new pg.Client({ connectionString: busy.db.url });
+    let agent: FakeAgent | undefined;
+    let beating: NodeJS.Timeout | undefined;
+    try {
+      ({ agent } = await connectedDevice(busy, 'busy'));
+      const id = (await busy.prisma.device.findUniqueOrThrow({ where: { name: 'busy' } })).id;
+      // The device row locked elsewhere: the report's writes wait for it, and the heartbeats
+      // sent meanwhile wait behind the report on the stream.
+      await locker.connect();
+      await locker.query('BEGIN');
+      await locker.query('SELECT id FROM device WHERE id = $1 FOR UPDATE', [id]);
+      agent.send({ $case: 'stateReport', value: { reportId: 'r-slow', revision: 1, sections: [] } });
+      let seq = 0;
+      beating = setInterval(() => agent!.heartbeat(++seq), 100);
+      const ended = await Promise.race([agent.ended, new Promise((r) => setTimeout(r, 1800, undefined))]);
+      assert.equal(ended, undefined, `the stream ended while its messages waited: ${JSON.stringify(ended)}`);
+      await locker.query('COMMIT');
+      await agent.acked('r-slow');
+      assert.equal(agent.endStatus, undefined);
+    } finally {
+      clearInterval(beating);
+      await locker.query('ROLLBACK').catch(() => {});
+      await locker.end().catch(() => {});
+      agent?.close();
+      await busy.close();
+    }
   });
 
   it('ends a stream that has gone quiet, so a vanished agent does not hold a session', async () => {
