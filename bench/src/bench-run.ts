@@ -95,6 +95,9 @@ export class BenchRun {
   private sampler?: LastSeenSampler;
   private fanoutHooks: { desired?: (id: string, at: number) => void; reportAcked?: (id: string, at: number) => void; resultAcked?: (id: string, at: number) => void } = {};
   private disconnects: string[] = [];
+  /** Streams ended in any phase, and the latest reason (the fan-out's progress lines show them). */
+  private endedTotal = 0;
+  private lastEnded = '';
   private readonly windows: WindowRow[] = [];
 
   constructor(
@@ -240,6 +243,8 @@ export class BenchRun {
       },
       ended: (reason) => {
         if (this.recording) this.disconnects.push(reason);
+        this.endedTotal++;
+        this.lastEnded = reason;
       },
       failedAttempt: (message) => {
         if (firstErrors.length < 5) firstErrors.push(message);
@@ -350,7 +355,7 @@ export class BenchRun {
   private async fanout(target: ControllerTarget, runId: string): Promise<FanoutResult> {
     const selector = Object.entries(this.labels).map(([k, v]) => `${k}=${v}`).join(',');
     try {
-      return await runFanout({ api: target.api, token: target.token, selector, agents: this.opts.agents, timeoutS: 300, hooks: (t) => (this.fanoutHooks = t), print: this.print });
+      return await runFanout({ api: target.api, token: target.token, selector, agents: this.opts.agents, timeoutS: 300, hooks: (t) => (this.fanoutHooks = t), print: this.print, streams: () => `${this.connected} connected, ${this.endedTotal} streams ended so far${this.lastEnded ? ` (latest: ${this.lastEnded})` : ''}` });
     } catch (err) {
       throw new RunFailed(`fan-out (${runId}): ${(err as Error).message}`);
     } finally {

@@ -40,6 +40,8 @@ export async function runFanout(o: {
   timeoutS: number;
   hooks: (t: FanoutTracker) => void;
   print: (line: string) => void;
+  /** The agents' streams, for the progress lines. */
+  streams?: () => string;
 }): Promise<FanoutResult> {
   const received = new Map<string, number>();
   const reported = new Map<string, number>();
@@ -84,7 +86,7 @@ export async function runFanout(o: {
     }
     if (Date.now() - lastPrint >= 2000) {
       lastPrint = Date.now();
-      o.print(`fan-out: ${round((Date.now() - t0) / 1000, 1)} s: ${received.size} received, ${reported.size} reports stored, ${results.size} results stored of ${o.agents}; rollout ${status}`);
+      o.print(`fan-out: ${round((Date.now() - t0) / 1000, 1)} s: ${received.size} received, ${reported.size} reports stored, ${results.size} results stored of ${o.agents}; rollout ${status}` + (o.streams ? `; ${o.streams()}` : ''));
     }
     if (doneAt !== undefined && received.size >= o.agents && reported.size >= o.agents && results.size >= o.agents) break;
     await sleep(250);
