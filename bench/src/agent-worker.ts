@@ -42,10 +42,15 @@ function onError(message: string): void {
   }
 }
 
-/** As the real agent: after any end, jittered exponential backoff, reset once welcomed. */
+/**
+ * As the real agent: after any end, jittered exponential backoff, reset once welcomed; the first
+ * try after a welcomed stream broke is spread over the Welcome's reconnect window.
+ */
 async function reconnect(agent: SimulatedAgent, backoff: Backoff): Promise<void> {
+  let windowMs = agent.reconnectWindowMs;
   while (!stopping) {
-    await sleep(backoff.next());
+    await sleep(backoff.next(windowMs));
+    windowMs = 0;
     if (stopping) return;
     try {
       await agent.connect(30_000);

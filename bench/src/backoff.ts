@@ -11,9 +11,9 @@ export class Backoff {
     private readonly random: () => number = Math.random,
   ) {}
 
-  /** Delay before the next attempt: uniform in [0, min(cap, base * 2^failures)). */
-  next(): number {
-    const ceiling = Math.min(this.capMs, this.baseMs * 2 ** Math.min(this.failures, 30));
+  /** Delay before the next attempt: uniform in [0, min(cap, base * 2^failures)), or in [0, windowMs) when wider (the Welcome's reconnect window). */
+  next(windowMs = 0): number {
+    const ceiling = Math.max(windowMs, Math.min(this.capMs, this.baseMs * 2 ** Math.min(this.failures, 30)));
     this.failures++;
     return Math.floor(this.random() * ceiling);
   }

@@ -74,6 +74,8 @@ export class SimulatedAgent {
   private client?: AgentServiceClient;
   private call?: ClientDuplexStream<AgentMessage, ControllerMessage>;
   private timer?: NodeJS.Timeout;
+  /** The last Welcome's reconnect window (how widely to spread the first reconnect after a break). */
+  reconnectWindowMs = 0;
   /** Highest desired-state revision received (and, since a simulated agent applies at once, applied). */
   revision = 0;
 
@@ -132,6 +134,7 @@ export class SimulatedAgent {
         settled = true;
         clearTimeout(timeout);
         this.state = 'connected';
+        this.reconnectWindowMs = m.msg.value.reconnectWindowMs;
         for (const msg of this.unacked.values()) call.write(msg);
         resolve(m.msg.value);
       });

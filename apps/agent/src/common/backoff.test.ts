@@ -28,6 +28,14 @@ describe('backoff', () => {
     assert.equal(b.next(), 999);
   });
 
+  it('spreads an attempt over a wider window when given one, and counts it as an attempt', () => {
+    const b = new Backoff({ baseMs: 1000, capMs: 60_000, random: () => 0.999999 });
+    assert.equal(b.next(40_000), 39_999, 'the window, wider than the first ceiling');
+    assert.equal(b.next(), 1999, 'then the backoff goes on from its second ceiling');
+    assert.equal(b.next(500), 3999, 'a narrower window changes nothing');
+    assert.equal(b.next(120_000), 119_999, 'a window may exceed the cap');
+  });
+
   it('longest() waits between half the cap and the cap', () => {
     assert.equal(new Backoff({ baseMs: 1000, capMs: 60_000, random: () => 0 }).longest(), 30_000);
     assert.equal(new Backoff({ baseMs: 1000, capMs: 60_000, random: () => 0.999999 }).longest(), 59_999);

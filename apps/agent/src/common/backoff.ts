@@ -12,9 +12,12 @@ export class Backoff {
   private failures = 0;
   constructor(private readonly opts: BackoffOptions) {}
 
-  /** Delay before the next attempt: uniform in [0, min(cap, base * 2^failures)). */
-  next(): number {
-    const ceiling = Math.min(this.opts.capMs, this.opts.baseMs * 2 ** Math.min(this.failures, 30));
+  /**
+   * Delay before the next attempt: uniform in [0, min(cap, base * 2^failures)), or in
+   * [0, windowMs) when that is wider (the controller's reconnect window, after a Welcome).
+   */
+  next(windowMs = 0): number {
+    const ceiling = Math.max(windowMs, Math.min(this.opts.capMs, this.opts.baseMs * 2 ** Math.min(this.failures, 30)));
     this.failures++;
     return Math.floor((this.opts.random ?? Math.random)() * ceiling);
   }

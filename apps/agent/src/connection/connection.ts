@@ -7,6 +7,8 @@ import type { ControllerUrl } from './controller-url.js';
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 /** Without a Welcome this long after Hello, the attempt is given up and retried. */
 const WELCOME_TIMEOUT_MS = 30_000;
+/** At most this long a Welcome's reconnect window is followed (timers overflow past 2^31 ms; ours asks for at most 300 s). */
+const MAX_RECONNECT_WINDOW_MS = 3_600_000;
 
 export interface ConnectionStatus {
   connected: boolean;
@@ -44,6 +46,8 @@ interface Session {
   client: AgentServiceClient;
   welcomed: boolean;
   heartbeat?: NodeJS.Timeout;
+  /** From the Welcome: how widely to spread the first reconnect once this stream breaks. */
+  reconnectWindowMs?: number;
 }
 
 /**
@@ -127,8 +131,10 @@ export class Connection {
         delay = Math.max(backoff.longest(), wait ? Number(wait[1]) * 1000 : 0);
         log.warn('the controller refuses attempts for now: too many failed ones from this address or with this credential', { details: end.details, retryInMs: delay });
       } else {
+        // A welcomed stream broke: the whole fleet may have lost the controller at this moment,
+        // so the first try is spread over the window the controller asked for in its Welcome.
         if (end.welcomed) backoff.reset();
-        delay = backoff.next();
+        delay = backoff.next(end.welcomed ? Math.min(end.reconnectWindowMs, MAX_RECONNECT_WINDOW_MS) : 0);
         log.warn('stream to the controller ended', { code: grpcStatus[end.code] ?? end.code, details: end.details, retryInMs: delay });
       }
       this.setStatus({ connected: false, connectedSinceMs: undefined, lastError: end.message, lastErrorAtMs: this.now(), nextRetryAtMs: this.now() + delay });
@@ -137,7 +143,7 @@ export class Connection {
   }
 
   /** One stream, from Hello to its end. */
-  private attempt(): Promise<{ code: number; details: string; message: string; welcomed: boolean }> {
+  private attempt(): Promise<{ code: number; details: string; message: string; welcomed: boolean; reconnectWindowMs: number }> {
     const { url, log } = this.opts;
     const client = new AgentServiceClient(url.target, this.channelCredentials(), {
       // Heartbeats go one way; keepalive pings notice a controller that vanished without a FIN.
@@ -169,7 +175,7 @@ export class Connection {
         call.cancel();
         client.close();
         const message = code === grpcStatus.UNAUTHENTICATED ? `device revoked or unknown: re-enroll (${details})` : `${grpcStatus[code] ?? code}: ${details}`;
-        resolve({ code, details, message, welcomed: session.welcomed });
+        resolve({ code, details, message, welcomed: session.welcomed, reconnectWindowMs: session.reconnectWindowMs ?? 0 });
       };
       call.on('data', (m: ControllerMessage) => {
         if (m.msg?.$case === 'welcome') {
@@ -177,6 +183,7 @@ export class Connection {
           clearTimeout(welcomeTimer);
           session.welcomed = true;
           const w = m.msg.value;
+          session.reconnectWindowMs = w.reconnectWindowMs;
           const every = w.heartbeatIntervalMs > 0 ? w.heartbeatIntervalMs : DEFAULT_HEARTBEAT_MS;
           let seq = 0;
           session.heartbeat = setInterval(() => this.send({ msg: { $case: 'heartbeat', value: { seq: ++seq, sentAtMs: this.now() } } }), every);

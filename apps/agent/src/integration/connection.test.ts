@@ -70,6 +70,25 @@ describe('agent <-> controller stream', () => {
     await agent.waitForLine(/stream to the controller ended/);
   });
 
+  it('spreads its first reconnect over the Welcome\'s reconnect window once a welcomed stream breaks', async () => {
+    fx = await agentFixture();
+    // Past what the agent follows (1 h; a timer overflows past 2^31 ms): it waits in [0, 1 h),
+    // where without the window the first retry after a Welcome waits under 1 s. A wait under 2 s
+    // has a chance of 1 in 1,800 with the window.
+    fx.controller.reconnectWindowMs = 4_000_000_000;
+    const agent = fx.startAgent();
+    await fx.controller.waitForSession();
+    fx.controller.endCurrent(grpcStatus.UNAVAILABLE, 'the controller went away');
+    await agent.waitForLine(/stream to the controller ended/);
+    const status = await waitFor('status with the next retry', async () => {
+      const s = JSON.parse((await runAgent(['status', '--json', '--root', fx!.root])).stdout);
+      return !s.connected && s.nextRetryAtMs && s;
+    });
+    const inMs = status.nextRetryAtMs - Date.now();
+    assert.ok(inMs > 2000 && inMs <= 3_600_000, `next retry in ${inMs} ms`);
+    assert.equal(fx.controller.sessions.length, 1, 'it did not come back at once');
+  });
+
   it('shows a refused credential in status and keeps retrying at the longest backoff', async () => {
     fx = await agentFixture();
     fx.controller.refuse = { code: grpcStatus.UNAUTHENTICATED, details: 'device revoked or unknown: re-enroll' };

@@ -35,6 +35,8 @@ export interface ScriptedControllerOptions {
   /** The credential Connect accepts (Bearer value). */
   credential?: string;
   heartbeatIntervalMs?: number;
+  /** The Welcome's reconnect_window_ms (0: none). */
+  reconnectWindowMs?: number;
 }
 
 /**
@@ -49,6 +51,8 @@ export class ScriptedController {
   autoAck = true;
   /** When set, Connect ends with this status instead of welcoming. */
   refuse?: { code: grpcStatus; details: string };
+  /** The reconnect window the Welcome carries (overrides the option). */
+  reconnectWindowMs?: number;
   enrollResult: EnrollResponse | { code: grpcStatus; details: string } = {
     deviceId: 'dev-1',
     deviceName: 'device-one',
@@ -168,7 +172,7 @@ export class ScriptedController {
         if (session.hello) return end(grpcStatus.INVALID_ARGUMENT, 'a second Hello');
         session.hello = m.msg.value;
         call.write({
-          msg: { $case: 'welcome', value: { deviceId: 'dev-1', deviceName: 'device-one', heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? 200, serverTimeMs: Date.now(), controllerVersion: 'scripted', artifactsUrl: '' } },
+          msg: { $case: 'welcome', value: { deviceId: 'dev-1', deviceName: 'device-one', heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? 200, serverTimeMs: Date.now(), controllerVersion: 'scripted', artifactsUrl: '', reconnectWindowMs: this.reconnectWindowMs ?? this.opts.reconnectWindowMs ?? 0 } },
         });
         return;
       }

@@ -62,6 +62,8 @@ export const envSchema = z
     IBEX_JOB_DEFAULT_EXPIRY_MS: ms(24 * 3600_000, 1000),
     /** How long a new agent stream may take to send its Hello (protocol.md: 10 s). */
     IBEX_HELLO_TIMEOUT_MS: ms(10_000, 100),
+    /** Agents a second the fleet's reconnects are spread for (Welcome reconnect_window_ms = devices / this). */
+    IBEX_RECONNECT_RATE: z.coerce.number().int().min(1, 'must be at least 1 agent a second').max(100_000).default(250),
     /** First retry delay of a failed job; doubles per attempt, at most 5 minutes (protocol.md: 5 s). */
     IBEX_JOB_RETRY_BACKOFF_MS: ms(5_000, 10),
     /** How often each replica looks at its running rollouts (results in, next wave, offline devices back). */
@@ -120,6 +122,8 @@ export interface Config {
   offlineAfterMs: number;
   jobDefaultExpiryMs: number;
   helloTimeoutMs: number;
+  /** Agents a second one replica is expected to admit after a restart (the Welcome's reconnect window). */
+  reconnectRate: number;
   jobRetryBackoffMs: number;
   rolloutTickMs: number;
   replicaId: string;
@@ -168,6 +172,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     offlineAfterMs: e.IBEX_OFFLINE_AFTER_MS ?? 3 * e.IBEX_HEARTBEAT_INTERVAL_MS + e.IBEX_PRESENCE_FLUSH_MS,
     jobDefaultExpiryMs: e.IBEX_JOB_DEFAULT_EXPIRY_MS,
     helloTimeoutMs: e.IBEX_HELLO_TIMEOUT_MS,
+    reconnectRate: e.IBEX_RECONNECT_RATE,
     jobRetryBackoffMs: e.IBEX_JOB_RETRY_BACKOFF_MS,
     rolloutTickMs: e.IBEX_ROLLOUT_TICK_MS,
     replicaId: e.IBEX_REPLICA_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,

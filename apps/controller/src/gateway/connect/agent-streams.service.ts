@@ -34,6 +34,10 @@ const MAX_BACKLOG = 64;
  * at once. Waiting for a Hello holds no slot; a stream the agent gave up while waiting is skipped.
  */
 const ADMIT_AT_ONCE = 16;
+/** The longest reconnect window a Welcome asks for, whatever the fleet's size. */
+const MAX_RECONNECT_WINDOW_MS = 300_000;
+/** How often the devices behind the reconnect window are counted again. */
+const FLEET_COUNT_EVERY_MS = 60_000;
 
 /**
  * The Connect stream (protocol.md "Connect"): authenticate from metadata, wait for Hello,
@@ -50,6 +54,8 @@ export class AgentStreams {
   private readonly authenticating = new Limiter(ADMIT_AT_ONCE);
   private readonly hellos = new Limiter(ADMIT_AT_ONCE);
   private idleTimer?: NodeJS.Timeout;
+  /** Devices not revoked, counted at most once a minute, off the Hello's path (reconnectWindowMs). */
+  private fleet = { count: 0, countedAt: 0, counting: false };
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -82,6 +88,7 @@ export class AgentStreams {
 
   /** Starts ending idle streams (no message for IBEX_OFFLINE_AFTER_MS: the agent is gone). */
   start(): void {
+    this.countFleet();
     this.idleTimer ??= setInterval(() => this.closeIdle(), Math.min(this.config.heartbeatIntervalMs, this.config.offlineAfterMs));
   }
 
@@ -208,6 +215,7 @@ export class AgentStreams {
         serverTimeMs: now.getTime(),
         controllerVersion: this.config.version,
         artifactsUrl: this.config.artifacts.url,
+        reconnectWindowMs: this.reconnectWindowMs(),
       },
     });
     this.log.debug(`device ${device.name} (${device.id}) connected, session ${session.id}`);
@@ -276,6 +284,31 @@ export class AgentStreams {
     } catch (err) {
       this.log.error(`could not record that ${session.device.name} (${session.deviceId}) disconnected: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * How widely this agent should spread its first reconnect once the stream breaks: the fleet
+   * over the rate a replica admits agents (IBEX_RECONNECT_RATE). When the controller dies, all
+   * its agents lose their stream at once; coming back within one second they all paid their TLS
+   * handshakes first and the controller welcomed none for 20 s (10,000 agents, bench:agents
+   * --storm); spread over the window, they arrive at the pace they can be admitted.
+   */
+  private reconnectWindowMs(): number {
+    if (Date.now() - this.fleet.countedAt >= FLEET_COUNT_EVERY_MS) this.countFleet();
+    const agents = Math.max(this.fleet.count, this.registry.size);
+    return Math.min(MAX_RECONNECT_WINDOW_MS, Math.ceil((agents / this.config.reconnectRate) * 1000));
+  }
+
+  private countFleet(): void {
+    if (this.fleet.counting) return;
+    this.fleet.counting = true;
+    this.prisma.device
+      .count({ where: { revokedAt: null } })
+      .then((n) => (this.fleet = { count: n, countedAt: Date.now(), counting: false }))
+      .catch((err: Error) => {
+        this.fleet = { ...this.fleet, countedAt: Date.now(), counting: false };
+        this.log.warn(`could not count the devices for the reconnect window: ${err.message}`);
+      });
   }
 
   private closeIdle(): void {

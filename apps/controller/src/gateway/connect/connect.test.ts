@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import pg from 'pg';
 import { FakeAgent, sampleFacts } from '../../testing/fake-agent.js';
+import { createTestDatabase } from '@ibex/migrate';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { waitFor } from '../../testing/wait-for.js';
 import { connectedDevice, enrollDevice } from '../testing/fixtures.js';
@@ -65,7 +66,11 @@ describe('Connect', () => {
     const before = Date.now();
     agent.hello({ agentVersion: '0.2.0', bootId: 'boot-42', facts, lastReceivedRevision: 0, lastAppliedRevision: 0 });
     const welcome = await agent.next('welcome');
-    assert.deepEqual({ ...welcome, serverTimeMs: 0 }, { deviceId: d.deviceId, deviceName: 'welcomed', heartbeatIntervalMs: 200, serverTimeMs: 0, controllerVersion: c.config.version, artifactsUrl: c.config.artifacts.url });
+    assert.deepEqual(
+      { ...welcome, serverTimeMs: 0, reconnectWindowMs: 0 },
+      { deviceId: d.deviceId, deviceName: 'welcomed', heartbeatIntervalMs: 200, serverTimeMs: 0, controllerVersion: c.config.version, artifactsUrl: c.config.artifacts.url, reconnectWindowMs: 0 },
+    );
+    assert.ok(welcome.reconnectWindowMs >= 4, 'at least this device at 250 a second');
     assert.ok(Math.abs(welcome.serverTimeMs - before) < 5000);
 
     const row = await c.prisma.device.findUniqueOrThrow({ where: { id: d.deviceId } });
@@ -137,6 +142,36 @@ describe('Connect', () => {
       await locker.end().catch(() => {});
       agent?.close();
       await busy.close();
+    }
+  });
+
+  it('asks agents in the Welcome to spread their reconnects over the fleet size / IBEX_RECONNECT_RATE', async () => {
+    const db = await createTestDatabase();
+    let ctl: TestController | undefined;
+    const opened: FakeAgent[] = [];
+    try {
+      ctl = await startTestController({ db });
+      const devices: Awaited<ReturnType<typeof enrollDevice>>[] = [];
+      for (const name of ['w1', 'w2', 'w3', 'w4', 'w5']) devices.push(await enrollDevice(ctl, name));
+      await ctl.prisma.device.update({ where: { id: devices[4]!.deviceId }, data: { revokedAt: new Date() } });
+      await ctl.close();
+      // Restarted on the same database: it counts 4 devices not revoked at start.
+      ctl = await startTestController({ db, env: { IBEX_RECONNECT_RATE: '2' } });
+      const c2 = ctl;
+      const windowOf = async (credential: string) => {
+        const a = new FakeAgent(c2.grpcAddress, credential);
+        opened.push(a);
+        a.hello();
+        return (await a.next('welcome')).reconnectWindowMs;
+      };
+      // 4 devices at 2 a second: a 2 s window (the count is read off the Hello's path, so the
+      // first Welcome may still carry the streams-open figure).
+      await waitFor('a Welcome with the fleet-wide window', async () => ((await windowOf(devices[0]!.credential)) === 2000 ? true : undefined), { timeoutMs: 5000 });
+      assert.equal(await windowOf(devices[1]!.credential), 2000);
+    } finally {
+      for (const a of opened) a.close();
+      await ctl?.close();
+      await db.drop();
     }
   });
 

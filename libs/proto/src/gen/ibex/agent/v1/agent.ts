@@ -390,6 +390,14 @@ export interface Welcome {
    * host of the controller address the agent connected to. Empty: this controller has no artifacts.
    */
   artifactsUrl: string;
+  /**
+   * How widely to spread the first reconnect once this stream breaks: the agent waits a random
+   * time in [0, reconnect_window_ms) (at least its own backoff's first window) before it tries
+   * again, so that a fleet losing its controller at once comes back at the pace the controller
+   * admits agents instead of all together (docs/protocol.md "Reconnecting"). 0: the agent's own
+   * backoff alone (controllers before this field).
+   */
+  reconnectWindowMs: number;
 }
 
 export interface JobAssignment {
@@ -3569,6 +3577,7 @@ function createBaseWelcome(): Welcome {
     serverTimeMs: 0,
     controllerVersion: "",
     artifactsUrl: "",
+    reconnectWindowMs: 0,
   };
 }
 
@@ -3591,6 +3600,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.artifactsUrl !== "") {
       writer.uint32(50).string(message.artifactsUrl);
+    }
+    if (message.reconnectWindowMs !== 0) {
+      writer.uint32(56).uint32(message.reconnectWindowMs);
     }
     return writer;
   },
@@ -3656,6 +3668,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.artifactsUrl = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.reconnectWindowMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3700,6 +3720,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.artifacts_url)
         ? globalThis.String(object.artifacts_url)
         : "",
+      reconnectWindowMs: isSet(object.reconnectWindowMs)
+        ? globalThis.Number(object.reconnectWindowMs)
+        : isSet(object.reconnect_window_ms)
+        ? globalThis.Number(object.reconnect_window_ms)
+        : 0,
     };
   },
 
@@ -3723,6 +3748,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.artifactsUrl !== "") {
       obj.artifactsUrl = message.artifactsUrl;
     }
+    if (message.reconnectWindowMs !== 0) {
+      obj.reconnectWindowMs = Math.round(message.reconnectWindowMs);
+    }
     return obj;
   },
 
@@ -3737,6 +3765,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.serverTimeMs = object.serverTimeMs ?? 0;
     message.controllerVersion = object.controllerVersion ?? "";
     message.artifactsUrl = object.artifactsUrl ?? "";
+    message.reconnectWindowMs = object.reconnectWindowMs ?? 0;
     return message;
   },
 };
