@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { AgentServiceClient } from '@ibex/proto';
+import { DeviceAuth } from '../gateway/connect/device-auth.service.js';
 import { createEnrollmentToken, keyAndCsr } from '../gateway/testing/fixtures.js';
 import { FakeAgent, enrollAgent } from '../testing/fake-agent.js';
 import { startTestController, type TestController } from '../testing/test-controller.js';
@@ -196,6 +197,30 @@ describe('RenewCertificate without mTLS (bearer credential)', () => {
     const refused = await renew(c, device.credential, csrPem).then(() => assert.fail('renewed'), (e: ServiceError) => e);
     assert.equal(refused.code, status.UNAUTHENTICATED);
     assert.equal((await c.prisma.deviceCertificate.findMany({ where: { deviceId: device.deviceId } })).length, 1, 'nothing issued after the refusals');
+  });
+
+  it('stillValid: the device and the credential or certificate that let it in, none revoked', async () => {
+    const auth = c.app.get(DeviceAuth);
+    const device = await enrollAgent(c.grpcAddress, { enrollmentToken: await createEnrollmentToken(c), name: 'still-valid' });
+    await renew(c, device.credential, (await keyAndCsr('still-valid')).csrPem);
+    const cred = await c.prisma.deviceCredential.findFirstOrThrow({ where: { deviceId: device.deviceId } });
+    const cert = await c.prisma.deviceCertificate.findFirstOrThrow({ where: { deviceId: device.deviceId } });
+    const byCred = { id: device.deviceId, name: 'still-valid', credentialId: cred.id };
+    const byCert = { id: device.deviceId, name: 'still-valid', certificateId: cert.id };
+    assert.equal(await auth.stillValid(byCred), true);
+    assert.equal(await auth.stillValid(byCert), true);
+    await c.prisma.deviceCertificate.update({ where: { id: cert.id }, data: { revokedAt: new Date() } });
+    assert.equal(await auth.stillValid(byCert), false, 'certificate revoked');
+    assert.equal(await auth.stillValid(byCred), true, 'the credential still stands');
+    const other = await enrollAgent(c.grpcAddress, { enrollmentToken: await createEnrollmentToken(c), name: 'still-valid-other' });
+    const otherCred = await c.prisma.deviceCredential.findFirstOrThrow({ where: { deviceId: other.deviceId } });
+    assert.equal(await auth.stillValid({ ...byCred, credentialId: otherCred.id }), false, "another device's credential");
+    await c.prisma.deviceCredential.update({ where: { id: cred.id }, data: { revokedAt: new Date() } });
+    assert.equal(await auth.stillValid(byCred), false, 'credential revoked');
+    assert.equal(await auth.stillValid({ id: other.deviceId, name: 'x', credentialId: otherCred.id }), true);
+    await c.prisma.device.update({ where: { id: other.deviceId }, data: { revokedAt: new Date() } });
+    assert.equal(await auth.stillValid({ id: other.deviceId, name: 'x', credentialId: otherCred.id }), false, 'device revoked');
+    assert.equal(await auth.stillValid({ id: '00000000-0000-4000-8000-000000000000', name: 'gone' }), false, 'no such device');
   });
 
   it('ends a stream whose credential was revoked between authentication and Hello, before any Welcome', async () => {

@@ -188,7 +188,8 @@ export class AgentStreams {
       // Subscribed now: a revocation committed from here on reaches this session through its
       // channel, and one committed before is seen by this read.
       if (!(await this.auth.stillValid(device))) throw new Unauthenticated(`${CREDENTIAL_REFUSED} (revoked while connecting)`);
-      await this.prisma.device.update({
+      // updateMany: nothing read back (the row, facts and all, is not needed here).
+      const { count } = await this.prisma.device.updateMany({
         where: { id: device.id },
         data: {
           connectedAt: now,
@@ -201,6 +202,7 @@ export class AgentStreams {
           lastSeenAt: now,
         },
       });
+      if (count === 0) throw new Unauthenticated(`${CREDENTIAL_REFUSED} (the device was deleted while connecting)`);
     } catch (err) {
       // Not registered half-way: the stream ends and nothing routes to it.
       await this.registry.unregister(session).catch(() => {});

@@ -69,17 +69,15 @@ export class DeviceAuth {
    * while its Hello was handled still ends it.
    */
   async stillValid(device: AuthenticatedDevice): Promise<boolean> {
-    const d = await this.prisma.device.findUnique({ where: { id: device.id }, select: { revokedAt: true } });
-    if (!d || d.revokedAt) return false;
-    if (device.credentialId) {
-      const c = await this.prisma.deviceCredential.findUnique({ where: { id: device.credentialId }, select: { revokedAt: true } });
-      if (!c || c.revokedAt) return false;
-    }
-    if (device.certificateId) {
-      const c = await this.prisma.deviceCertificate.findUnique({ where: { id: device.certificateId }, select: { revokedAt: true } });
-      if (!c || c.revokedAt) return false;
-    }
-    return true;
+    // One round trip (it is on every Hello's path): the device, and what let it in, not revoked.
+    const rows = await this.prisma.$queryRaw<Array<{ ok: boolean }>>`
+      SELECT (d."revokedAt" IS NULL
+        AND (${device.credentialId ?? null}::uuid IS NULL
+             OR EXISTS (SELECT 1 FROM device_credential c WHERE c.id = ${device.credentialId ?? null}::uuid AND c."deviceId" = d.id AND c."revokedAt" IS NULL))
+        AND (${device.certificateId ?? null}::uuid IS NULL
+             OR EXISTS (SELECT 1 FROM device_certificate c WHERE c.id = ${device.certificateId ?? null}::uuid AND c."deviceId" = d.id AND c."revokedAt" IS NULL))) AS ok
+      FROM device d WHERE d.id = ${device.id}::uuid`;
+    return rows[0]?.ok === true;
   }
 
   /** The bearer check for an HTTP `Authorization` header (agents downloading artifacts over REST). */
