@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { watchConcurrency } from '../../testing/concurrency.js';
 import { FakeAgent } from '../../testing/fake-agent.js';
 import { startTestController } from '../../testing/test-controller.js';
 import { enrollDevice } from '../testing/fixtures.js';
@@ -10,24 +11,14 @@ describe('connect admission', () => {
     const agents: FakeAgent[] = [];
     try {
       const devices = await Promise.all(Array.from({ length: 60 }, (_, i) => enrollDevice(c, `admit-${i}`)));
-      // open() records the connection with one device.update per Hello: counted from here.
-      const device = c.prisma.device as unknown as { update: (...args: unknown[]) => Promise<unknown> };
-      const original = device.update.bind(device);
-      let open = 0;
-      let most = 0;
-      device.update = async (...args: unknown[]) => {
-        most = Math.max(most, ++open);
-        try {
-          return await original(...args);
-        } finally {
-          open--;
-        }
-      };
+      // open() records the connection with one device.updateMany per Hello: counted from here.
+      const hellos = watchConcurrency(c.prisma.device, 'updateMany');
       try {
         agents.push(...(await Promise.all(devices.map((d) => FakeAgent.connect(c.grpcAddress, d.credential)))));
       } finally {
-        device.update = original;
+        hellos.restore();
       }
+      const { most } = hellos;
       assert.equal(agents.length, 60, 'every agent welcomed');
       assert.ok(most <= 16, `${most} Hellos handled at once`);
       assert.ok(most >= 2, `${most}: the Hellos did not overlap at all, the test proves nothing`);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SectionState, type SectionStatus } from '@ibex/proto';
+import { watchConcurrency } from '../../testing/concurrency.js';
 import { FakeAgent } from '../../testing/fake-agent.js';
 import { startTestController, type TestController } from '../../testing/test-controller.js';
 import { createJob, enrollDevice, filesSpec, setDesiredState } from '../testing/fixtures.js';
@@ -114,26 +115,13 @@ describe('state reports in a burst', () => {
     const devices = await Promise.all(Array.from({ length: 60 }, (_, i) => enrollDevice(c, `burst-${i}`)));
     const revisions = await Promise.all(devices.map((d) => setDesiredState(c, d.deviceId, filesSpec('burst\n'))));
     // Counted from here: only the reports' transactions.
-    const prisma = c.prisma as unknown as { $transaction: (...args: unknown[]) => Promise<unknown> };
-    const original = prisma.$transaction.bind(prisma);
-    let open = 0;
-    let most = 0;
-    let calls = 0;
-    prisma.$transaction = async (...args: unknown[]) => {
-      calls++;
-      most = Math.max(most, ++open);
-      try {
-        return await original(...args);
-      } finally {
-        open--;
-      }
-    };
+    const txs = watchConcurrency(c.prisma, '$transaction');
     try {
       await Promise.all(devices.map((d, i) => reports.store(d.deviceId, { reportId: `burst-${i}`, revision: revisions[i]!, sections: [ok('files')] })));
     } finally {
-      prisma.$transaction = original;
+      txs.restore();
     }
-    assert.ok(calls <= 3 && most <= 3, `${calls} transactions, ${most} at once, for 60 reports`);
+    assert.ok(txs.calls <= 3 && txs.most <= 3, `${txs.calls} transactions, ${txs.most} at once, for 60 reports`);
     const rows = await c.prisma.device.findMany({ where: { id: { in: devices.map((d) => d.deviceId) } }, select: { appliedRevision: true, desiredRevision: true } });
     assert.equal(rows.filter((r) => r.appliedRevision === r.desiredRevision && r.appliedRevision > 0).length, 60);
   });
