@@ -59,7 +59,7 @@ export const deviceSyncSql = Prisma.sql`CASE
   WHEN device."appliedRevision" < device."desiredRevision" OR ${sectionIn("'pending', 'applying'")} THEN 'pending'
   ELSE 'in_sync' END`;
 
-/** Whether a device is online, as SQL (devices.dto.ts `status`, device-view.ts deviceStatus). */
+/** Whether a device is online, as SQL (devices.dto.ts `status`; device-view.ts deviceViewSql shows it). */
 export function deviceStatusSql(onlineSince: Date): Prisma.Sql {
   return Prisma.sql`CASE WHEN "revokedAt" IS NOT NULL THEN 'revoked' WHEN ${onlineSql(onlineSince)} THEN 'online' ELSE 'offline' END`;
 }

@@ -7,7 +7,7 @@ import { type Job, Prisma } from '../../generated/prisma/client.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import type { JobUpdateInput } from '../agent-messages.schema.js';
-import { isTransient, isUnavailable } from '../grpc-status.js';
+import { storeBatch } from '../store-batch.js';
 import { JobTimerQueue } from './job-timer.queue.js';
 import { ACTIVE_STATUSES, applyJobUpdate, eventData, type JobChange } from './job-transitions.js';
 
@@ -131,21 +131,9 @@ export class JobUpdates {
 
   private async run(batch: Queued[]): Promise<void> {
     const now = this.clock.now();
-    let stored: Stored[];
-    try {
-      stored = await this.store(batch, now);
-    } catch (err) {
-      // Postgres unreachable or too busy (contention): every update fails; the gateway retries
-      // contention (retryTransient), and an agent re-sends what was never acknowledged.
-      // Anything else may be one update the database refuses: it must not fail the others.
-      if (batch.length === 1 || isUnavailable(err) || isTransient(err)) {
-        for (const q of batch) q.reject(err);
-        return;
-      }
-      this.log.warn(`storing ${batch.length} job updates in one transaction failed (${(err as Error).message}); storing them one by one`);
-      for (const q of batch) await this.run([q]);
-      return;
-    }
+    const done = await storeBatch(batch, 'job updates', this.log, (b) => this.store(b, now), (q) => this.run([q]));
+    if (!done) return;
+    const stored = done.stored;
     this.stats.batches++;
     this.stats.updates += batch.length;
     for (const [i, q] of batch.entries()) if (stored[i]!.outcome !== 'unknown_job') this.remember(storedKey(q.deviceId, q.u.updateId));

@@ -126,6 +126,23 @@ describe('state reports in a burst', () => {
     assert.equal(rows.filter((r) => r.appliedRevision === r.desiredRevision && r.appliedRevision > 0).length, 60);
   });
 
+  it('stores the others of a batch one by one when one report is refused by the database', async () => {
+    const reports = c.app.get(StateReports);
+    const [good, bad] = await Promise.all(['b-good', 'b-bad'].map((n) => enrollDevice(c, n)));
+    const rGood = await setDesiredState(c, good!.deviceId, filesSpec('good\n'));
+    const rBad = await setDesiredState(c, bad!.deviceId, filesSpec('bad\n'));
+    // Not JSON: the gateway refuses it at the edge; here it reaches the database, which refuses the cast.
+    const [okResult, badResult] = await Promise.allSettled([
+      reports.store(good!.deviceId, { reportId: 'g', revision: rGood, sections: [ok('files')] }),
+      reports.store(bad!.deviceId, { reportId: 'b', revision: rBad, sections: [{ ...ok('files'), detailJson: '{not json' }] }),
+    ]);
+    assert.equal(okResult.status, 'fulfilled');
+    assert.equal(badResult.status, 'rejected');
+    const dev = (id: string) => c.prisma.device.findUniqueOrThrow({ where: { id }, select: { appliedRevision: true } });
+    assert.equal((await dev(good!.deviceId)).appliedRevision, rGood);
+    assert.equal((await dev(bad!.deviceId)).appliedRevision, 0);
+  });
+
   it('works out applied per device within one batch, keeps a device\'s reports in order, and never goes back', async () => {
     const reports = c.app.get(StateReports);
     const [full, partial, unknown, twice] = await Promise.all(['b-full', 'b-partial', 'b-unknown', 'b-twice'].map((n) => enrollDevice(c, n)));

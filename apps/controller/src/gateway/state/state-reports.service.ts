@@ -3,7 +3,7 @@ import { Clock } from '../../common/clock.js';
 import type { Prisma } from '../../generated/prisma/client.js';
 import { PrismaService } from '../../prisma/prisma.service.js';
 import type { StateReportInput } from '../agent-messages.schema.js';
-import { isTransient, isUnavailable } from '../grpc-status.js';
+import { storeBatch } from '../store-batch.js';
 
 /** Reports stored in one transaction at most. */
 const BATCH_MAX = 500;
@@ -92,19 +92,8 @@ export class StateReports {
   }
 
   private async run(batch: Queued[]): Promise<void> {
-    try {
-      await this.prisma.$transaction((tx) => this.write(tx, batch, this.clock.now()));
-    } catch (err) {
-      // Contention or an outage: every caller retries (the gateway does) or gives up. Anything
-      // else may be one report's fault: the others are stored one by one.
-      if (batch.length === 1 || isUnavailable(err) || isTransient(err)) {
-        for (const q of batch) q.reject(err);
-        return;
-      }
-      this.log.warn(`storing ${batch.length} state reports in one transaction failed (${(err as Error).message}); storing them one by one`);
-      for (const q of batch) await this.run([q]);
-      return;
-    }
+    const done = await storeBatch(batch, 'state reports', this.log, (b) => this.prisma.$transaction((tx) => this.write(tx, b, this.clock.now())), (q) => this.run([q]));
+    if (!done) return;
     this.stats.batches++;
     this.stats.reports += batch.length;
     for (const q of batch) q.resolve();
