@@ -71,9 +71,9 @@ export class StateReports {
   }
 
   /**
-   * Up to BATCH_MAX reports, at most one per device (a device's later report waits for the next
-   * batch, so its reports are stored in the order they came and one statement never upserts the
-   * same section row twice).
+   * Up to BATCH_MAX reports, at most one per device: a device's later report waits for a later
+   * batch, so one statement never upserts the same section row twice. Batches running at once may
+   * commit in any order; the newer-wins upsert and GREATEST() make the stored result the same.
    */
   private takeBatch(): Queued[] {
     const batch: Queued[] = [];
