@@ -74,6 +74,11 @@ export class AgentSession {
     endCall(this.call, failure);
   }
 
+  /** Resolves once the delivery passes requested so far have run (tests wait for the first one). */
+  passesDone(): Promise<void> {
+    return this.passChain;
+  }
+
   requestPass(): void {
     if (this.passQueued) return;
     this.passQueued = true;
